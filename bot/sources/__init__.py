@@ -1,0 +1,40 @@
+"""Paper sources: adapters that turn an upstream listing into `PaperRecord`s.
+
+Called by `bot.jobs.fetch_days`; each source module exposes a client whose
+`fetch_day(day)` returns a `FetchResult`. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PaperRecord:
+    """One paper as a source lists it, normalised to plain data."""
+
+    id: str  # arXiv id without version, e.g. "2407.20005"
+    title: str
+    abstract: str
+    listed_on: dt.date  # the day the source listed it (the daily list's date)
+    authors: tuple[str, ...] = ()
+    published_at: dt.datetime | None = None  # the arXiv submission time, if known
+    upvotes: int = 0
+    ai_summary: str | None = None
+    github_repo: str | None = None
+    project_page: str | None = None
+    source: str = "hf"
+
+
+@dataclass
+class FetchResult:
+    """What one day's listing gave: the parsed papers and how many items were unusable."""
+
+    day: dt.date
+    papers: list[PaperRecord] = field(default_factory=list)
+    skipped: int = 0
+
+
+class SourceError(Exception):
+    """The source could not be read (after retries); the message is one line for the operator."""
