@@ -1,0 +1,165 @@
+"""SQLModel tables: the only schema of papers-bot.
+
+Papers are public and shared by every workspace; everything that comes from Slack
+(subscriptions, digests, deliveries, reactions, events) carries the Slack `team_id`.
+Unique keys make every write idempotent. Used by `storage.queries` only; the Alembic
+migrations in `storage/migrations` create exactly these tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Paper(SQLModel, table=True):
+    __tablename__ = "papers"
+
+    id: str = Field(primary_key=True, max_length=32)  # arXiv id, no version
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    abstract: str = Field(sa_column=Column(Text, nullable=False))
+    authors: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # "\n"
+    upvotes: int = 0
+    ai_summary: str | None = Field(default=None, sa_column=Column(Text))
+    github_repo: str | None = Field(default=None, max_length=500)
+    project_page: str | None = Field(default=None, max_length=500)
+    published_at: dt.datetime | None = None
+    listed_on: dt.date = Field(index=True)
+    source: str = Field(default="hf", max_length=16)
+    fetched_at: dt.datetime = Field(default_factory=utcnow)
+
+    @property
+    def author_list(self) -> list[str]:
+        return [a for a in self.authors.split("\n") if a]
+
+
+class Subscription(SQLModel, table=True):
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "topic_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32, index=True)
+    channel_id: str = Field(max_length=32)
+    topic: str = Field(max_length=200)
+    topic_key: str = Field(max_length=200)  # normalised, for duplicate detection
+    created_by: str = Field(max_length=32)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ChannelState(SQLModel, table=True):
+    """Delivery health of one channel: paused after a permanent Slack error until fixed."""
+
+    __tablename__ = "channel_states"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    error: str | None = Field(default=None, max_length=64)  # e.g. not_in_channel
+    failed_at: dt.datetime | None = None
+    failures: int = 0
+
+
+class Digest(SQLModel, table=True):
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "digest_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    digest_date: dt.date
+    topics: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # "\n"
+    paper_count: int = 0
+    parent_ts: str | None = Field(default=None, max_length=32)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    completed_at: dt.datetime | None = None
+
+
+class Delivery(SQLModel, table=True):
+    """A paper planned for, then posted to, one channel: at most once ever."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "paper_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    paper_id: str = Field(foreign_key="papers.id", max_length=32)
+    digest_id: int = Field(foreign_key="digests.id", index=True)
+    position: int = 0
+    score: float = 0.0
+    topic: str = Field(default="", max_length=200)
+    terms: str = Field(default="", max_length=500)  # ", "-joined matched words
+    boosted: bool = False  # team feedback lifted it
+    reply_ts: str | None = Field(default=None, max_length=32, index=True)
+    delivered_at: dt.datetime | None = None
+
+
+class Reaction(SQLModel, table=True):
+    """An emoji in force on a paper reply (removed reactions are deleted)."""
+
+    __tablename__ = "reactions"
+    __table_args__ = (
+        UniqueConstraint("team_id", "channel_id", "message_ts", "user_id", "reaction"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    message_ts: str = Field(max_length=32)
+    paper_id: str = Field(foreign_key="papers.id", max_length=32, index=True)
+    user_id: str = Field(max_length=32)
+    reaction: str = Field(max_length=100)  # base name, skin tone stripped
+    polarity: int = 0  # +1 positive, -1 negative, 0 neutral (at the time it was stored)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class SlackEvent(SQLModel, table=True):
+    """Event ids already handled, so a redelivered event changes nothing."""
+
+    __tablename__ = "slack_events"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    team_id: str = Field(max_length=32)
+    received_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Lease(SQLModel, table=True):
+    """A named, expiring lock shared by every replica (digest per channel, daily job)."""
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=200)
+    owner: str = Field(max_length=200)
+    expires_at: dt.datetime
+
+
+class JobRun(SQLModel, table=True):
+    """One completed run of a daily job, so replicas run it once per day."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "run_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=32)
+    run_date: dt.date
+    finished_at: dt.datetime = Field(default_factory=utcnow)
+    summary: str = Field(default="", max_length=500)
+
+
+class FetchedDay(SQLModel, table=True):
+    """A source day read successfully (so a later run can catch up on the missed ones)."""
+
+    __tablename__ = "fetched_days"
+
+    source: str = Field(primary_key=True, max_length=16)
+    day: dt.date = Field(primary_key=True)
+    papers: int = 0
+    skipped: int = 0
+    fetched_at: dt.datetime = Field(default_factory=utcnow)

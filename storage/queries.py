@@ -1,0 +1,427 @@
+"""Every query papers-bot runs: the only module that builds SELECT/INSERT/UPDATE statements.
+
+Functions take a keyword-only `session` and leave committing to the caller, except the
+lease functions, whose whole point is to be visible to other processes at once.
+Called by `bot.*` jobs and `handlers.*` listeners.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from bot.sources import PaperRecord
+from storage.models import (
+    ChannelState,
+    Delivery,
+    Digest,
+    FetchedDay,
+    JobRun,
+    Lease,
+    Paper,
+    Reaction,
+    SlackEvent,
+    Subscription,
+    utcnow,
+)
+
+
+def _insert_ignore(session: Session, model, rows: list[dict], conflict: Sequence[str]) -> int:
+    """INSERT rows, skipping those that hit the unique key `conflict`; returns rows inserted."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = model.__table__
+    stmt = (
+        insert(table)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=list(conflict))
+        .returning(table.c[conflict[0]])
+    )
+    return len(session.execute(stmt).all())
+
+
+# --- papers -------------------------------------------------------------------------------
+
+
+def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[int, int]:
+    """Store papers by arXiv id; a known paper keeps its first listing day. Returns (new, updated)."""
+    by_id = {r.id: r for r in records}
+    if not by_id:
+        return 0, 0
+    existing = {p.id: p for p in session.exec(select(Paper).where(col(Paper.id).in_(list(by_id))))}
+    new = updated = 0
+    for record in by_id.values():
+        paper = existing.get(record.id)
+        fields = {
+            "title": record.title,
+            "abstract": record.abstract,
+            "authors": "\n".join(record.authors),
+            "upvotes": record.upvotes,
+            "ai_summary": record.ai_summary,
+            "github_repo": record.github_repo,
+            "project_page": record.project_page,
+            "published_at": record.published_at,
+        }
+        if paper is None:
+            session.add(
+                Paper(id=record.id, listed_on=record.listed_on, source=record.source, **fields)
+            )
+            new += 1
+        elif any(getattr(paper, k) != v for k, v in fields.items() if k != "published_at"):
+            for key, value in fields.items():
+                setattr(paper, key, value)
+            updated += 1
+    session.flush()
+    return new, updated
+
+
+def get_paper(paper_id: str, *, session: Session) -> Paper | None:
+    return session.get(Paper, paper_id)
+
+
+def get_papers(paper_ids: Sequence[str], *, session: Session) -> dict[str, Paper]:
+    if not paper_ids:
+        return {}
+    rows = session.exec(select(Paper).where(col(Paper.id).in_(list(paper_ids))))
+    return {p.id: p for p in rows}
+
+
+def papers_listed_between(start: dt.date, end: dt.date, *, session: Session) -> list[Paper]:
+    stmt = select(Paper).where(Paper.listed_on >= start, Paper.listed_on <= end)
+    return list(session.exec(stmt.order_by(Paper.listed_on, Paper.id)))
+
+
+def paper_ids_listed_since(start: dt.date, *, session: Session) -> list[str]:
+    return list(session.exec(select(Paper.id).where(Paper.listed_on >= start)))
+
+
+def iter_index_rows(*, session: Session, batch: int = 5000):
+    """(id, title, abstract, authors, upvotes) of every stored paper, streamed in batches."""
+    stmt = select(Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.upvotes)
+    result = session.exec(stmt.order_by(Paper.id).execution_options(yield_per=batch))
+    yield from result
+
+
+def count_papers(*, session: Session) -> int:
+    return session.exec(select(func.count()).select_from(Paper)).one()
+
+
+def record_fetched_day(
+    source: str, day: dt.date, papers: int, skipped: int, *, session: Session
+) -> None:
+    row = session.get(FetchedDay, (source, day))
+    if row is None:
+        session.add(FetchedDay(source=source, day=day, papers=papers, skipped=skipped))
+    else:
+        row.papers, row.skipped, row.fetched_at = papers, skipped, utcnow()
+
+
+def last_fetched_day(source: str, *, session: Session) -> dt.date | None:
+    stmt = select(func.max(FetchedDay.day)).where(FetchedDay.source == source)
+    return session.exec(stmt).one()
+
+
+# --- subscriptions ------------------------------------------------------------------------
+
+
+def channel_subscriptions(team_id: str, channel_id: str, *, session: Session) -> list[Subscription]:
+    stmt = select(Subscription).where(
+        Subscription.team_id == team_id, Subscription.channel_id == channel_id
+    )
+    return list(session.exec(stmt.order_by(Subscription.id)))
+
+
+def add_subscription(
+    team_id: str, channel_id: str, topic: str, topic_key: str, user_id: str, *, session: Session
+) -> bool:
+    """Store a topic for a channel; False if the channel already follows it."""
+    row = {
+        "team_id": team_id,
+        "channel_id": channel_id,
+        "topic": topic,
+        "topic_key": topic_key,
+        "created_by": user_id,
+        "created_at": utcnow(),
+    }
+    return _insert_ignore(session, Subscription, [row], ("team_id", "channel_id", "topic_key")) > 0
+
+
+def delete_subscription(subscription_id: int, *, session: Session) -> bool:
+    stmt = delete(Subscription).where(col(Subscription.id) == subscription_id)
+    return (session.execute(stmt).rowcount or 0) > 0
+
+
+def subscribed_channels(
+    *, session: Session, channel_id: str | None = None
+) -> dict[tuple[str, str], list[Subscription]]:
+    """Every (team, channel) with at least one topic, with its topics in the order added."""
+    stmt = select(Subscription)
+    if channel_id:
+        stmt = stmt.where(Subscription.channel_id == channel_id)
+    channels: dict[tuple[str, str], list[Subscription]] = {}
+    for sub in session.exec(
+        stmt.order_by(Subscription.team_id, Subscription.channel_id, Subscription.id)
+    ):
+        channels.setdefault((sub.team_id, sub.channel_id), []).append(sub)
+    return channels
+
+
+# --- channel health -----------------------------------------------------------------------
+
+
+def channel_state(team_id: str, channel_id: str, *, session: Session) -> ChannelState | None:
+    stmt = select(ChannelState).where(
+        ChannelState.team_id == team_id, ChannelState.channel_id == channel_id
+    )
+    return session.exec(stmt).first()
+
+
+def mark_channel_failed(team_id: str, channel_id: str, error: str, *, session: Session) -> None:
+    state = channel_state(team_id, channel_id, session=session)
+    if state is None:
+        state = ChannelState(team_id=team_id, channel_id=channel_id)
+        session.add(state)
+    state.error, state.failed_at, state.failures = error, utcnow(), state.failures + 1
+
+
+def clear_channel_failure(team_id: str, channel_id: str, *, session: Session) -> bool:
+    stmt = (
+        update(ChannelState)
+        .where(
+            col(ChannelState.team_id) == team_id,
+            col(ChannelState.channel_id) == channel_id,
+            col(ChannelState.error).is_not(None),
+        )
+        .values(error=None, failures=0)
+    )
+    return (session.execute(stmt).rowcount or 0) > 0
+
+
+def failing_channels(*, session: Session) -> list[ChannelState]:
+    stmt = select(ChannelState).where(col(ChannelState.error).is_not(None))
+    return list(session.exec(stmt.order_by(ChannelState.team_id, ChannelState.channel_id)))
+
+
+# --- digests and deliveries ---------------------------------------------------------------
+
+
+def get_digest(team_id: str, channel_id: str, day: dt.date, *, session: Session) -> Digest | None:
+    stmt = select(Digest).where(
+        Digest.team_id == team_id, Digest.channel_id == channel_id, Digest.digest_date == day
+    )
+    return session.exec(stmt).first()
+
+
+def create_digest(
+    team_id: str, channel_id: str, day: dt.date, topics: Sequence[str], *, session: Session
+) -> Digest:
+    """The channel's digest for `day`, created if it does not exist yet."""
+    row = {
+        "team_id": team_id,
+        "channel_id": channel_id,
+        "digest_date": day,
+        "topics": "\n".join(topics),
+        "paper_count": 0,
+        "created_at": utcnow(),
+    }
+    _insert_ignore(session, Digest, [row], ("team_id", "channel_id", "digest_date"))
+    digest = get_digest(team_id, channel_id, day, session=session)
+    assert digest is not None
+    return digest
+
+
+def plan_deliveries(digest: Digest, rows: Sequence[dict], *, session: Session) -> int:
+    """Attach papers to a digest; a paper the channel already has is skipped. Returns added."""
+    start = session.exec(
+        select(func.count()).select_from(Delivery).where(Delivery.digest_id == digest.id)
+    ).one()
+    values = [
+        {
+            "team_id": digest.team_id,
+            "channel_id": digest.channel_id,
+            "digest_id": digest.id,
+            "position": start + i,
+            "boosted": False,
+            **row,
+        }
+        for i, row in enumerate(rows)
+    ]
+    added = _insert_ignore(session, Delivery, values, ("team_id", "channel_id", "paper_id"))
+    digest.paper_count = session.exec(
+        select(func.count()).select_from(Delivery).where(Delivery.digest_id == digest.id)
+    ).one()
+    return added
+
+
+def delivered_or_planned_ids(team_id: str, channel_id: str, *, session: Session) -> set[str]:
+    stmt = select(Delivery.paper_id).where(
+        Delivery.team_id == team_id, Delivery.channel_id == channel_id
+    )
+    return set(session.exec(stmt))
+
+
+def unfinished_digests(team_id: str, channel_id: str, *, session: Session) -> list[Digest]:
+    """Digests of the channel with a parent or replies still to post, oldest first."""
+    pending = select(Delivery.digest_id).where(col(Delivery.delivered_at).is_(None))
+    stmt = select(Digest).where(
+        Digest.team_id == team_id,
+        Digest.channel_id == channel_id,
+        col(Digest.id).in_(pending) | col(Digest.parent_ts).is_(None),
+    )
+    return list(session.exec(stmt.order_by(Digest.digest_date)))
+
+
+def digest_deliveries(
+    digest_id: int, *, session: Session, pending_only: bool = False
+) -> list[Delivery]:
+    stmt = select(Delivery).where(Delivery.digest_id == digest_id)
+    if pending_only:
+        stmt = stmt.where(col(Delivery.delivered_at).is_(None))
+    return list(session.exec(stmt.order_by(Delivery.position)))
+
+
+def delivery_for_message(
+    team_id: str, channel_id: str, message_ts: str, *, session: Session
+) -> Delivery | None:
+    stmt = select(Delivery).where(
+        Delivery.team_id == team_id,
+        Delivery.channel_id == channel_id,
+        Delivery.reply_ts == message_ts,
+    )
+    return session.exec(stmt).first()
+
+
+def channel_deliveries(team_id: str, channel_id: str, *, session: Session) -> list[Delivery]:
+    stmt = select(Delivery).where(
+        Delivery.team_id == team_id,
+        Delivery.channel_id == channel_id,
+        col(Delivery.delivered_at).is_not(None),
+    )
+    return list(session.exec(stmt.order_by(Delivery.delivered_at)))
+
+
+def all_deliveries(*, session: Session) -> list[Delivery]:
+    return list(session.exec(select(Delivery).order_by(Delivery.id)))
+
+
+# --- reactions ----------------------------------------------------------------------------
+
+
+def first_sight_of_event(event_id: str, team_id: str, *, session: Session) -> bool:
+    """Remember a Slack event id; False if it was handled before (a redelivery)."""
+    row = {"event_id": event_id, "team_id": team_id, "received_at": utcnow()}
+    return _insert_ignore(session, SlackEvent, [row], ("event_id",)) > 0
+
+
+def add_reaction(
+    delivery: Delivery, user_id: str, reaction: str, polarity: int, *, session: Session
+) -> bool:
+    row = {
+        "team_id": delivery.team_id,
+        "channel_id": delivery.channel_id,
+        "message_ts": delivery.reply_ts,
+        "paper_id": delivery.paper_id,
+        "user_id": user_id,
+        "reaction": reaction,
+        "polarity": polarity,
+        "created_at": utcnow(),
+    }
+    key = ("team_id", "channel_id", "message_ts", "user_id", "reaction")
+    return _insert_ignore(session, Reaction, [row], key) > 0
+
+
+def remove_reaction(delivery: Delivery, user_id: str, reaction: str, *, session: Session) -> bool:
+    stmt = delete(Reaction).where(
+        col(Reaction.team_id) == delivery.team_id,
+        col(Reaction.channel_id) == delivery.channel_id,
+        col(Reaction.message_ts) == delivery.reply_ts,
+        col(Reaction.user_id) == user_id,
+        col(Reaction.reaction) == reaction,
+    )
+    return (session.execute(stmt).rowcount or 0) > 0
+
+
+def reactions_in_force(
+    *,
+    session: Session,
+    team_id: str | None = None,
+    channel_id: str | None = None,
+    since: dt.datetime | None = None,
+) -> list[Reaction]:
+    stmt = select(Reaction)
+    if team_id:
+        stmt = stmt.where(Reaction.team_id == team_id)
+    if channel_id:
+        stmt = stmt.where(Reaction.channel_id == channel_id)
+    if since:
+        stmt = stmt.where(Reaction.created_at >= since)
+    return list(session.exec(stmt.order_by(Reaction.created_at, Reaction.id)))
+
+
+# --- leases and job runs ------------------------------------------------------------------
+
+PROCESS_OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def acquire_lease(name: str, owner: str, seconds: float, *, session: Session) -> bool:
+    """Take the named lease if it is free, expired, ours, or held by a dead local process.
+
+    Commits at once: a lease only means something when other processes can see it.
+    """
+    now = utcnow()
+    expires = now + dt.timedelta(seconds=seconds)
+    row = {"name": name, "owner": owner, "expires_at": expires}
+    if _insert_ignore(session, Lease, [row], ("name",)):
+        session.commit()
+        return True
+    holder = session.exec(select(Lease.owner).where(Lease.name == name)).first()
+    stale = holder is not None and _owner_is_dead(holder)
+    condition = (col(Lease.expires_at) < now) | (col(Lease.owner) == owner)
+    if stale:
+        condition = condition | (col(Lease.owner) == holder)
+    stmt = (
+        update(Lease)
+        .where(col(Lease.name) == name, condition)
+        .values(owner=owner, expires_at=expires)
+    )
+    taken = (session.execute(stmt).rowcount or 0) > 0
+    session.commit()
+    return taken
+
+
+def release_lease(name: str, owner: str, *, session: Session) -> None:
+    session.execute(delete(Lease).where(col(Lease.name) == name, col(Lease.owner) == owner))
+    session.commit()
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """True when `owner` names a process on this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def job_ran(job: str, day: dt.date, *, session: Session) -> bool:
+    stmt = select(JobRun.id).where(JobRun.job == job, JobRun.run_date == day)
+    return session.exec(stmt).first() is not None
+
+
+def record_job_run(job: str, day: dt.date, summary: str, *, session: Session) -> None:
+    row = {"job": job, "run_date": day, "summary": summary[:500], "finished_at": utcnow()}
+    _insert_ignore(session, JobRun, [row], ("job", "run_date"))
