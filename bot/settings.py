@@ -45,6 +45,7 @@ class Settings:
     digest_lookback_days: int = 3
     positive_reactions: frozenset[str] = field(default_factory=lambda: _emoji_set(DEFAULT_POSITIVE))
     negative_reactions: frozenset[str] = field(default_factory=lambda: _emoji_set(DEFAULT_NEGATIVE))
+    post_interval: float = 1.0  # seconds between two messages to one channel
     log_level: str = "INFO"
 
     @property
@@ -113,6 +114,11 @@ class Settings:
             kwargs["positive_reactions"] = _emoji_set(raw)
         if raw := get("NEGATIVE_REACTIONS"):
             kwargs["negative_reactions"] = _emoji_set(raw)
+        if raw := get("DIGEST_POST_INTERVAL"):
+            try:
+                kwargs["post_interval"] = max(0.0, float(raw))
+            except ValueError:
+                raise SettingsError(f"DIGEST_POST_INTERVAL={raw!r} must be seconds") from None
         if raw := get("LOG_LEVEL"):
             kwargs["log_level"] = raw.upper()
         token = kwargs["slack_bot_token"]

@@ -116,7 +116,6 @@ class Reaction(SQLModel, table=True):
     paper_id: str = Field(foreign_key="papers.id", max_length=32, index=True)
     user_id: str = Field(max_length=32)
     reaction: str = Field(max_length=100)  # base name, skin tone stripped
-    polarity: int = 0  # +1 positive, -1 negative, 0 neutral (at the time it was stored)
     created_at: dt.datetime = Field(default_factory=utcnow)
 
 

@@ -331,7 +331,6 @@ def add_reaction(
         "paper_id": delivery.paper_id,
         "user_id": user_id,
         "reaction": reaction,
-        "polarity": polarity,
         "created_at": utcnow(),
     }
     key = ("team_id", "channel_id", "message_ts", "user_id", "reaction")

@@ -145,7 +145,6 @@ def upgrade() -> None:
         sa.Column("paper_id", sa.String(length=32), nullable=False),
         sa.Column("user_id", sa.String(length=32), nullable=False),
         sa.Column("reaction", sa.String(length=100), nullable=False),
-        sa.Column("polarity", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["paper_id"],

@@ -1,0 +1,60 @@
+"""The app factory: one Bolt `App` wired to the handlers, the database and the index.
+
+`create_app(settings, client=None, engine=None, archive=None)` lets tests inject a
+`WebClient` pointed at a loopback fake Slack, the way bolt-python tests itself.
+`make_client(settings)` builds the Web API client every part of the bot shares: the
+base URL comes from `SLACK_API_URL`, and rate-limit (429 + Retry-After) and connection
+errors are retried. Called by `bot.cli` and tests.
+"""
+
+from __future__ import annotations
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+from sqlalchemy import Engine
+
+from bot.archive import Archive
+from bot.settings import Settings
+from handlers import actions, commands, events
+from handlers.context import Deps
+from storage.db import ensure_schema, open_engine
+
+
+def make_client(settings: Settings, *, timeout: int = 15) -> WebClient:
+    client = WebClient(
+        token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=timeout
+    )
+    client.retry_handlers = [
+        ConnectionErrorRetryHandler(max_retry_count=1),
+        RateLimitErrorRetryHandler(max_retry_count=5),
+    ]
+    return client
+
+
+def create_app(
+    settings: Settings,
+    client: WebClient | None = None,
+    *,
+    engine: Engine | None = None,
+    archive: Archive | None = None,
+) -> App:
+    if engine is None:
+        engine = open_engine(settings.database_url)
+        ensure_schema(engine)
+    deps = Deps(settings=settings, engine=engine, archive=archive or Archive(engine))
+    app = App(
+        client=client or make_client(settings),
+        signing_secret=settings.slack_signing_secret or "",
+        token_verification_enabled=True,
+        # Listeners ack() first and answer via response_url: Bolt returns the HTTP
+        # response as soon as ack() is called, well within Slack's 3 s.
+        process_before_response=False,
+    )
+    commands.register(app, deps)
+    events.register(app, deps)
+    actions.register(app, deps)
+    return app

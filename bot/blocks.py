@@ -1,0 +1,217 @@
+"""Block Kit builders: every message papers-bot shows, as plain dicts plus a text fallback.
+
+Each builder returns `(text, blocks)`; `text` is the notification and screen-reader
+fallback Slack asks for. Everything user- or source-supplied goes through `escape`, so a
+topic or an abstract can never ping `@channel` or forge a link. Called by `bot.digest`,
+`bot.search` and `handlers.*`; tested with plain asserts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Message = tuple[str, list[dict]]
+
+HELP_TOPIC_SYNTAX = (
+    "*Topic syntax*\n"
+    "• plain words match anywhere in title or abstract: `contrastive learning`\n"
+    '• `"quoted phrase"` must appear as written: `"sparse autoencoders"`\n'
+    "• `-word` excludes papers that mention it: `diffusion -audio`\n"
+    '• `author:name` only papers by that author: `author:hinton` or `author:"Yann LeCun"`'
+)
+
+
+def escape(text: str) -> str:
+    """Make text safe for mrkdwn: no mentions, no broadcasts, no links it did not ask for."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def _context(text: str) -> dict:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+
+
+@dataclass(frozen=True)
+class PaperView:
+    """What a reply shows about one paper; plain data, built by the caller."""
+
+    id: str
+    title: str
+    authors: Sequence[str]
+    summary: str
+    topic: str | None = None
+    terms: Sequence[str] = ()
+    github_repo: str | None = None
+    project_page: str | None = None
+    upvotes: int = 0
+    boosted: bool = False
+    listed_on: dt.date | None = None
+
+
+def paper_url(paper_id: str) -> str:
+    return f"https://huggingface.co/papers/{paper_id}"
+
+
+def _authors(names: Sequence[str]) -> str:
+    if not names:
+        return ""
+    shown = ", ".join(names[:3])
+    return shown + (" et al." if len(names) > 3 else "")
+
+
+def _links(paper: PaperView) -> str:
+    links = [
+        f"<{paper_url(paper.id)}|Hugging Face>",
+        f"<https://arxiv.org/abs/{paper.id}|arXiv>",
+        f"<https://arxiv.org/pdf/{paper.id}|PDF>",
+    ]
+    if paper.github_repo and paper.github_repo.startswith("https://"):
+        links.append(f"<{paper.github_repo}|Code>")
+    if paper.project_page and paper.project_page.startswith("https://"):
+        links.append(f"<{paper.project_page}|Project page>")
+    return " · ".join(links)
+
+
+def why_line(paper: PaperView) -> str:
+    if not paper.topic:
+        return ""
+    terms = ", ".join(f"_{escape(t)}_" for t in paper.terms)
+    line = f"Matched *{escape(paper.topic)}*" + (f" on {terms}" if terms else "")
+    if paper.boosted:
+        line += " · lifted by this channel's reactions"
+    return line
+
+
+def paper_message(paper: PaperView) -> Message:
+    """A digest reply or a search hit: linked title, authors, why it matched, summary, links."""
+    title = escape(" ".join(paper.title.split()))
+    head = f"*<{paper_url(paper.id)}|{title}>*"
+    if authors := _authors(paper.authors):
+        head += f"\n{escape(authors)}"
+    blocks = [_section(head)]
+    if why := why_line(paper):
+        blocks.append(_context(why))
+    if paper.summary:
+        blocks.append(_section(escape(paper.summary)))
+    meta = _links(paper)
+    if paper.upvotes:
+        meta += f" · ▲ {paper.upvotes}"
+    blocks.append(_context(meta))
+    text = f"{' '.join(paper.title.split())} — {paper_url(paper.id)}"
+    return text, blocks
+
+
+def paper_plain_text(paper: PaperView) -> str:
+    """The same reply for a terminal (`digest --dry-run`, `search`)."""
+    lines = [f"{' '.join(paper.title.split())}", f"  {paper_url(paper.id)}"]
+    if authors := _authors(paper.authors):
+        lines.append(f"  {authors}")
+    if paper.topic:
+        terms = ", ".join(paper.terms)
+        lines.append(f"  why: {paper.topic}" + (f" ({terms})" if terms else ""))
+        if paper.boosted:
+            lines.append("  lifted by this channel's reactions")
+    if paper.summary:
+        lines.append(f"  {paper.summary}")
+    return "\n".join(lines)
+
+
+def digest_parent(day: dt.date, count: int, topics: Sequence[str]) -> Message:
+    noun = "paper" if count == 1 else "papers"
+    topic_text = ", ".join(f"*{escape(t)}*" for t in topics)
+    text = f"Papers for {day:%a %d %b %Y}: {count} new {noun} on {', '.join(topics)}"
+    blocks = [
+        _section(f":newspaper: *{count} new {noun}* for {topic_text}"),
+        _context(
+            f"{day:%A, %d %B %Y} · one reply per paper in the thread · react 👍 or 👎 "
+            "to tune what comes next"
+        ),
+    ]
+    return text, blocks
+
+
+def help_message(max_topics: int) -> Message:
+    text = (
+        "*papers-bot* posts this channel a daily digest of new papers on its topics.\n"
+        "• `/papers subscribe <topic>` follow a topic, "
+        "e.g. `/papers subscribe contrastive learning`\n"
+        "• `/papers unsubscribe <topic or number>` stop following one (numbers from `list`)\n"
+        "• `/papers list` the topics this channel follows\n"
+        "• `/papers search <query>` search every stored paper; add `since:30d` or "
+        "`since:2024-07-01` to limit by date\n"
+        "• `/papers liked` the papers this channel liked most in the last 7 days\n"
+        "• `/papers help` this message\n"
+        f"A channel can follow up to {max_topics} topics of up to 200 characters. "
+        "React 👍 ❤️ 🔥 or 👎 on a paper reply: the next digests learn from it."
+    )
+    return text, [_section(text), _section(HELP_TOPIC_SYNTAX)]
+
+
+def topic_list(topics: Sequence[str]) -> Message:
+    if not topics:
+        text = "This channel follows no topics yet. Try `/papers subscribe contrastive learning`."
+        return text, [_section(text)]
+    lines = "\n".join(f"{i}. {escape(t)}" for i, t in enumerate(topics, 1))
+    text = f"This channel follows {len(topics)} topic{'s' if len(topics) != 1 else ''}:\n{lines}"
+    return text, [
+        _section(text),
+        _context("Remove one with `/papers unsubscribe <number>`."),
+    ]
+
+
+def notice(text: str) -> Message:
+    """A one-line message: confirmations, errors, hints."""
+    return text, [_section(text)]
+
+
+def search_results(query: str, papers: Sequence[PaperView], offset: int, more: bool) -> Message:
+    """Search hits formatted like digest replies, with a button for the next page."""
+    shown = escape(query)
+    if not papers:
+        text = (
+            f"Nothing found for “{shown}”. Try fewer or broader words, drop a `since:` filter, "
+            "or check the spelling."
+        )
+        return text, [_section(text)]
+    first, last = offset + 1, offset + len(papers)
+    text = f"Results {first}–{last} for “{shown}”"
+    blocks: list[dict] = [_section(f"*{text}*")]
+    for paper in papers:
+        blocks.append({"type": "divider"})
+        blocks.extend(paper_message(paper)[1])
+    if more:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "search_more",
+                        "text": {"type": "plain_text", "text": "More results"},
+                        "value": json.dumps({"q": query[:1500], "o": last}),
+                    }
+                ],
+            }
+        )
+    return text, blocks
+
+
+def liked_papers(items: Sequence[tuple[PaperView, int]], days: int) -> Message:
+    if not items:
+        text = (
+            f"No paper got a 👍 here in the last {days} days. React on a digest reply "
+            "to tell me what this channel likes."
+        )
+        return text, [_section(text)]
+    lines = [
+        f"{i}. <{paper_url(p.id)}|{escape(' '.join(p.title.split()))}> · {votes:+d}"
+        for i, (p, votes) in enumerate(items, 1)
+    ]
+    text = f"Most liked in this channel, last {days} days:\n" + "\n".join(lines)
+    return text, [_section(text)]

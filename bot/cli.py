@@ -1,0 +1,412 @@
+"""The `papers-bot` command line: run, fetch, digest, search, feedback, migrate.
+
+The only entry point: it reads the settings, configures logging, and turns every expected
+failure (a bad date, a missing token, an unreachable service, an old schema) into one
+line on stderr and a non-zero exit status. Results go to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from sqlmodel import Session
+
+from bot.settings import Settings, SettingsError
+
+log = logging.getLogger("papers_bot")
+
+TOKEN_HELP = {
+    "SLACK_BOT_TOKEN": "Bot User OAuth Token (xoxb-…): api.slack.com/apps → your app → "
+    "OAuth & Permissions, after 'Install to Workspace'",
+    "SLACK_SIGNING_SECRET": "Signing Secret: api.slack.com/apps → your app → Basic Information "
+    "→ App Credentials (HTTP mode only)",
+    "SLACK_APP_TOKEN": "App-Level Token (xapp-…, scope connections:write): Basic Information → "
+    "App-Level Tokens; set it to use Socket Mode (no public URL needed)",
+}
+
+
+class UserError(Exception):
+    """A failure the user can act on: printed as one line, exit status 1 (or .status)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="papers-bot",
+        description="Daily research-paper digests for Slack channels.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the bot (Socket Mode or HTTP) and the daily job")
+    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000) or 3000))
+    run.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on")
+
+    fetch = sub.add_parser("fetch", help="store the papers listed on some days")
+    when = fetch.add_mutually_exclusive_group()
+    when.add_argument("--date", type=parse_date, help="one day (default: today)")
+    when.add_argument("--since", type=parse_date, help="first day of a range")
+    fetch.add_argument("--until", type=parse_date, help="last day of the range (default: today)")
+
+    digest = sub.add_parser("digest", help="fetch, rank and post today's digests now")
+    digest.add_argument("--date", type=parse_date, help="the digest's day (default: today)")
+    digest.add_argument("--channel", help="only this channel id")
+    digest.add_argument("--dry-run", action="store_true", help="print instead of posting")
+    digest.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="with --dry-run: show what a channel following TEXT would get (repeatable)",
+    )
+    digest.add_argument("--no-fetch", action="store_true", help="use stored papers only")
+
+    search = sub.add_parser("search", help="search the stored papers")
+    search.add_argument("query", nargs="+")
+    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("--json", action="store_true", help="print a JSON array")
+
+    feedback = sub.add_parser("feedback", help="the reactions in force")
+    feedback.add_argument("--channel", help="only this channel id")
+    feedback.add_argument("--json", action="store_true", help="print a JSON array")
+
+    sub.add_parser("migrate", help="create or upgrade the database schema")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"papers-bot: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        return COMMANDS[args.command](args, settings) or 0
+    except UserError as exc:
+        print(f"papers-bot: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        print("papers-bot: interrupted", file=sys.stderr)
+        return 130
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def open_database(settings: Settings):
+    from sqlalchemy.exc import OperationalError
+
+    from storage.db import SchemaError, ensure_schema, open_engine
+
+    try:
+        engine = open_engine(settings.database_url)
+        ensure_schema(engine)
+    except SchemaError as exc:
+        raise UserError(str(exc)) from None
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise UserError(f"cannot open the database ({_safe_url(settings)}): {reason}") from None
+    return engine
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def cmd_migrate(args, settings: Settings) -> int:
+    from sqlalchemy.exc import OperationalError
+
+    from storage.db import open_engine, upgrade
+
+    try:
+        before, after = upgrade(open_engine(settings.database_url))
+    except OperationalError as exc:
+        raise UserError(f"cannot open the database ({_safe_url(settings)}): {exc.orig}") from None
+    if before == after:
+        print(f"database schema is up to date ({after})")
+    else:
+        print(f"database schema upgraded from {before or 'empty'} to {after}")
+    return 0
+
+
+def cmd_fetch(args, settings: Settings) -> int:
+    from bot.jobs import fetch_days
+    from bot.sources.hf import HuggingFaceSource
+
+    today = settings.today()
+    if args.since:
+        until = args.until or today
+        if until < args.since:
+            raise UserError("--until is before --since")
+        days = [args.since + dt.timedelta(days=i) for i in range((until - args.since).days + 1)]
+    elif args.until:
+        raise UserError("--until needs --since")
+    else:
+        days = [args.date or today]
+    if len(days) > 366:
+        raise UserError("fetch at most 366 days at a time")
+    engine = open_database(settings)
+    with Session(engine) as session, HuggingFaceSource(settings.hf_api_url) as source:
+        summary = fetch_days(days, session=session, source=source, progress=progress)
+    print(
+        f"fetched {summary.days}/{len(days)} days: {summary.new} new papers, "
+        f"{summary.updated} updated, {summary.skipped} skipped"
+    )
+    if summary.errors:
+        raise UserError(
+            summary.errors[0]
+            + (f" (+{len(summary.errors) - 1} more days)" if len(summary.errors) > 1 else "")
+        )
+    return 0
+
+
+def cmd_digest(args, settings: Settings) -> int:
+    from bot.archive import Archive
+    from bot.delivery import SlackUnreachable
+    from bot.digest import preview, run_digest
+    from bot.jobs import days_to_fetch, fetch_days
+    from bot.ranking import TopicError, parse_topic
+    from bot.sources.hf import HuggingFaceSource
+
+    if args.topic and not args.dry_run:
+        raise UserError("--topic only works with --dry-run (it previews a channel)")
+    for topic in args.topic:
+        try:
+            parse_topic(topic)
+        except TopicError as exc:
+            raise UserError(f"--topic {topic!r}: {exc}") from None
+    if not args.dry_run and not settings.slack_bot_token:
+        raise UserError(
+            "SLACK_BOT_TOKEN is not set, so I cannot post. Set it (see the README), or try "
+            "`papers-bot digest --dry-run --topic 'contrastive learning'` to preview."
+        )
+    today = args.date or settings.today()
+    engine = open_database(settings)
+    archive = Archive(engine)
+    fetch_error = None
+    with Session(engine, expire_on_commit=False) as session:
+        if not args.no_fetch:
+            with HuggingFaceSource(settings.hf_api_url) as source:
+                from storage import queries
+
+                last = queries.last_fetched_day("hf", session=session)
+                days = days_to_fetch(today, settings.digest_lookback_days, last)
+                fetched = fetch_days(days, session=session, source=source, progress=progress)
+            if fetched.errors:
+                fetch_error = fetched.errors[0]
+        progress(f"ranking against {len(archive.index)} stored papers")
+        if args.dry_run:
+            if args.topic:
+                plans = [preview(session, archive, settings, args.topic, today)]
+            else:
+                plans = run_digest(
+                    session=session,
+                    client=None,
+                    settings=settings,
+                    archive=archive,
+                    today=today,
+                    channel=args.channel,
+                    dry_run=True,
+                ).plans
+                if not plans:
+                    print("No channel is subscribed yet. Preview one with --topic TEXT.")
+            for plan in plans:
+                print(_plan_text(plan, today))
+        else:
+            from bot.app import make_client
+
+            try:
+                summary = run_digest(
+                    session=session,
+                    client=make_client(settings),
+                    settings=settings,
+                    archive=archive,
+                    today=today,
+                    channel=args.channel,
+                    interval=settings.post_interval,
+                    progress=progress,
+                )
+            except SlackUnreachable as exc:
+                raise UserError(
+                    f"{exc} ({settings.slack_api_url}); nothing more was marked "
+                    "delivered, run the command again later"
+                ) from None
+            print(_summary_text(summary))
+            if summary.failed:
+                raise UserError(
+                    "some channels failed: "
+                    + ", ".join(f"{c} ({e})" for c, e in sorted(summary.failed.items()))
+                )
+    if fetch_error:
+        raise UserError(f"posted from stored papers only: {fetch_error}")
+    return 0
+
+
+def _plan_text(plan, today: dt.date) -> str:
+    from bot.blocks import paper_plain_text
+
+    where = f"#{plan.channel_id}" if plan.channel_id else "a channel"
+    head = f"== {where} following {', '.join(plan.topics)} — {today} =="
+    if not plan.papers:
+        return f"{head}\nnothing relevant today; nothing would be posted\n"
+    noun = "paper" if len(plan.papers) == 1 else "papers"
+    body = "\n\n".join(f"{i}. {paper_plain_text(p)}" for i, p in enumerate(plan.papers, 1))
+    return f"{head}\n{len(plan.papers)} {noun}:\n\n{body}\n"
+
+
+def _summary_text(summary) -> str:
+    lines = [
+        f"digest {summary.day}: {summary.papers_posted} papers posted to "
+        f"{len(summary.posted_channels)} of {summary.channels} subscribed channels"
+    ]
+    if summary.nothing_new:
+        lines.append(f"nothing new for {len(summary.nothing_new)} channels")
+    if summary.busy:
+        lines.append(f"skipped (another process is posting): {', '.join(summary.busy)}")
+    for channel, error in sorted(summary.failed.items()):
+        lines.append(f"FAILED {channel}: {error}")
+    if summary.left_pending:
+        lines.append(f"{summary.left_pending} messages left for the next run")
+    return "\n".join(lines)
+
+
+def cmd_search(args, settings: Settings) -> int:
+    from bot.archive import Archive
+    from bot.blocks import paper_url
+    from bot.ranking import TopicError
+    from bot.search import search_papers
+    from bot.subscriptions import Refused
+
+    if not 1 <= args.limit <= 1000:
+        raise UserError("--limit must be between 1 and 1000")
+    engine = open_database(settings)
+    with Session(engine) as session:
+        try:
+            page = search_papers(
+                " ".join(args.query),
+                session=session,
+                archive=Archive(engine),
+                today=settings.today(),
+                limit=args.limit,
+            )
+        except (Refused, TopicError) as exc:
+            raise UserError(str(exc).replace("`/papers search", "`papers-bot search")) from None
+    rows = [
+        {
+            "id": p.id,
+            "title": p.title,
+            "score": round(score, 4),
+            "url": paper_url(p.id),
+            "listed_on": p.listed_on.isoformat(),
+            "upvotes": p.upvotes,
+        }
+        for p, score in page.hits
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    elif not rows:
+        print("nothing found; try fewer or broader words")
+    else:
+        for i, row in enumerate(rows, 1):
+            print(f"{i:>3}. {row['score']:7.3f}  {row['title']}\n      {row['url']}")
+    return 0
+
+
+def cmd_feedback(args, settings: Settings) -> int:
+    from bot.feedback import polarity
+    from storage import queries
+
+    engine = open_database(settings)
+    with Session(engine) as session:
+        reactions = queries.reactions_in_force(session=session, channel_id=args.channel)
+        titles = {
+            p.id: p.title
+            for p in queries.get_papers(
+                list({r.paper_id for r in reactions}), session=session
+            ).values()
+        }
+    rows = [
+        {
+            "team": r.team_id,
+            "channel": r.channel_id,
+            "paper_id": r.paper_id,
+            "title": titles.get(r.paper_id, ""),
+            "user": r.user_id,
+            "reaction": r.reaction,
+            "polarity": polarity(r.reaction, settings),
+            "message_ts": r.message_ts,
+            "at": r.created_at.isoformat(),
+        }
+        for r in reactions
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    elif not rows:
+        print("no reactions stored yet")
+    else:
+        for row in rows:
+            sign = {1: "+", -1: "-", 0: " "}[row["polarity"]]
+            print(
+                f"{sign} {row['channel']:<12} {row['paper_id']:<12} :{row['reaction']}: "
+                f"by {row['user']}  {row['title'][:60]}"
+            )
+    return 0
+
+
+def cmd_run(args, settings: Settings) -> int:
+    socket_mode = bool(settings.slack_app_token)
+    missing = settings.missing_for_slack(http=not socket_mode)
+    if missing:
+        lines = ["papers-bot: cannot start, these settings are missing:"]
+        lines += [f"  {name}: {TOKEN_HELP[name]}" for name in missing]
+        if not socket_mode:
+            lines.append(f"  (or SLACK_APP_TOKEN: {TOKEN_HELP['SLACK_APP_TOKEN']})")
+        lines.append("Put them in the environment or in a .env file (see README.md).")
+        lines.append(
+            "No Slack app yet? Preview a digest without one: "
+            "papers-bot digest --dry-run --topic 'contrastive learning'"
+        )
+        print("\n".join(lines), file=sys.stderr)
+        return 2
+    from bot.server import serve
+
+    engine = open_database(settings)
+    return serve(settings, engine, host=args.host, port=args.port, socket_mode=socket_mode)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "fetch": cmd_fetch,
+    "digest": cmd_digest,
+    "search": cmd_search,
+    "feedback": cmd_feedback,
+    "migrate": cmd_migrate,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

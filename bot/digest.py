@@ -1,0 +1,294 @@
+"""What each channel gets today, and getting it there exactly once.
+
+`plan_channel` ranks the recent papers (listed in the last `DIGEST_LOOKBACK_DAYS` days and
+not yet sent to the channel) against the channel's topics. `run_digest` does it for every
+subscribed channel: under a per-channel lease it writes the plan (one digest row, one
+delivery row per paper) before posting anything, then posts parent and replies through
+`bot.delivery`, recording each Slack `ts` as it arrives. A digest cut short by a crash, a
+Slack outage or a channel error is finished in the same thread by the next run. With
+`dry_run` nothing is written or posted: the plans are returned for printing.
+Called by `bot.jobs` (scheduler, CLI) and tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from slack_sdk import WebClient
+from sqlmodel import Session
+
+from bot import feedback
+from bot.archive import Archive
+from bot.blocks import PaperView, digest_parent, paper_message
+from bot.delivery import CHANNEL_ERRORS, DeliveryReport, Outbox, Post, deliver
+from bot.ranking import Bm25Index, Match, TopicError, match_topics, parse_topic
+from bot.settings import Settings
+from bot.summary import summarize
+from storage import queries
+from storage.models import Digest, Paper, utcnow
+
+logger = logging.getLogger(__name__)
+LEASE_SECONDS = 900
+
+
+@dataclass
+class ChannelPlan:
+    team_id: str
+    channel_id: str
+    topics: list[str]
+    papers: list[PaperView]
+
+
+@dataclass
+class DigestSummary:
+    day: dt.date
+    channels: int = 0
+    posted_channels: list[str] = field(default_factory=list)
+    papers_posted: int = 0
+    nothing_new: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # another process holds the channel
+    failed: dict[str, str] = field(default_factory=dict)
+    left_pending: int = 0
+    plans: list[ChannelPlan] = field(default_factory=list)  # dry run only
+
+
+def make_view(paper: Paper, index: Bm25Index | None = None, **why) -> PaperView:
+    idf = index.idf if index is not None else None
+    return PaperView(
+        id=paper.id,
+        title=paper.title,
+        authors=paper.author_list,
+        summary=summarize(paper.abstract, paper.ai_summary, idf=idf),
+        github_repo=paper.github_repo,
+        project_page=paper.project_page,
+        upvotes=paper.upvotes,
+        listed_on=paper.listed_on,
+        **why,
+    )
+
+
+def recent_candidates(
+    today: dt.date, lookback_days: int, exclude: set[str], *, session: Session
+) -> list[Paper]:
+    start = today - dt.timedelta(days=lookback_days)
+    papers = queries.papers_listed_between(start, today, session=session)
+    return [p for p in papers if p.id not in exclude]
+
+
+def plan_channel(
+    index: Bm25Index,
+    topics: Sequence[str],
+    candidates: Sequence[Paper],
+    *,
+    limit: int,
+    extra_terms: dict[str, float] | None = None,
+) -> list[Match]:
+    parsed = []
+    for text in topics:
+        try:
+            parsed.append(parse_topic(text))
+        except TopicError:
+            logger.warning("stored topic %r no longer parses; skipped", text)
+    if not parsed or not candidates:
+        return []
+    return match_topics(
+        index,
+        parsed,
+        [p.id for p in candidates],
+        limit=limit,
+        extra_terms=extra_terms,
+        popularity={p.id: p.upvotes for p in candidates},
+    )
+
+
+def preview(
+    session: Session, archive: Archive, settings: Settings, topics: Sequence[str], today: dt.date
+) -> ChannelPlan:
+    """What a channel following `topics` would get today (nothing stored, nothing sent)."""
+    candidates = recent_candidates(today, settings.digest_lookback_days, set(), session=session)
+    matches = plan_channel(archive.index, topics, candidates, limit=settings.digest_max_papers)
+    by_id = {p.id: p for p in candidates}
+    views = [
+        make_view(
+            by_id[m.paper_id],
+            archive.index,
+            topic=m.topic,
+            terms=m.terms,
+            boosted=getattr(m, "boosted", False),
+        )
+        for m in matches
+    ]
+    return ChannelPlan("", "", list(topics), views)
+
+
+def _plan_today(
+    session: Session,
+    archive: Archive,
+    settings: Settings,
+    team_id: str,
+    channel_id: str,
+    topics: list[str],
+    today: dt.date,
+) -> tuple[list[Match], dict[str, Paper]]:
+    exclude = queries.delivered_or_planned_ids(team_id, channel_id, session=session)
+    candidates = recent_candidates(today, settings.digest_lookback_days, exclude, session=session)
+    extra = feedback.channel_expansion(
+        archive.index, team_id, channel_id, settings=settings, session=session
+    )
+    matches = plan_channel(
+        archive.index, topics, candidates, limit=settings.digest_max_papers, extra_terms=extra
+    )
+    return matches, {p.id: p for p in candidates}
+
+
+def run_digest(
+    *,
+    session: Session,
+    client: WebClient | None,
+    settings: Settings,
+    archive: Archive,
+    today: dt.date,
+    channel: str | None = None,
+    dry_run: bool = False,
+    interval: float = 1.0,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> DigestSummary:
+    summary = DigestSummary(day=today)
+    channels = queries.subscribed_channels(session=session, channel_id=channel)
+    summary.channels = len(channels)
+    if dry_run:
+        for (team_id, channel_id), subs in channels.items():
+            topics = [s.topic for s in subs]
+            matches, papers = _plan_today(
+                session, archive, settings, team_id, channel_id, topics, today
+            )
+            views = [
+                make_view(
+                    papers[m.paper_id],
+                    archive.index,
+                    topic=m.topic,
+                    terms=m.terms,
+                    boosted=getattr(m, "boosted", False),
+                )
+                for m in matches
+            ]
+            summary.plans.append(ChannelPlan(team_id, channel_id, topics, views))
+        return summary
+    if client is None:
+        raise ValueError("posting a digest needs a Slack client")
+
+    owner = f"{queries.PROCESS_OWNER}:{uuid.uuid4().hex[:8]}"
+    leased: list[tuple[str, str]] = []
+    outboxes: list[Outbox] = []
+    try:
+        for (team_id, channel_id), subs in channels.items():
+            lease = f"digest:{team_id}:{channel_id}"
+            if not queries.acquire_lease(lease, owner, LEASE_SECONDS, session=session):
+                summary.busy.append(channel_id)
+                continue
+            leased.append((team_id, channel_id))
+            if queries.get_digest(team_id, channel_id, today, session=session) is None:
+                topics = [s.topic for s in subs]
+                matches, _ = _plan_today(
+                    session, archive, settings, team_id, channel_id, topics, today
+                )
+                if matches:
+                    digest = queries.create_digest(
+                        team_id, channel_id, today, topics, session=session
+                    )
+                    queries.plan_deliveries(
+                        digest, [_delivery_row(m) for m in matches], session=session
+                    )
+                    session.commit()
+            boxes = [
+                _outbox(session, archive, digest)
+                for digest in queries.unfinished_digests(team_id, channel_id, session=session)
+            ]
+            if not any(box.posts for box in boxes):
+                summary.nothing_new.append(channel_id)
+            outboxes.extend(box for box in boxes if box.posts)
+        total = sum(len(box.posts) for box in outboxes)
+        progress(f"posting {total} messages to {len({b.channel_id for b in outboxes})} channels")
+        report, replies = _post(session, client, outboxes, interval, progress)
+    finally:
+        for team_id, channel_id in leased:
+            queries.release_lease(f"digest:{team_id}:{channel_id}", owner, session=session)
+    summary.papers_posted = replies
+    summary.failed = report.failed_channels
+    summary.left_pending = report.left_pending
+    summary.posted_channels = sorted(
+        {b.channel_id for b in outboxes if b.channel_id not in report.failed_channels}
+    )
+    return summary
+
+
+def _delivery_row(match: Match) -> dict:
+    return {
+        "paper_id": match.paper_id,
+        "score": float(match.score),
+        "topic": match.topic[:200],
+        "terms": ", ".join(match.terms)[:500],
+        "boosted": bool(getattr(match, "boosted", False)),
+    }
+
+
+def _outbox(session: Session, archive: Archive, digest: Digest) -> Outbox:
+    box = Outbox(digest.team_id, digest.channel_id, thread_ts=digest.parent_ts, key=digest.id)
+    pending = queries.digest_deliveries(digest.id, session=session, pending_only=True)
+    if digest.parent_ts is None:
+        topics = [t for t in digest.topics.split("\n") if t]
+        box.posts.append(
+            Post(
+                key=digest,
+                render=lambda: digest_parent(digest.digest_date, digest.paper_count, topics),
+                is_parent=True,
+            )
+        )
+    papers = queries.get_papers([d.paper_id for d in pending], session=session)
+    for delivery in pending:
+        view = make_view(
+            papers[delivery.paper_id],
+            archive.index,
+            topic=delivery.topic,
+            terms=[t for t in delivery.terms.split(", ") if t],
+            boosted=delivery.boosted,
+        )
+        box.posts.append(Post(key=delivery, render=lambda v=view: paper_message(v)))
+    return box
+
+
+def _post(
+    session: Session,
+    client: WebClient,
+    outboxes: list[Outbox],
+    interval: float,
+    progress: Callable[[str], None],
+) -> tuple[DeliveryReport, int]:
+    replies = 0
+
+    def on_posted(box: Outbox, post: Post, ts: str) -> None:
+        nonlocal replies
+        row = session.merge(post.key)
+        if isinstance(row, Digest):
+            row.parent_ts = ts
+        else:
+            row.reply_ts, row.delivered_at = ts, utcnow()
+            replies += 1
+        if not box.posts:
+            session.get(Digest, box.key).completed_at = utcnow()
+        queries.clear_channel_failure(box.team_id, box.channel_id, session=session)
+        session.commit()
+
+    def on_channel_error(box: Outbox, error: str) -> None:
+        queries.mark_channel_failed(box.team_id, box.channel_id, error, session=session)
+        session.commit()
+        progress(f"channel {box.channel_id}: {error} ({CHANNEL_ERRORS.get(error, '')})")
+
+    report = deliver(
+        outboxes, client, on_posted=on_posted, on_channel_error=on_channel_error, interval=interval
+    )
+    return report, replies

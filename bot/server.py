@@ -1,0 +1,61 @@
+"""`papers-bot run`: the long-running bot process.
+
+Loads the paper index, starts the daily scheduler, then serves Slack either over Socket
+Mode (when `SLACK_APP_TOKEN` is set; no public URL needed) or over HTTP with waitress, a
+production WSGI server, taking slash commands, events and interactivity at
+`POST /slack/events` and answering `GET /healthz` for load balancers. Called by `bot.cli`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from sqlalchemy import Engine
+
+from bot.app import create_app, make_client
+from bot.archive import Archive
+from bot.scheduler import start_scheduler
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def health_wrapped(slack_wsgi):
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok\n"]
+        return slack_wsgi(environ, start_response)
+
+    return app
+
+
+def serve(settings: Settings, engine: Engine, *, host: str, port: int, socket_mode: bool) -> int:
+    started = time.monotonic()
+    archive = Archive(engine)
+    papers = len(archive.index)
+    client = make_client(settings)
+    app = create_app(settings, client, engine=engine, archive=archive)
+    scheduler = start_scheduler(engine=engine, client=client, settings=settings, archive=archive)
+    logger.info("index ready: %d papers in %.1f s", papers, time.monotonic() - started)
+    try:
+        if socket_mode:
+            logger.info("connecting to Slack over Socket Mode")
+            SocketModeHandler(app, settings.slack_app_token).start()
+        else:
+            from waitress import serve as waitress_serve
+
+            logger.info("listening on http://%s:%d/slack/events", host, port)
+            waitress_serve(
+                health_wrapped(SlackRequestHandler(app)),
+                host=host,
+                port=port,
+                threads=8,
+                ident="papers-bot",
+            )
+    finally:
+        scheduler.shutdown(wait=False)
+    return 0

@@ -1,0 +1,86 @@
+"""Short paper summaries for digest replies.
+
+Hugging Face's `ai_summary` is used when the listing has one; otherwise the two or three
+most informative sentences of the abstract, kept in their original order and never cut
+mid-word. "Informative" is the sum of the sentence's distinct content-word IDFs (from the
+whole archive when an index is at hand), lightly favouring sentences that state a
+contribution or a result. Pure functions; called by `bot.digest` and `bot.search`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from bot.text import tokenize
+
+MAX_CHARS = 420
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
+_ABBREVIATIONS = ("e.g.", "i.e.", "et al.", "etc.", "vs.", "cf.", "Fig.", "Eq.", "approx.")
+_CUES = re.compile(
+    r"\b(we (propose|present|introduce|show|find|demonstrate)|our (method|approach|results)|"
+    r"outperform|achiev|state-of-the-art|improv)",
+    re.IGNORECASE,
+)
+
+
+def split_sentences(text: str) -> list[str]:
+    protected = text
+    for i, abbr in enumerate(_ABBREVIATIONS):
+        protected = protected.replace(abbr, f"\x00{i}\x00")
+    parts = _SENTENCE_END.split(" ".join(protected.split()))
+    restored = []
+    for part in parts:
+        for i, abbr in enumerate(_ABBREVIATIONS):
+            part = part.replace(f"\x00{i}\x00", abbr)
+        if part.strip():
+            restored.append(part.strip())
+    return restored
+
+
+def shorten(text: str, limit: int = MAX_CHARS) -> str:
+    """`text` cut to at most `limit` characters at a word boundary, with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(",;:-–—(") + "…"
+
+
+def summarize(
+    abstract: str,
+    ai_summary: str | None = None,
+    *,
+    idf: Mapping[str, float] | Callable[[str], float] | None = None,
+    sentences: int = 3,
+    limit: int = MAX_CHARS,
+) -> str:
+    if ai_summary and ai_summary.strip():
+        return shorten(ai_summary, limit)
+    parts = split_sentences(abstract)
+    if len(parts) <= 2:
+        return shorten(" ".join(parts), limit)
+    weight = idf if callable(idf) else (lambda t: idf.get(t, 1.0)) if idf else (lambda t: 1.0)
+
+    def score(index: int) -> float:
+        sentence = parts[index]
+        value = sum(weight(t) for t in set(tokenize(sentence)))
+        if _CUES.search(sentence):
+            value *= 1.3
+        if index == 0:
+            value *= 1.1
+        return value
+
+    ranked = sorted(range(len(parts)), key=score, reverse=True)
+    chosen: list[int] = []
+    length = 0
+    for index in ranked:
+        if len(chosen) == sentences:
+            break
+        if chosen and length + len(parts[index]) + 1 > limit:
+            continue
+        chosen.append(index)
+        length += len(parts[index]) + 1
+    return shorten(" ".join(parts[i] for i in sorted(chosen)), limit)

@@ -1,0 +1,195 @@
+"""The tokenizer shared by papers and topics: text in, Snowball stems out.
+
+Called by `bot.ranking` for every paper that enters the BM25 index (title and abstract)
+and for every channel topic and search query, so that both sides of a match are cut the
+same way. Pure functions over strings; the only state is a word -> stem cache.
+
+What `tokenize` does, in order:
+
+1. Unicode NFKC normalisation, unicode hyphens folded to "-", accents dropped
+   ("Müller" -> "muller"), lowercase.
+2. Words are runs of letters and digits; hyphenated compounds are kept together at first.
+3. Stopwords are dropped (see `STOPWORDS`): English function words plus the boilerplate of
+   scientific abstracts ("we propose a novel ... and show ..."). Content words such as
+   "learning", "network" or "model" are kept: BM25 gives them a low IDF anyway, and a topic
+   may need them. Pure numbers and one-character words are dropped as well.
+4. Stemming with PyStemmer's English Snowball stemmer, cached per word, with two small
+   additions that keep acronyms and adjectives together with their base word:
+   - a plural "s" after a vowel-less acronym is dropped ("LLMs", "cnns" -> "llm", "cnn"),
+     which Snowball leaves alone because it only strips "s" after a vowel;
+   - the final "i" Snowball writes for a final "y" is dropped, so denominal adjectives meet
+     their noun ("noisy" -> "nois" like "noise", "cloudy" -> "cloud"). Every word of a
+     Snowball class gets the same treatment, so no class is split.
+5. A hyphenated compound yields its parts in place and, in addition, the joined form
+   ("vision-language" -> "vision", "languag" ... and "visionlanguag"). The joined forms of
+   a text are appended after its running words, so the running words stay contiguous for
+   phrase checks ("vision-language model" still contains the phrase "language model"). Thus
+   a doc saying "vision-language" matches the topics "vision language", "vision-language"
+   and "visionlanguage". A compound whose joined form is a stopword is dropped whole
+   ("state-of-the-art", "well-known").
+
+`tokenize(text, compounds=False)` leaves the joined forms out: topics use it, because the
+parts already match every spelling of the compound in papers.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+
+import Stemmer
+
+__all__ = [
+    "STOPWORDS",
+    "split_tokens",
+    "stem_word",
+    "surface_of",
+    "tokenize",
+    "tokenize_with_surface",
+]
+
+_FUNCTION_WORDS = """
+a about above after again against all almost along already also although always am among
+amongst an and another any anyone anything are around as at be became because become becomes
+been before being below besides between beyond both but by can cannot could did do does doing
+done down due during each either else enough etc even ever every except far for from further
+had has have having he her here hers herself him himself his how however i if in inside into
+is it its itself just least less let like likely many may me might more moreover most mostly
+much must my myself neither no nor not now of off often on once one only onto or other others
+otherwise our ours ourselves out over own per perhaps quite rather really same several shall
+she should since so some such than that the their theirs them themselves then there thereby
+therefore these they this those though through throughout thus to too toward towards under
+unless until up upon us very via was we well were what whatever when whenever where whereas
+whether which while who whom whose why will with within without would yet you your yours
+yourself yourselves hence i.e e.g eg ie al et vs via versus namely whereby wherein therein
+across beside despite among amid alongside regarding instead
+"""
+
+# Boilerplate of abstracts: says nothing about what the paper is about. Inflections are
+# listed because stopwords are checked before stemming.
+_BOILERPLATE = """
+propose proposes proposed proposing proposal paper papers show shows showed shown showing
+novel present presents presented presenting introduce introduces introduced introducing
+demonstrate demonstrates demonstrated demonstrating achieve achieves achieved achieving
+outperform outperforms outperformed outperforming existing extensive extensively
+significant significantly substantially remarkable remarkably respectively furthermore
+additionally specifically particular particularly notably importantly moreover new recent
+recently previous previously prior various numerous article herein stateoftheart sota
+wellknown wellestablished superior superiority effectively efficiently comprehensive
+comprehensively leveraging leverage leverages leveraged utilize utilizes utilized utilizing
+using use used uses based also able thereby whilst conduct conducted conducts
+"""
+
+STOPWORDS: frozenset[str] = frozenset((_FUNCTION_WORDS + _BOILERPLATE).split())
+
+_STEMMER = Stemmer.Stemmer("english")
+_CACHE: dict[str, str] = {}  # word -> stem, "" for a dropped word
+_SURFACE: dict[str, str] = {}  # stem -> shortest word seen with that stem
+_WORD_RE = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
+_HYPHENS = str.maketrans({"‐": "-", "‑": "-", "‒": "-", "–": "-", "­": None})
+_VOWELS = frozenset("aeiouy")
+
+
+def _fold(text: str) -> str:
+    """NFKC, unicode hyphens to "-", accents dropped, lowercase."""
+    text = unicodedata.normalize("NFKC", text).translate(_HYPHENS)
+    if not text.isascii():
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return text.lower()
+
+
+def _stem_uncached(word: str) -> str:
+    """The stem of one lowercase word, or "" when the word is dropped."""
+    if len(word) < 2 or word in STOPWORDS or word.isdigit():
+        return ""
+    if len(word) >= 3 and word[-1] == "s" and word[-2] != "s" and not _VOWELS & set(word[:-1]):
+        return word[:-1]  # acronym plural: llms -> llm
+    stem = _STEMMER.stemWord(word)
+    if len(stem) >= 4 and stem[-1] == "i":
+        stem = stem[:-1]  # noisy/noisi -> nois (as noise); depends on the stem only
+    return stem
+
+
+def stem_word(word: str) -> str:
+    """The cached stem of one lowercase word ("" for stopwords, numbers, single letters)."""
+    stem = _CACHE.get(word)
+    if stem is None:
+        stem = _stem_uncached(word)
+        _CACHE[word] = stem
+        if stem:
+            known = _SURFACE.get(stem)
+            if known is None or len(word) < len(known):
+                _SURFACE[stem] = word
+    return stem
+
+
+def surface_of(stem: str) -> str:
+    """A readable word for a stem: the shortest word seen that has it, else the stem."""
+    return _SURFACE.get(stem, stem)
+
+
+def _iter_tokens(text: str, compounds: bool) -> Iterator[tuple[str, str]]:
+    """(stem, surface word) pairs of a text; joined compound forms come last."""
+    joined: list[tuple[str, str]] = []
+    for word in _WORD_RE.findall(_fold(text)):
+        if "-" not in word:
+            stem = _CACHE.get(word)
+            if stem is None:
+                stem = stem_word(word)
+            if stem:
+                yield stem, word
+            continue
+        whole = word.replace("-", "")
+        if whole in STOPWORDS:
+            continue
+        for part in word.split("-"):
+            stem = stem_word(part)
+            if stem:
+                yield stem, part
+        if compounds:
+            stem = stem_word(whole)
+            if stem:
+                joined.append((stem, word))
+    yield from joined
+
+
+def split_tokens(text: str) -> tuple[list[str], list[str]]:
+    """(running stems in order, joined compound stems): `tokenize` is their concatenation."""
+    out: list[str] = []
+    append = out.append
+    cache = _CACHE
+    joined: list[str] = []
+    for word in _WORD_RE.findall(_fold(text)):
+        if "-" not in word:
+            stem = cache.get(word)
+            if stem is None:
+                stem = stem_word(word)
+            if stem:
+                append(stem)
+            continue
+        whole = word.replace("-", "")
+        if whole in STOPWORDS:
+            continue
+        for part in word.split("-"):
+            stem = stem_word(part)
+            if stem:
+                append(stem)
+        stem = stem_word(whole)
+        if stem:
+            joined.append(stem)
+    return out, joined
+
+
+def tokenize(text: str, *, compounds: bool = True) -> list[str]:
+    """The stems of a text, in order; joined compound forms appended unless compounds=False."""
+    running, joined = split_tokens(text)
+    if compounds:
+        running.extend(joined)
+    return running
+
+
+def tokenize_with_surface(text: str, *, compounds: bool = True) -> list[tuple[str, str]]:
+    """Like `tokenize`, as (stem, lowercase surface word) pairs; for short texts (topics)."""
+    return list(_iter_tokens(text, compounds))

@@ -1,0 +1,179 @@
+"""The `/papers` slash command: subscribe, unsubscribe, list, search, liked, help.
+
+Acknowledges at once, then does the work and answers through the command's
+`response_url`: help, errors and search results are ephemeral (only the caller sees
+them), while subscription changes are confirmed in the channel so the team sees who
+changed what. A refused command stores nothing. Registered by `bot.app.create_app`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+
+from slack_bolt import App
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, feedback
+from bot.digest import make_view
+from bot.ranking import TopicError
+from bot.search import search_papers
+from bot.subscriptions import MAX_TOPICS, Refused, check_new_topic, find_topic
+from handlers.context import Deps
+from storage import queries
+from storage.db import session_scope
+
+logger = logging.getLogger(__name__)
+MAX_TEXT = 2000
+NOT_IN_CHANNEL = (
+    "I can't post in this channel yet, so I stored nothing. Invite me with "
+    "`/invite @papers-bot` and run the command again."
+)
+LIKED_DAYS = 7
+
+
+def register(app: App, deps: Deps) -> None:
+    @app.command("/papers")
+    def papers_command(ack, command, respond, client):
+        ack()
+        text = _clean(command.get("text", ""))
+        verb, _, rest = text.partition(" ")
+        handler = COMMANDS.get(verb.lower())
+        try:
+            if handler is None:
+                reply = blocks.help_message(MAX_TOPICS)
+                if verb:
+                    hint = f"I don't know `{blocks.escape(verb[:40])}`. Here is what I can do:"
+                    reply = (hint + "\n" + reply[0], [blocks._section(hint), *reply[1]])
+                respond(text=reply[0], blocks=reply[1], response_type="ephemeral")
+                return
+            handler(deps, command, rest.strip(), respond, client)
+        except (Refused, TopicError) as exc:
+            respond(text=str(exc), response_type="ephemeral")
+        except Exception:
+            logger.exception("/papers %s failed", verb[:20])
+            respond(
+                text="Sorry, something went wrong on my side and nothing was changed. "
+                "Please try again in a minute.",
+                response_type="ephemeral",
+            )
+
+
+def _clean(text: str) -> str:
+    """Drop control characters and collapse whitespace; cap the length."""
+    text = "".join(ch if ch.isprintable() else " " for ch in text[: MAX_TEXT * 5])
+    return " ".join(text.split())[:MAX_TEXT]
+
+
+_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+def _who(command: dict) -> str:
+    user = command.get("user_id", "")
+    return f"<@{user}>" if _USER.match(user) else "Someone"
+
+
+def _subscribe(deps: Deps, command, arg: str, respond, client) -> None:
+    team, channel = command["team_id"], command["channel_id"]
+    if not arg:
+        raise Refused("Say what to follow, e.g. `/papers subscribe contrastive learning`.")
+    with session_scope(deps.engine) as session:
+        existing = queries.channel_subscriptions(team, channel, session=session)
+        topic, key = check_new_topic(arg, existing)
+        if not queries.add_subscription(
+            team, channel, topic.text, key, command.get("user_id", ""), session=session
+        ):
+            raise Refused(f"This channel already follows *{blocks.escape(topic.text)}*.")
+        when = f"{deps.settings.digest_time:%H:%M} {deps.settings.digest_timezone}"
+        note = (
+            f"{_who(command)} subscribed this channel to *{blocks.escape(topic.text)}*. "
+            f"New papers on it arrive in the daily digest at {when}."
+        )
+        try:
+            client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note)[1])
+        except SlackApiError as exc:
+            if exc.response.get("error") in ("not_in_channel", "channel_not_found"):
+                session.rollback()
+                respond(text=NOT_IN_CHANNEL, response_type="ephemeral")
+                return
+            raise
+
+
+def _unsubscribe(deps: Deps, command, arg: str, respond, client) -> None:
+    team, channel = command["team_id"], command["channel_id"]
+    with session_scope(deps.engine) as session:
+        sub = find_topic(arg, queries.channel_subscriptions(team, channel, session=session))
+        queries.delete_subscription(sub.id, session=session)
+        topic = blocks.escape(sub.topic)
+    note = f"{_who(command)} unsubscribed this channel from *{topic}*."
+    try:
+        client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note)[1])
+    except SlackApiError:
+        respond(text=f"Done: this channel no longer follows *{topic}*.", response_type="ephemeral")
+
+
+def _list(deps: Deps, command, arg: str, respond, client) -> None:
+    with session_scope(deps.engine) as session:
+        subs = queries.channel_subscriptions(
+            command["team_id"], command["channel_id"], session=session
+        )
+        state = queries.channel_state(command["team_id"], command["channel_id"], session=session)
+    text, body = blocks.topic_list([s.topic for s in subs])
+    if state is not None and state.error:
+        warning = (
+            f"My last digest here failed with `{state.error}`. "
+            + NOT_IN_CHANNEL.split(", so I stored nothing.")[0].replace(
+                "I can't post", "If I can't post"
+            )
+            + "."
+        )
+        body.append(blocks._context(warning))
+    respond(text=text, blocks=body, response_type="ephemeral")
+
+
+def _search(deps: Deps, command, arg: str, respond, client) -> None:
+    respond(**search_reply(deps, arg, 0), response_type="ephemeral")
+
+
+def search_reply(deps: Deps, query: str, offset: int) -> dict:
+    """The text and blocks of one page of search results (also used by the More button)."""
+    with session_scope(deps.engine) as session:
+        page = search_papers(
+            query,
+            session=session,
+            archive=deps.archive,
+            today=deps.settings.today(),
+            offset=offset,
+        )
+        views = [make_view(p, deps.archive.index) for p, _ in page.hits]
+    text, body = blocks.search_results(query, views, offset, page.more)
+    return {"text": text, "blocks": body}
+
+
+def _liked(deps: Deps, command, arg: str, respond, client) -> None:
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=LIKED_DAYS)
+    with session_scope(deps.engine) as session:
+        reactions = queries.reactions_in_force(
+            session=session,
+            team_id=command["team_id"],
+            channel_id=command["channel_id"],
+            since=since,
+        )
+        votes = feedback.paper_votes(reactions, deps.settings)
+        top = sorted((v, p) for p, v in votes.items() if v > 0)[::-1][:10]
+        papers = queries.get_papers([p for _, p in top], session=session)
+        items = [(make_view(papers[p]), v) for v, p in top if p in papers]
+    text, body = blocks.liked_papers(items, LIKED_DAYS)
+    respond(text=text, blocks=body, response_type="ephemeral")
+
+
+COMMANDS = {
+    "subscribe": _subscribe,
+    "follow": _subscribe,
+    "unsubscribe": _unsubscribe,
+    "unfollow": _unsubscribe,
+    "list": _list,
+    "search": _search,
+    "liked": _liked,
+}

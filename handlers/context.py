@@ -1,0 +1,17 @@
+"""What every listener needs, handed over by the app factory instead of globals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from bot.archive import Archive
+from bot.settings import Settings
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    engine: Engine
+    archive: Archive

@@ -1,0 +1,56 @@
+"""Reaction events: emoji on a digest reply become feedback on that paper.
+
+`reaction_added` stores the reaction (skin tones folded into the base emoji),
+`reaction_removed` deletes it. Reactions on anything but a paper reply the bot posted are
+ignored. Slack redelivers events it thinks were missed (`X-Slack-Retry-Num`); the event id
+is remembered, so a redelivery changes nothing. Registered by `bot.app.create_app`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App
+
+from bot.feedback import base_reaction
+from handlers.context import Deps
+from storage import queries
+from storage.db import session_scope
+
+logger = logging.getLogger(__name__)
+
+
+def register(app: App, deps: Deps) -> None:
+    @app.event("reaction_added")
+    def on_reaction_added(ack, body, event):
+        ack()
+        _store(deps, body, event, added=True)
+
+    @app.event("reaction_removed")
+    def on_reaction_removed(ack, body, event):
+        ack()
+        _store(deps, body, event, added=False)
+
+
+def _store(deps: Deps, body: dict, event: dict, *, added: bool) -> None:
+    item = event.get("item") or {}
+    if item.get("type") != "message" or not event.get("user") or not event.get("reaction"):
+        return
+    team_id = body.get("team_id") or ""
+    event_id = body.get("event_id") or f"{event.get('event_ts')}:{event['user']}"
+    try:
+        with session_scope(deps.engine) as session:
+            delivery = queries.delivery_for_message(
+                team_id, item.get("channel", ""), item.get("ts", ""), session=session
+            )
+            if delivery is None:
+                return  # not one of our paper replies
+            if not queries.first_sight_of_event(event_id, team_id, session=session):
+                return  # a redelivery
+            reaction = base_reaction(event["reaction"])
+            if added:
+                queries.add_reaction(delivery, event["user"], reaction, session=session)
+            else:
+                queries.remove_reaction(delivery, event["user"], reaction, session=session)
+    except Exception:
+        logger.exception("could not store %s", event.get("type"))

@@ -1,0 +1,125 @@
+"""End-to-end harness: the real Bolt app served by waitress on 127.0.0.1, a fake Slack Web
+API and a fake Hugging Face API on loopback, and the real `papers-bot` CLI in-process.
+
+`bot` gives a running stack; `bot.command(text)` sends a signed `/papers` request to
+`POST /slack/events` and returns the reply the bot sent to the command's response_url;
+`bot.cli(...)` runs `papers-bot` with the stack's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from waitress.server import create_server
+
+from bot import cli
+from bot.app import create_app, make_client
+from bot.archive import Archive
+from bot.server import health_wrapped
+from bot.settings import Settings
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from storage.db import ensure_schema, open_engine
+from tests.fakes.hf_server import FakeHF
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_requests import post_signed, reaction_event_body, slash_command_body
+
+SECRET = "test-signing-secret"
+TOKEN = "xoxb-test-token"
+DAY = "2024-07-29"
+
+
+@dataclass
+class Stack:
+    url: str
+    slack: FakeSlack
+    hf: FakeHF
+    settings: Settings
+    engine: object
+    archive: Archive
+    env: dict
+    monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture
+    _responses: int = 0
+
+    def command(self, text: str, *, channel: str = "C0001", user: str = "U0001", wait="reply", **kw):
+        """Send `/papers <text>` and wait for the bot's answer.
+
+        `wait="reply"` waits for a message to the response_url and returns its params;
+        `wait="post"` waits for a channel message (subscription confirmations) instead.
+        """
+        self._responses += 1
+        response_url = self.slack.response_url(self._responses)
+        body = slash_command_body(
+            text, channel_id=channel, user_id=user, response_url=response_url, **kw
+        )
+        method = "response_url" if wait == "reply" else "chat.postMessage"
+        before = len(self.slack.calls(method))
+        response = post_signed(self.url, body, SECRET)
+        assert response.status_code == 200, response.text
+        answers = self.slack.wait_for(method, before + 1, timeout=10)
+        return response, answers[-1].params
+
+    def react(self, kind: str, *, reaction: str, channel: str, ts: str, user: str = "U0002",
+              event_id: str | None = None, retry_num: int | None = None):
+        body = reaction_event_body(
+            kind, reaction=reaction, user=user, channel=channel, ts=ts, event_id=event_id
+        )
+        return post_signed(self.url, body, SECRET, retry_num=retry_num)
+
+    def cli(self, *args: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = cli.main(list(args))
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def cli_json(self, *args: str):
+        code, out, err = self.cli(*args)
+        assert code == 0, err
+        return json.loads(out)
+
+
+@pytest.fixture
+def seed_items(shared_dir: Path) -> list[dict]:
+    return json.loads((shared_dir / "data" / "seed_daily_papers.json").read_text())
+
+
+@pytest.fixture
+def stack(db_url, seed_items, tmp_path, monkeypatch, capsys):
+    with FakeSlack() as slack, FakeHF(days={DAY: seed_items}) as hf:
+        env = {
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack.base_url,
+            "HF_API_URL": hf.base_url,
+            "DATABASE_URL": db_url,
+            "DIGEST_POST_INTERVAL": "0",
+        }
+        monkeypatch.chdir(tmp_path)
+        for name in ("SLACK_APP_TOKEN", "DIGEST_TIME", "DIGEST_TIMEZONE", "DIGEST_MAX_PAPERS"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        settings = Settings.from_env()
+        engine = open_engine(db_url)
+        ensure_schema(engine)
+        archive = Archive(engine)
+        app = create_app(settings, make_client(settings), engine=engine, archive=archive)
+        server = create_server(
+            health_wrapped(SlackRequestHandler(app)), host="127.0.0.1", port=0, threads=4
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            yield Stack(
+                url=f"http://127.0.0.1:{server.effective_port}/slack/events",
+                slack=slack, hf=hf, settings=settings, engine=engine, archive=archive,
+                env=env, monkeypatch=monkeypatch, capsys=capsys,
+            )
+        finally:
+            server.close()
+            thread.join(timeout=5)
+            engine.dispose()
