@@ -79,7 +79,9 @@ __all__ = [
 TITLE_WEIGHT = 3  # a title token counts as this many abstract tokens
 K1 = 1.5
 B = 0.75
-MIN_SCORE = 0.4  # IDF-weighted mean saturation of the topic's words
+PROXIMITY_WEIGHT = 0.25  # share of a multi-word topic's score given to adjacent word pairs
+RERANK_DEPTH = 1000  # search: how many plain-BM25 hits get the full topic score
+MIN_SCORE = 0.5  # IDF-weighted mean saturation of the topic's words
 MIN_COVERAGE = 0.7  # share of the topic's IDF mass present in the paper
 FEEDBACK_WEIGHT = 0.1  # most that feedback expansion terms can move a score
 POPULARITY_WEIGHT = 0.02  # most that upvotes can move a score (orders near-ties only)
@@ -314,9 +316,7 @@ class Bm25Index:
                 self._authors.append(authors)
                 self._upvotes.append(0)
                 self._titles.append("")
-            elif self._title_lens[row] == title_len and np.array_equal(
-                self._stream(row), stream
-            ):
+            elif self._title_lens[row] == title_len and np.array_equal(self._stream(row), stream):
                 self._authors[row], self._upvotes[row] = authors, int(doc.upvotes)
                 self._titles[row] = doc.title
                 continue  # same tokens: nothing to reweight for this doc
@@ -590,10 +590,21 @@ def _candidate_rows(index: Bm25Index, candidate_ids: Iterable[str] | None) -> np
     return np.array(sorted(rows), dtype=np.int64)
 
 
-def _topic_scores(
+def _topic_pairs(topic: Topic) -> list[tuple[str, str]]:
+    """Consecutive word pairs of a topic ("training data selection": two pairs)."""
+    return list(dict.fromkeys((a, b) for a, b in zip(topic.terms, topic.terms[1:]) if a != b))
+
+
+def topic_scores(
     index: Bm25Index, topic: Topic, rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(normalised score, coverage, filter mask) of the topic for the given rows."""
+    """(normalised score, coverage, passes-filters mask) of a topic for index rows.
+
+    score = (1 - PROXIMITY_WEIGHT) x words + PROXIMITY_WEIGHT x pairs, where words is the
+    topic's BM25 over its best possible BM25 and pairs the IDF-weighted mean saturation of
+    the topic's consecutive word pairs found adjacent in the doc; pairs that occur nowhere
+    in the index are left out, and without any, score = words.
+    """
     query = _topic_query(topic)
     if not query:  # author-only topic: every paper by the author(s) is a full match
         scores = np.ones(len(rows))
@@ -601,6 +612,11 @@ def _topic_scores(
     else:
         scores = index.scores(query)[rows] / index.best_score(query)
         coverage = index.coverage(query)[rows]
+        pairs = [pair for pair in _topic_pairs(topic) if index.pair_df(pair) > 0]
+        if pairs and len(rows):
+            idf = np.array([index.pair_idf(pair) for pair in pairs])
+            near = idf @ index.pair_saturation(pairs, rows) / idf.sum()
+            scores = (1 - PROXIMITY_WEIGHT) * scores + PROXIMITY_WEIGHT * near
     ids = index.ids
     if topic.excluded or topic.authors or topic.phrases:
         mask = np.array([_passes_filters(index, topic, ids[r]) for r in rows], dtype=bool)
@@ -655,7 +671,7 @@ def match_topics(
     best = np.full(len(rows), -1.0)
     best_topic = np.full(len(rows), -1)
     for number, topic in enumerate(topics):
-        scores, coverage, mask = _topic_scores(index, topic, rows)
+        scores, coverage, mask = topic_scores(index, topic, rows)
         passed = mask & (scores >= MIN_SCORE) & (coverage >= MIN_COVERAGE)
         better = passed & (scores > best)
         best[better] = scores[better]
@@ -697,15 +713,22 @@ def search(
     limit: int,
     candidate_ids: Iterable[str] | None = None,
 ) -> tuple[list[str], list[float]]:
-    """Plain BM25 ranking of a query (topic syntax) over the index or a subset.
+    """BM25 ranking of a query (topic syntax) over the whole index or a subset of ids.
 
-    No threshold; papers scoring zero or failing the query's filters are left out. Scores
-    are BM25 divided by the query's best possible score (same scale as `Match.score`).
-    Raises TopicError for an unusable query.
+    No threshold; papers scoring zero or failing the query's filters are left out. The
+    score is the one `match_topics` thresholds (BM25 over its best possible value, with the
+    word-pair proximity term), computed for the RERANK_DEPTH best by plain BM25. Raises
+    TopicError for an unusable query.
     """
     topic = parse_topic(query)
     rows = _candidate_rows(index, candidate_ids)
-    scores, _coverage, mask = _topic_scores(index, topic, rows)
+    query_terms = _topic_query(topic)
+    if query_terms and len(rows):
+        plain = index.scores(query_terms)[rows]
+        depth = max(RERANK_DEPTH, limit)
+        top = np.argsort(-plain, kind="stable")[:depth]
+        rows = rows[np.sort(top[plain[top] > 0])]
+    scores, _coverage, mask = topic_scores(index, topic, rows)
     ids = index.ids
     keep = np.flatnonzero(mask & (scores > 0))
     order = sorted(keep, key=lambda i: (-scores[i], ids[rows[i]]))[: max(limit, 0)]

@@ -6,7 +6,8 @@ same way. Pure functions over strings; the only state is a word -> stem cache.
 
 What `tokenize` does, in order:
 
-1. Unicode NFKC normalisation, unicode hyphens folded to "-", accents dropped
+1. URLs are dropped (code and project links say nothing about the topic), Unicode NFKC
+   normalisation, unicode hyphens folded to "-", accents dropped
    ("Müller" -> "muller"), lowercase.
 2. Words are runs of letters and digits; hyphenated compounds are kept together at first.
 3. Stopwords are dropped (see `STOPWORDS`): English function words plus the boilerplate of
@@ -87,12 +88,15 @@ _STEMMER = Stemmer.Stemmer("english")
 _CACHE: dict[str, str] = {}  # word -> stem, "" for a dropped word
 _SURFACE: dict[str, str] = {}  # stem -> shortest word seen with that stem
 _WORD_RE = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
+_URL_RE = re.compile(r"(?:https?://|www\.)\S+")
 _HYPHENS = str.maketrans({"‐": "-", "‑": "-", "‒": "-", "–": "-", "­": None})
 _VOWELS = frozenset("aeiouy")
 
 
 def _fold(text: str) -> str:
-    """NFKC, unicode hyphens to "-", accents dropped, lowercase."""
+    """URLs dropped, NFKC, unicode hyphens to "-", accents dropped, lowercase."""
+    if "://" in text or "www." in text:
+        text = _URL_RE.sub(" ", text)
     text = unicodedata.normalize("NFKC", text).translate(_HYPHENS)
     if not text.isascii():
         decomposed = unicodedata.normalize("NFKD", text)

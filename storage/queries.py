@@ -52,7 +52,10 @@ def _insert_ignore(session: Session, model, rows: list[dict], conflict: Sequence
 
 
 def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[int, int]:
-    """Store papers by arXiv id; a known paper keeps its first listing day. Returns (new, updated)."""
+    """Store papers by arXiv id; a known paper keeps its first listing day.
+
+    Returns (new, updated).
+    """
     by_id = {r.id: r for r in records}
     if not by_id:
         return 0, 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
 from bot import cli
@@ -21,7 +22,6 @@ from bot.app import create_app, make_client
 from bot.archive import Archive
 from bot.server import health_wrapped
 from bot.settings import Settings
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from storage.db import ensure_schema, open_engine
 from tests.fakes.hf_server import FakeHF
 from tests.fakes.slack_api import FakeSlack
@@ -45,7 +45,9 @@ class Stack:
     capsys: pytest.CaptureFixture
     _responses: int = 0
 
-    def command(self, text: str, *, channel: str = "C0001", user: str = "U0001", wait="reply", **kw):
+    def command(
+        self, text: str, *, channel: str = "C0001", user: str = "U0001", wait="reply", **kw
+    ):
         """Send `/papers <text>` and wait for the bot's answer.
 
         `wait="reply"` waits for a message to the response_url and returns its params;
@@ -63,8 +65,17 @@ class Stack:
         answers = self.slack.wait_for(method, before + 1, timeout=10)
         return response, answers[-1].params
 
-    def react(self, kind: str, *, reaction: str, channel: str, ts: str, user: str = "U0002",
-              event_id: str | None = None, retry_num: int | None = None):
+    def react(
+        self,
+        kind: str,
+        *,
+        reaction: str,
+        channel: str,
+        ts: str,
+        user: str = "U0002",
+        event_id: str | None = None,
+        retry_num: int | None = None,
+    ):
         body = reaction_event_body(
             kind, reaction=reaction, user=user, channel=channel, ts=ts, event_id=event_id
         )
@@ -116,8 +127,14 @@ def stack(db_url, seed_items, tmp_path, monkeypatch, capsys):
         try:
             yield Stack(
                 url=f"http://127.0.0.1:{server.effective_port}/slack/events",
-                slack=slack, hf=hf, settings=settings, engine=engine, archive=archive,
-                env=env, monkeypatch=monkeypatch, capsys=capsys,
+                slack=slack,
+                hf=hf,
+                settings=settings,
+                engine=engine,
+                archive=archive,
+                env=env,
+                monkeypatch=monkeypatch,
+                capsys=capsys,
             )
         finally:
             server.close()

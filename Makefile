@@ -1,0 +1,28 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    install (first time) and start the bot
+#   make test   install (first time, with test tools) and run the tests
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/papers-bot: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(BIN)/papers-bot
+	$(BIN)/papers-bot run
+
+test: $(BIN)/papers-bot
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+bench: $(BIN)/papers-bot
+	$(BIN)/python benchmarks/eval_relevance.py
+
+clean:
+	rm -rf $(VENV) *.egg-info
