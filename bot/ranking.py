@@ -19,23 +19,33 @@ since the mean IDF is dominated by rare words) and so outweighs a term in 40% of
 check both against `rank_bm25.BM25Okapi`.
 
 The threshold. Raw BM25 scores of different topics are not comparable: they grow with the
-number of topic words and their IDFs. So every topic score is normalised by the topic's own
-best possible score, and a paper is posted only if, for one of the channel's topics:
+number of topic words and with their IDFs. So each topic's score is divided by the topic's
+own best possible score, and a paper is posted only if, for one of the channel's topics,
 
-    score    = sum_t idf_t * sat(t, doc) / sum_t idf_t   >= MIN_SCORE
-    coverage = sum_{t in doc} idf_t / sum_t idf_t         >= MIN_COVERAGE
+    score    = (1 - P) * words + P * pairs          >= MIN_SCORE     (0.5)
+    coverage = sum_{t in doc} idf_t / sum_t idf_t   >= MIN_COVERAGE  (0.7)
 
-where sat(t, doc) = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)) / (k1 + 1) is the
-BM25 saturation of the word in the doc, in [0, 1). `score` is then an IDF-weighted mean
-saturation, and it reads the same for a one-word and a five-word topic: 0.4 means "every
-topic word appears once in an abstract of average length"; a word in the title (counted
-3x) or repeated reaches 0.6-0.8. `coverage` is the share of the topic's information (IDF
-mass) that the paper contains at all, so a paper that merely repeats a topic's commonest
-word ("learning", "network") cannot pass, while a topic's rare words carry it. Words never
-seen in the archive count with the largest IDF, so a topic about something absent from the
-archive ("quantum error correction") passes nothing. Neither number depends on the day's
-batch, so a day with nothing relevant posts nothing. Quoted phrases, `-exclusions` and
-`author:` filters are hard filters applied before the threshold.
+    words = BM25(topic, doc) / sum_t idf_t (k1 + 1) = sum_t idf_t sat(t, doc) / sum_t idf_t
+    sat(t, doc) = tf / (tf + k1 (1 - b + b dl / avgdl))       (BM25's saturation, in [0, 1))
+
+`pairs` is the same IDF-weighted mean saturation over the topic's consecutive word pairs,
+counting a pair where its two stems are adjacent in the paper (either order, stopwords
+skipped: "noisy labels" ~ "label noise"), each pair weighted by its own IDF in the archive.
+P = PROXIMITY_WEIGHT (0.25) for topics of two or more words; pairs that occur nowhere in the
+archive are left out, and without any pair P = 0.
+
+Why this means the same for every topic: `score` is a weighted mean of per-word (and
+per-pair) saturations, so its scale does not depend on how many words a topic has or how
+rare they are. 0.4 means "each topic word once, in an abstract of average length"; 0.5 and
+above needs more than a passing mention: the words in the title (counted 3x) or repeated,
+and for multi-word topics written together. The same 0.5 asks a one-word topic for its word
+in the title or about twice in the abstract. `coverage` is the share of the topic's
+information (IDF mass) the paper contains at all, so repeating a topic's commonest word
+("learning", "network") cannot carry a paper, while its rare words can ("medical" without
+"imaging"). Words never seen in the archive get the largest IDF, so a topic about
+something the archive lacks ("quantum error correction") passes nothing. Nothing depends
+on the day's batch, so a day with nothing relevant posts nothing. Quoted phrases,
+`-exclusions` and `author:` are hard filters on top.
 
 Ordering among the papers that pass: by score, with two bounded adjustments that never
 decide whether a paper passes. Team feedback (`extra_terms`, e.g. Rocchio terms from
@@ -52,6 +62,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -65,15 +76,18 @@ __all__ = [
     "MIN_COVERAGE",
     "MIN_SCORE",
     "POPULARITY_WEIGHT",
+    "PROXIMITY_WEIGHT",
     "TITLE_WEIGHT",
     "Bm25Index",
     "Doc",
     "Match",
     "Topic",
     "TopicError",
+    "clean_topic_text",
     "match_topics",
     "parse_topic",
     "search",
+    "topic_scores",
 ]
 
 TITLE_WEIGHT = 3  # a title token counts as this many abstract tokens
@@ -193,10 +207,11 @@ def parse_topic(text: str) -> Topic:
             if name and not negated:
                 authors.append(name)
             continue
-        stems = tokenize(words, compounds=False)
-        if negated:
-            excluded.extend(stems)
+        if negated:  # -a-b excludes the compound "a-b" (or "ab"), not every a and b
+            running, joined = split_tokens(words)
+            excluded.extend(joined if "-" in words and joined else running)
             continue
+        stems = tokenize(words, compounds=False)
         terms.extend(stems)
         if part.group("quoted") is not None and len(stems) > 1:
             phrases.append(tuple(stems))
@@ -300,36 +315,34 @@ class Bm25Index:
         return self._buffer[self._starts[row] : self._stops[row]]
 
     def add(self, docs: Iterable[Doc]) -> None:
-        """Add docs (a doc whose id is present replaces it), then reweight everything."""
+        """Add docs, then reweight: IDF and lengths always cover every doc in the index.
+
+        A doc whose id is present replaces it (same row, no duplicate). New docs only append
+        rows to the term-frequency matrix; a replaced doc whose tokens changed rebuilds it.
+        """
         first_new = len(self._ids)
-        changed = False
+        rebuild = False
         for doc in docs:
             stream, title_len = self._encode(doc)
-            authors = tuple(_fold_name(a) for a in doc.authors)
             row = self._rows.get(doc.id)
             if row is None:
-                row = self._rows[doc.id] = len(self._ids)
-                self._ids.append(doc.id)
-                self._starts.append(0)
-                self._stops.append(0)
-                self._title_lens.append(0)
-                self._authors.append(authors)
-                self._upvotes.append(0)
-                self._titles.append("")
-            elif self._title_lens[row] == title_len and np.array_equal(self._stream(row), stream):
-                self._authors[row], self._upvotes[row] = authors, int(doc.upvotes)
-                self._titles[row] = doc.title
-                continue  # same tokens: nothing to reweight for this doc
-            else:
-                changed = changed or row < first_new
+                row = self._new_row(doc.id)
+            elif row < first_new:
+                same = self._title_lens[row] == title_len and np.array_equal(
+                    self._stream(row), stream
+                )
+                if same:  # e.g. fetched again with new upvotes: nothing to reweight
+                    self._set_metadata(row, doc)
+                    continue
+                rebuild = True
             self._starts[row], self._stops[row] = self._append(stream)
             self._title_lens[row] = title_len
-            self._authors[row], self._upvotes[row] = authors, int(doc.upvotes)
-            self._titles[row] = doc.title
-        if changed:
+            self._set_metadata(row, doc)
+        if rebuild or self._used > 2 * (sum(self._stops) - sum(self._starts)) + 1024:
             self._compact()
+        if rebuild:
             self._tf = self._tf_rows(range(len(self._ids)))
-        elif len(self._ids) > first_new or len(self._terms) != self._tf.shape[1]:
+        elif len(self._ids) > first_new:
             old = self._tf
             old.resize((old.shape[0], len(self._terms)))
             new = self._tf_rows(range(first_new, len(self._ids)))
@@ -338,6 +351,20 @@ class Bm25Index:
             return
         self._pair_df.clear()
         self._reweight()
+
+    def _new_row(self, doc_id: str) -> int:
+        row = self._rows[doc_id] = len(self._ids)
+        self._ids.append(doc_id)
+        for column in (self._starts, self._stops, self._title_lens, self._upvotes):
+            column.append(0)
+        self._authors.append(())
+        self._titles.append("")
+        return row
+
+    def _set_metadata(self, row: int, doc: Doc) -> None:
+        self._authors[row] = tuple(_fold_name(name) for name in doc.authors)
+        self._upvotes[row] = int(doc.upvotes)
+        self._titles[row] = doc.title
 
     def _compact(self) -> None:
         """Drop the tokens of replaced docs from the buffer."""
@@ -446,9 +473,8 @@ class Bm25Index:
         tf = self._tf
         row = self._rows[doc_id]
         start, stop = tf.indptr[row], tf.indptr[row + 1]
-        return Counter(
-            {self._terms[t]: int(f) for t, f in zip(tf.indices[start:stop], tf.data[start:stop])}
-        )
+        pairs = zip(tf.indices[start:stop], tf.data[start:stop], strict=True)
+        return Counter({self._terms[t]: int(f) for t, f in pairs})
 
     def has_phrase(self, doc_id: str, phrase: Sequence[str]) -> bool:
         """Whether the stems occur contiguously (stopwords aside) in title or abstract."""
@@ -592,7 +618,7 @@ def _candidate_rows(index: Bm25Index, candidate_ids: Iterable[str] | None) -> np
 
 def _topic_pairs(topic: Topic) -> list[tuple[str, str]]:
     """Consecutive word pairs of a topic ("training data selection": two pairs)."""
-    return list(dict.fromkeys((a, b) for a, b in zip(topic.terms, topic.terms[1:]) if a != b))
+    return list(dict.fromkeys((a, b) for a, b in pairwise(topic.terms) if a != b))
 
 
 def topic_scores(

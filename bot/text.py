@@ -85,7 +85,8 @@ using use used uses based also able thereby whilst conduct conducted conducts
 STOPWORDS: frozenset[str] = frozenset((_FUNCTION_WORDS + _BOILERPLATE).split())
 
 _STEMMER = Stemmer.Stemmer("english")
-_CACHE: dict[str, str] = {}  # word -> stem, "" for a dropped word
+_CACHE: dict[str, str] = {}  # word -> stem ("" if dropped); compound -> part stems, spaced
+_JOINED: dict[str, str] = {}  # hyphenated word -> stem of its joined form ("" if none)
 _SURFACE: dict[str, str] = {}  # stem -> shortest word seen with that stem
 _WORD_RE = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 _URL_RE = re.compile(r"(?:https?://|www\.)\S+")
@@ -97,11 +98,11 @@ def _fold(text: str) -> str:
     """URLs dropped, NFKC, unicode hyphens to "-", accents dropped, lowercase."""
     if "://" in text or "www." in text:
         text = _URL_RE.sub(" ", text)
+    if text.isascii():  # already NFKC, nothing to fold
+        return text.lower()
     text = unicodedata.normalize("NFKC", text).translate(_HYPHENS)
-    if not text.isascii():
-        decomposed = unicodedata.normalize("NFKD", text)
-        text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
 
 
 def _stem_uncached(word: str) -> str:
@@ -159,31 +160,35 @@ def _iter_tokens(text: str, compounds: bool) -> Iterator[tuple[str, str]]:
     yield from joined
 
 
+def _cache_compound(word: str) -> str:
+    """Cache a hyphenated word: its part stems, space-joined, and its joined stem."""
+    whole = word.replace("-", "")
+    if whole in STOPWORDS:
+        parts, joined = "", ""
+    else:
+        parts = " ".join(filter(None, (stem_word(part) for part in word.split("-"))))
+        joined = stem_word(whole)
+    _CACHE[word] = parts
+    _JOINED[word] = joined
+    return parts
+
+
 def split_tokens(text: str) -> tuple[list[str], list[str]]:
     """(running stems in order, joined compound stems): `tokenize` is their concatenation."""
-    out: list[str] = []
-    append = out.append
-    cache = _CACHE
-    joined: list[str] = []
-    for word in _WORD_RE.findall(_fold(text)):
-        if "-" not in word:
-            stem = cache.get(word)
+    folded = _fold(text)
+    words = _WORD_RE.findall(folded)
+    get = _CACHE.get
+    stems = [get(word) for word in words]  # a compound's entry is its part stems, spaced
+    if None in stems:
+        for i, stem in enumerate(stems):
             if stem is None:
-                stem = stem_word(word)
-            if stem:
-                append(stem)
-            continue
-        whole = word.replace("-", "")
-        if whole in STOPWORDS:
-            continue
-        for part in word.split("-"):
-            stem = stem_word(part)
-            if stem:
-                append(stem)
-        stem = stem_word(whole)
-        if stem:
-            joined.append(stem)
-    return out, joined
+                word = words[i]
+                stems[i] = _cache_compound(word) if "-" in word else stem_word(word)
+    running = " ".join(stems).split()  # also drops the "" of stopwords
+    if "-" not in folded:
+        return running, []
+    joined = _JOINED.get
+    return running, [j for j in (joined(w) for w in words if "-" in w) if j]
 
 
 def tokenize(text: str, *, compounds: bool = True) -> list[str]:

@@ -324,9 +324,7 @@ def first_sight_of_event(event_id: str, team_id: str, *, session: Session) -> bo
     return _insert_ignore(session, SlackEvent, [row], ("event_id",)) > 0
 
 
-def add_reaction(
-    delivery: Delivery, user_id: str, reaction: str, polarity: int, *, session: Session
-) -> bool:
+def add_reaction(delivery: Delivery, user_id: str, reaction: str, *, session: Session) -> bool:
     row = {
         "team_id": delivery.team_id,
         "channel_id": delivery.channel_id,

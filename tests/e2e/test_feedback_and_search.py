@@ -1,0 +1,89 @@
+"""Reactions as feedback and /papers search, end to end over signed requests."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.conftest import DAY
+
+
+def _digest(stack):
+    stack.command("subscribe contrastive learning", wait="post")
+    code, _, err = stack.cli("digest", "--date", DAY)
+    assert code == 0, err
+    return [p for p in stack.slack.posts("C0001") if p.thread_ts]
+
+
+def _wait_feedback(stack, count):
+    import time
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        rows = stack.cli_json("feedback", "--json")
+        if len(rows) == count:
+            return rows
+        time.sleep(0.05)
+    return rows
+
+
+def test_thumbs_up_redelivered_counts_once_and_removal_clears_it(stack):
+    reply = _digest(stack)[0]
+    paper_id = reply.text.rsplit("/", 1)[-1]
+    for retry in (None, 1):
+        response = stack.react(
+            "reaction_added",
+            reaction="+1::skin-tone-3",
+            channel="C0001",
+            ts=reply.ts,
+            event_id="Ev0001",
+            retry_num=retry,
+        )
+        assert response.status_code == 200
+    rows = _wait_feedback(stack, 1)
+    assert len(rows) == 1
+    expected = {"channel": "C0001", "paper_id": paper_id, "user": "U0002"}
+    assert {k: rows[0][k] for k in expected} == expected
+    assert rows[0]["reaction"] == "+1" and rows[0]["polarity"] == 1
+
+    stack.react("reaction_removed", reaction="+1::skin-tone-3", channel="C0001", ts=reply.ts)
+    assert _wait_feedback(stack, 0) == []
+
+
+def test_reactions_on_other_messages_are_ignored(stack):
+    _digest(stack)
+    other = stack.slack.add_message("C0001", text="lunch?")
+    stack.react("reaction_added", reaction="+1", channel="C0001", ts=other)
+    parent = [p for p in stack.slack.posts("C0001") if "new papers" in p.text][0]
+    stack.react("reaction_added", reaction="fire", channel="C0001", ts=parent.ts)
+    assert _wait_feedback(stack, 1) == []
+
+
+def test_search_answers_ephemerally_with_best_paper_first(stack):
+    assert stack.cli("fetch", "--date", DAY)[0] == 0
+    _, reply = stack.command("search contrastive loss temperature")
+    assert reply["response_type"] == "ephemeral"
+    assert reply["text"].startswith("Results 1–5")
+    first_title = reply["blocks"][2]["text"]["text"]
+    assert "Understanding the Behaviour of Contrastive Loss" in first_title
+    more = [b for b in reply["blocks"] if b["type"] == "actions"]
+    assert json.loads(more[0]["elements"][0]["value"]) == {
+        "q": "contrastive loss temperature",
+        "o": 5,
+    }
+
+
+def test_search_nothing_found_and_bad_filter(stack):
+    assert stack.cli("fetch", "--date", DAY)[0] == 0
+    _, reply = stack.command("search quantum chromodynamics lattice")
+    assert "Nothing found" in reply["text"]
+    _, reply = stack.command("search contrastive since:yesterdayish")
+    assert "since:30d" in reply["text"]
+
+
+def test_cli_search_json(stack):
+    assert stack.cli("fetch", "--date", DAY)[0] == 0
+    rows = stack.cli_json("search", "contrastive", "loss", "temperature", "--json", "--limit", "3")
+    assert rows[0]["id"] == "2407.20005"
+    assert set(rows[0]) >= {"id", "title", "score", "url"}
+    assert rows[0]["url"] == "https://huggingface.co/papers/2407.20005"
+    assert len(rows) == 3
