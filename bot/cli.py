@@ -101,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "alembic", "apscheduler.executors.default"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return COMMANDS[args.command](args, settings) or 0
     except UserError as exc:
@@ -214,12 +215,15 @@ def cmd_digest(args, settings: Settings) -> int:
             with HuggingFaceSource(settings.hf_api_url) as source:
                 from storage import queries
 
-                last = queries.last_fetched_day("hf", session=session)
-                days = days_to_fetch(today, settings.digest_lookback_days, last)
+                fetched_before = queries.fetched_days("hf", session=session)
+                days = days_to_fetch(today, settings.digest_lookback_days, fetched_before)
                 fetched = fetch_days(days, session=session, source=source, progress=progress)
             if fetched.errors:
                 fetch_error = fetched.errors[0]
-        progress(f"ranking against {len(archive.index)} stored papers")
+        stored = len(archive.index)
+        progress(f"ranking against {stored} stored papers")
+        if stored == 0:
+            progress("no papers are stored yet: check HF_API_URL, or run `papers-bot fetch`")
         if args.dry_run:
             if args.topic:
                 plans = [preview(session, archive, settings, args.topic, today)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from slack_sdk import WebClient
@@ -38,14 +38,22 @@ class FetchSummary:
     errors: list[str] = field(default_factory=list)
 
 
-def days_to_fetch(today: dt.date, lookback: int, last_fetched: dt.date | None) -> list[dt.date]:
-    """The look-back window, reaching further back to the day after the last good fetch."""
+def days_to_fetch(
+    today: dt.date, lookback: int, fetched: Collection[dt.date] = ()
+) -> list[dt.date]:
+    """The look-back window, plus older days a failed run missed (since the first fetch).
+
+    The window is fetched again every time, since listings grow during the day and
+    papers are listed late; older days only when they never succeeded.
+    """
     start = today - dt.timedelta(days=lookback)
-    if last_fetched is not None and last_fetched < start:
-        start = max(
-            last_fetched + dt.timedelta(days=1), today - dt.timedelta(days=MAX_CATCH_UP_DAYS)
-        )
-    return [start + dt.timedelta(days=i) for i in range((today - start).days + 1)]
+    oldest = max(min(fetched, default=start), today - dt.timedelta(days=MAX_CATCH_UP_DAYS))
+    missed = [
+        oldest + dt.timedelta(days=i)
+        for i in range((start - oldest).days)
+        if oldest + dt.timedelta(days=i) not in fetched
+    ]
+    return missed + [start + dt.timedelta(days=i) for i in range((today - start).days + 1)]
 
 
 def fetch_days(
@@ -56,16 +64,24 @@ def fetch_days(
     archive: Archive | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> FetchSummary:
-    """Store each day's listing; a day that fails is reported and the others still run."""
+    """Store each day's listing. After a day fails (retries exhausted) the rest are left
+    for the next run, which catches up on them, rather than waiting out every retry again.
+    """
     summary = FetchSummary()
-    for day in days:
+    days = list(days)
+    for number, day in enumerate(days):
         try:
             result = source.fetch_day(day)
         except SourceError as exc:
             summary.errors.append(str(exc))
             logger.warning("%s", exc)
-            progress(f"{day}: failed ({exc})")
-            continue
+            left = len(days) - number - 1
+            progress(
+                f"{day}: failed; {left} later days left for the next run"
+                if left
+                else f"{day}: failed"
+            )
+            break
         new, updated = queries.upsert_papers(result.papers, session=session)
         queries.record_fetched_day("hf", day, len(result.papers), result.skipped, session=session)
         session.commit()
@@ -107,8 +123,8 @@ def daily_job(
             own_source = source is None
             source = source or HuggingFaceSource(settings.hf_api_url)
             try:
-                last = queries.last_fetched_day("hf", session=session)
-                days = days_to_fetch(today, settings.digest_lookback_days, last)
+                fetched_before = queries.fetched_days("hf", session=session)
+                days = days_to_fetch(today, settings.digest_lookback_days, fetched_before)
                 fetched = fetch_days(days, session=session, source=source, archive=archive)
             finally:
                 if own_source:

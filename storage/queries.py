@@ -127,9 +127,8 @@ def record_fetched_day(
         row.papers, row.skipped, row.fetched_at = papers, skipped, utcnow()
 
 
-def last_fetched_day(source: str, *, session: Session) -> dt.date | None:
-    stmt = select(func.max(FetchedDay.day)).where(FetchedDay.source == source)
-    return session.exec(stmt).one()
+def fetched_days(source: str, *, session: Session) -> set[dt.date]:
+    return set(session.exec(select(FetchedDay.day).where(FetchedDay.source == source)))
 
 
 # --- subscriptions ------------------------------------------------------------------------
