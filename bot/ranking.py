@@ -285,20 +285,26 @@ class Bm25Index:
 
     def _encode(self, doc: Doc) -> tuple[list[int], int]:
         """The doc's token stream as vocabulary ids, and the length of its title region."""
-        vocab, terms = self._vocab, self._terms
         ids: list[int] = []
         title_len = 0
         for text in (doc.title, doc.abstract):
             for part in split_tokens(text):
-                for token in part:
-                    tid = vocab.get(token)
-                    if tid is None:
-                        tid = vocab[token] = len(terms)
-                        terms.append(token)
-                    ids.append(tid)
+                ids.extend(self._term_ids(part))
                 ids.append(_SEP)
             title_len = title_len or len(ids)
         return ids, title_len
+
+    def _term_ids(self, tokens: list[str]) -> list[int]:
+        """Vocabulary ids of stems, adding the new ones."""
+        ids = list(map(self._vocab.get, tokens))
+        if None in ids:
+            for i, tid in enumerate(ids):
+                if tid is None:
+                    tid = self._vocab.setdefault(tokens[i], len(self._terms))
+                    if tid == len(self._terms):
+                        self._terms.append(tokens[i])
+                    ids[i] = tid
+        return ids  # type: ignore[return-value]
 
     def _append(self, stream: list[int]) -> tuple[int, int]:
         need = self._used + len(stream)

@@ -90,6 +90,8 @@ _JOINED: dict[str, str] = {}  # hyphenated word -> stem of its joined form ("" i
 _SURFACE: dict[str, str] = {}  # stem -> shortest word seen with that stem
 _WORD_RE = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 _URL_RE = re.compile(r"(?:https?://|www\.)\S+")
+_WORD_BYTES = b"abcdefghijklmnopqrstuvwxyz0123456789-"
+_ASCII_WORD_CHARS = bytes(c if c in _WORD_BYTES else 32 for c in range(256))
 _HYPHENS = str.maketrans({"‐": "-", "‑": "-", "‒": "-", "–": "-", "­": None})
 _VOWELS = frozenset("aeiouy")
 
@@ -103,6 +105,15 @@ def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_HYPHENS)
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
+
+
+def _words(text: str) -> list[str]:
+    """Lowercase words (hyphenated ones whole) of a text; ASCII takes a fast bytes path."""
+    folded = _fold(text)
+    if folded.isascii():  # same words as _WORD_RE, about 3x faster
+        spaced = folded.encode("ascii").translate(_ASCII_WORD_CHARS).decode("ascii")
+        return spaced.replace("--", " ").split()
+    return _WORD_RE.findall(folded)
 
 
 def _stem_uncached(word: str) -> str:
@@ -136,59 +147,50 @@ def surface_of(stem: str) -> str:
 
 
 def _iter_tokens(text: str, compounds: bool) -> Iterator[tuple[str, str]]:
-    """(stem, surface word) pairs of a text; joined compound forms come last."""
+    """(stem, surface word) pairs of a text, as `split_tokens` cuts it; joined forms last."""
     joined: list[tuple[str, str]] = []
-    for word in _WORD_RE.findall(_fold(text)):
-        if "-" not in word:
-            stem = _CACHE.get(word)
-            if stem is None:
-                stem = stem_word(word)
-            if stem:
-                yield stem, word
+    for word in _words(text):
+        parts = [part for part in word.split("-") if part]
+        whole = "".join(parts)
+        if len(parts) > 1 and whole in STOPWORDS:
             continue
-        whole = word.replace("-", "")
-        if whole in STOPWORDS:
-            continue
-        for part in word.split("-"):
+        for part in parts:
             stem = stem_word(part)
             if stem:
                 yield stem, part
-        if compounds:
+        if compounds and len(parts) > 1:
             stem = stem_word(whole)
             if stem:
-                joined.append((stem, word))
+                joined.append((stem, "-".join(parts)))
     yield from joined
 
 
 def _cache_compound(word: str) -> str:
-    """Cache a hyphenated word: its part stems, space-joined, and its joined stem."""
-    whole = word.replace("-", "")
-    if whole in STOPWORDS:
-        parts, joined = "", ""
+    """Cache a word with hyphens: its part stems, space-joined, and its joined stem."""
+    parts = [part for part in word.split("-") if part]
+    whole = "".join(parts)
+    if len(parts) < 2 or whole in STOPWORDS:  # "-word", "word-", "state-of-the-art"
+        _CACHE[word] = stem_word(whole) if len(parts) == 1 else ""
+        _JOINED[word] = ""
     else:
-        parts = " ".join(filter(None, (stem_word(part) for part in word.split("-"))))
-        joined = stem_word(whole)
-    _CACHE[word] = parts
-    _JOINED[word] = joined
-    return parts
+        _CACHE[word] = " ".join(filter(None, (stem_word(part) for part in parts)))
+        _JOINED[word] = stem_word(whole)
+    return _CACHE[word]
 
 
 def split_tokens(text: str) -> tuple[list[str], list[str]]:
     """(running stems in order, joined compound stems): `tokenize` is their concatenation."""
-    folded = _fold(text)
-    words = _WORD_RE.findall(folded)
-    get = _CACHE.get
-    stems = [get(word) for word in words]  # a compound's entry is its part stems, spaced
+    words = _words(text)
+    stems = list(map(_CACHE.get, words))  # a compound's entry is its part stems, spaced
     if None in stems:
         for i, stem in enumerate(stems):
             if stem is None:
                 word = words[i]
                 stems[i] = _cache_compound(word) if "-" in word else stem_word(word)
     running = " ".join(stems).split()  # also drops the "" of stopwords
-    if "-" not in folded:
+    if "-" not in text and text.isascii():
         return running, []
-    joined = _JOINED.get
-    return running, [j for j in (joined(w) for w in words if "-" in w) if j]
+    return running, list(filter(None, map(_JOINED.get, words)))  # only compounds are keys
 
 
 def tokenize(text: str, *, compounds: bool = True) -> list[str]:

@@ -18,7 +18,7 @@ def test_fresh_install_fetches_only_the_window():
 
 
 def test_missed_days_since_first_fetch_are_caught_up():
-    assert days_to_fetch(TODAY, 1, {d(24), d(26)}) == [d(25), d(28), d(29)]
+    assert days_to_fetch(TODAY, 1, {d(24), d(26)}) == [d(25), d(27), d(28), d(29)]
 
 
 def test_catch_up_is_bounded():
