@@ -1,0 +1,42 @@
+"""Fixtures for the ranking tests: the 70 sample papers of `../shared/data/`.
+
+The shared folder sits next to the repository root (/work/shared beside /work/main).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.ranking import Doc
+
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def seed_items() -> list[dict]:
+    """The raw Hugging Face daily_papers items."""
+    return json.loads((SHARED_DATA / "seed_daily_papers.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def seed_docs(seed_items: list[dict]) -> list[Doc]:
+    """The sample papers as index docs (title, abstract, upvotes)."""
+    return [
+        Doc(
+            id=item["paper"]["id"],
+            title=item["paper"]["title"],
+            abstract=item["paper"]["summary"],
+            authors=tuple(a.get("name", "") for a in item["paper"].get("authors", [])),
+            upvotes=int(item["paper"].get("upvotes", 0)),
+        )
+        for item in seed_items
+    ]
+
+
+@pytest.fixture(scope="session")
+def relevance() -> dict:
+    """Graded relevance of the sample papers for eight topics."""
+    return json.loads((SHARED_DATA / "relevance_dev.json").read_text(encoding="utf-8"))
