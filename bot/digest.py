@@ -118,7 +118,7 @@ def preview(
             archive.index,
             topic=m.topic,
             terms=m.terms,
-            boosted=getattr(m, "boosted", False),
+            boosted=m.boosted,
         )
         for m in matches
     ]
@@ -172,7 +172,7 @@ def run_digest(
                     archive.index,
                     topic=m.topic,
                     terms=m.terms,
-                    boosted=getattr(m, "boosted", False),
+                    boosted=m.boosted,
                 )
                 for m in matches
             ]
@@ -232,7 +232,7 @@ def _delivery_row(match: Match) -> dict:
         "score": float(match.score),
         "topic": match.topic[:200],
         "terms": ", ".join(match.terms)[:500],
-        "boosted": bool(getattr(match, "boosted", False)),
+        "boosted": match.boosted,
     }
 
 

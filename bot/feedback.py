@@ -2,10 +2,11 @@
 
 Reactions on a paper reply are stored by `handlers.events`. Here they become a bounded
 Rocchio-style expansion of the channel's topics: the strongest terms of papers the team
-liked get a positive weight, terms of papers it disliked a negative one. The weights are
-capped (`MAX_WEIGHT` per term, `MAX_TERMS` terms), and `bot.ranking.match_topics` only
-lets them reorder papers that already clear the topic threshold, so a burst of reactions
-can re-rank a channel's papers but never flood it with off-topic ones.
+liked get a positive weight, terms of papers it disliked a negative one. Weights are in
+[-1, 1], scaled down until `FULL_CONFIDENCE_VOTES` votes are in, at most `MAX_TERMS`
+terms; `bot.ranking.match_topics` turns them into a score shift of at most
+`FEEDBACK_WEIGHT` and only for papers that already clear the topic threshold, so reactions
+re-rank a channel's papers but can never flood it with off-topic ones.
 Called by `bot.digest` and `handlers.events`; pure apart from `channel_expansion`'s read.
 """
 
@@ -23,7 +24,7 @@ from storage import queries
 from storage.models import utcnow
 
 MAX_TERMS = 12
-MAX_WEIGHT = 0.5  # relative to a topic's own term weight of 1.0
+FULL_CONFIDENCE_VOTES = 3  # this many net votes give feedback its full (bounded) effect
 NEGATIVE_SHARE = 0.5  # disliked papers pull half as hard as liked ones push
 WINDOW_DAYS = 90
 _SKIN_TONE = re.compile(r"::skin-tone-\d$")
@@ -56,22 +57,34 @@ def paper_votes(reactions, settings: Settings) -> dict[str, int]:
 
 
 def expansion(index: Bm25Index, votes: dict[str, int]) -> dict[str, float]:
-    """Rocchio terms from voted papers: IDF-weighted term presence, bounded and normalised."""
+    """Rocchio terms from voted papers, weights in [-1, 1].
+
+    A term's weight is its BM25 weight in each voted paper (title words count more), summed
+    with the vote's sign (dislikes at `NEGATIVE_SHARE`), then multiplied by the share of
+    same-sign papers that contain it: words the liked papers have in common win over one
+    paper's idiosyncrasies.
+    """
     weights: dict[str, float] = defaultdict(float)
+    support: dict[tuple[str, int], int] = defaultdict(int)
+    papers = {1: 0, -1: 0}
     for paper_id, vote in votes.items():
-        if paper_id not in index:
+        if paper_id not in index or not vote:
             continue
-        terms = index.doc_terms(paper_id)
-        if not terms:
-            continue
-        scale = (1.0 if vote > 0 else -NEGATIVE_SHARE) * min(abs(vote), 3) / len(terms) ** 0.5
-        for term in terms:
-            weights[term] += scale * index.idf(term)
-    if not weights:
-        return {}
+        sign = 1 if vote > 0 else -1
+        papers[sign] += 1
+        share = 1.0 if sign > 0 else NEGATIVE_SHARE
+        for term, weight in index.term_weights(paper_id, index.doc_terms(paper_id)).items():
+            weights[term] += sign * share * min(abs(vote), 3) * weight
+            support[(term, sign)] += 1
+    for term, weight in weights.items():
+        sign = 1 if weight > 0 else -1
+        weights[term] = weight * support[(term, sign)] / max(papers[sign], 1)
     ranked = sorted(weights.items(), key=lambda kv: abs(kv[1]), reverse=True)[:MAX_TERMS]
+    if not ranked:
+        return {}
     top = max(abs(w) for _, w in ranked) or 1.0
-    return {term: MAX_WEIGHT * w / top for term, w in ranked if w}
+    confidence = min(1.0, sum(abs(v) for v in votes.values()) / FULL_CONFIDENCE_VOTES)
+    return {term: confidence * w / top for term, w in ranked if w}
 
 
 def channel_expansion(

@@ -55,7 +55,8 @@ papers about 0.3 s, 1.5 s when a stored paper's text changed (full rebuild).
 
 Ordering among the papers that pass: by score, with two bounded adjustments that never
 decide whether a paper passes. Team feedback (`extra_terms`, e.g. Rocchio terms from
-reactions) adds at most `FEEDBACK_WEIGHT` x its own normalised score, in [-1, 1]; upvotes
+reactions) adds at most `FEEDBACK_WEIGHT` x its score relative to the best candidate's, in
+[-1, 1]; upvotes
 add at most `POPULARITY_WEIGHT` (log-scaled), so they only reorder papers whose scores are
 that close.
 """
@@ -103,7 +104,8 @@ PROXIMITY_WEIGHT = 0.25  # share of a multi-word topic's score given to adjacent
 RERANK_DEPTH = 1000  # search: how many plain-BM25 hits get the full topic score
 MIN_SCORE = 0.5  # IDF-weighted mean saturation of the topic's words
 MIN_COVERAGE = 0.7  # share of the topic's IDF mass present in the paper
-FEEDBACK_WEIGHT = 0.1  # most that feedback expansion terms can move a score
+FEEDBACK_WEIGHT = 0.25  # most that feedback expansion terms can move a score
+BOOSTED_SHIFT = FEEDBACK_WEIGHT / 3  # a lift this large is shown in the reply
 POPULARITY_WEIGHT = 0.02  # most that upvotes can move a score (orders near-ties only)
 MAX_TOPIC_CHARS = 200
 MAX_MATCH_TERMS = 5
@@ -150,6 +152,7 @@ class Match:
     score: float
     topic: str
     terms: tuple[str, ...]
+    boosted: bool = False  # team feedback lifted it noticeably
 
 
 # --------------------------------------------------------------------------- topics
@@ -680,12 +683,19 @@ def topic_scores(
 
 
 def _feedback_scores(index: Bm25Index, extra_terms: Mapping[str, float], rows: np.ndarray):
-    """Expansion score in [-1, 1] per row: weighted BM25 over the bound of |weights|."""
+    """Expansion score in [-1, 1] per row: weighted BM25 relative to the strongest candidate,
+    times the largest |weight| (weights are in [-1, 1]; the caller's confidence).
+
+    Relative, not over the theoretical maximum: expansion terms are many and a real paper
+    never saturates them all, so an absolute bound would leave feedback without effect.
+    """
     query = {term: float(w) for term, w in extra_terms.items() if w}
-    bound = index.best_score(query)
-    if not query or bound <= 0:
+    if not query or not len(rows):
         return np.zeros(len(rows))
-    return np.clip(index.scores(query)[rows] / bound, -1.0, 1.0)
+    raw = index.scores(query)[rows]
+    top = float(np.abs(raw).max())
+    strength = min(1.0, max(abs(w) for w in query.values()))
+    return strength * raw / top if top > 0 else np.zeros(len(rows))
 
 
 def _matched_terms(
@@ -735,8 +745,10 @@ def match_topics(
     if not len(kept):
         return []
     final = best[kept]
+    shift = np.zeros(len(kept))
     if extra_terms:  # feedback hook: bounded shift of papers that already passed
-        final = final + FEEDBACK_WEIGHT * _feedback_scores(index, extra_terms, rows[kept])
+        shift = FEEDBACK_WEIGHT * _feedback_scores(index, extra_terms, rows[kept])
+        final = final + shift
     final = np.clip(final, 0.0, 1.0)
     ids = index.ids
     kept_ids = [ids[r] for r in rows[kept]]
@@ -757,7 +769,8 @@ def match_topics(
     for i in order[:limit]:
         topic = topics[int(best_topic[kept[i]])]
         terms = _matched_terms(index, kept_ids[i], topic, extra_terms)
-        out.append(Match(kept_ids[i], round(float(final[i]), 4), topic.text, terms))
+        boosted = bool(shift[i] >= BOOSTED_SHIFT)
+        out.append(Match(kept_ids[i], round(float(final[i]), 4), topic.text, terms, boosted))
     return out
 
 
