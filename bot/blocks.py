@@ -103,7 +103,7 @@ def paper_message(paper: PaperView) -> Message:
     if paper.upvotes:
         meta += f" · ▲ {paper.upvotes}"
     blocks.append(_context(meta))
-    text = f"{' '.join(paper.title.split())} — {paper_url(paper.id)}"
+    text = f"{title} — {paper_url(paper.id)}"
     return text, blocks
 
 
@@ -125,7 +125,7 @@ def paper_plain_text(paper: PaperView) -> str:
 def digest_parent(day: dt.date, count: int, topics: Sequence[str]) -> Message:
     noun = "paper" if count == 1 else "papers"
     topic_text = ", ".join(f"*{escape(t)}*" for t in topics)
-    text = f"Papers for {day:%a %d %b %Y}: {count} new {noun} on {', '.join(topics)}"
+    text = f"Papers for {day:%a %d %b %Y}: {count} new {noun} on {escape(', '.join(topics))}"
     blocks = [
         _section(f":newspaper: *{count} new {noun}* for {topic_text}"),
         _context(
