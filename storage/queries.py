@@ -32,15 +32,18 @@ from storage.models import (
 )
 
 
+def _insert(session: Session):
+    """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite alike)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
 def _insert_ignore(session: Session, model, rows: list[dict], conflict: Sequence[str]) -> int:
     """INSERT rows, skipping those that hit the unique key `conflict`; returns rows inserted."""
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = model.__table__
     stmt = (
-        insert(table)
+        _insert(session)(table)
         .values(rows)
         .on_conflict_do_nothing(index_elements=list(conflict))
         .returning(table.c[conflict[0]])
@@ -54,13 +57,15 @@ def _insert_ignore(session: Session, model, rows: list[dict], conflict: Sequence
 def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[int, int]:
     """Store papers by arXiv id; a known paper keeps its first listing day.
 
-    Returns (new, updated).
+    New papers go in with ON CONFLICT DO NOTHING, so two replicas storing the same day at
+    once both succeed. Returns (new, updated).
     """
     by_id = {r.id: r for r in records}
     if not by_id:
         return 0, 0
     existing = {p.id: p for p in session.exec(select(Paper).where(col(Paper.id).in_(list(by_id))))}
     new = updated = 0
+    rows = []
     for record in by_id.values():
         paper = existing.get(record.id)
         fields = {
@@ -74,14 +79,21 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
             "published_at": record.published_at,
         }
         if paper is None:
-            session.add(
-                Paper(id=record.id, listed_on=record.listed_on, source=record.source, **fields)
+            rows.append(
+                {
+                    "id": record.id,
+                    "listed_on": record.listed_on,
+                    "source": record.source,
+                    "fetched_at": utcnow(),
+                    **fields,
+                }
             )
-            new += 1
         elif any(getattr(paper, k) != v for k, v in fields.items() if k != "published_at"):
             for key, value in fields.items():
                 setattr(paper, key, value)
             updated += 1
+    for start in range(0, len(rows), 500):  # SQLite caps the parameters of one statement
+        new += _insert_ignore(session, Paper, rows[start : start + 500], ("id",))
     session.flush()
     return new, updated
 
@@ -120,11 +132,14 @@ def count_papers(*, session: Session) -> int:
 def record_fetched_day(
     source: str, day: dt.date, papers: int, skipped: int, *, session: Session
 ) -> None:
-    row = session.get(FetchedDay, (source, day))
-    if row is None:
-        session.add(FetchedDay(source=source, day=day, papers=papers, skipped=skipped))
-    else:
-        row.papers, row.skipped, row.fetched_at = papers, skipped, utcnow()
+    """Remember a day read successfully, with its latest counts (an upsert: replicas race)."""
+    values = {"source": source, "day": day, "papers": papers, "skipped": skipped}
+    stmt = _insert(session)(FetchedDay.__table__).values(**values, fetched_at=utcnow())
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source", "day"],
+        set_={name: stmt.excluded[name] for name in ("papers", "skipped", "fetched_at")},
+    )
+    session.execute(stmt)
 
 
 def fetched_days(source: str, *, session: Session) -> set[dt.date]:

@@ -53,7 +53,7 @@ def test_reactions_on_other_messages_are_ignored(stack):
     _digest(stack)
     other = stack.slack.add_message("C0001", text="lunch?")
     stack.react("reaction_added", reaction="+1", channel="C0001", ts=other)
-    parent = [p for p in stack.slack.posts("C0001") if "new papers" in p.text][0]
+    parent = next(p for p in stack.slack.posts("C0001") if "new papers" in p.text)
     stack.react("reaction_added", reaction="fire", channel="C0001", ts=parent.ts)
     assert _wait_feedback(stack, 1) == []
 
