@@ -136,7 +136,8 @@ def digest_parent(day: dt.date, count: int, topics: Sequence[str]) -> Message:
     return text, blocks
 
 
-def help_message(max_topics: int) -> Message:
+def help_message(max_topics: int, hint: str | None = None) -> Message:
+    """The /papers help; `hint` (already escaped) goes first, e.g. for an unknown command."""
     text = (
         "*papers-bot* posts this channel a daily digest of new papers on its topics.\n"
         "• `/papers subscribe <topic>` follow a topic, "
@@ -150,18 +151,24 @@ def help_message(max_topics: int) -> Message:
         f"A channel can follow up to {max_topics} topics of up to 200 characters. "
         "React 👍 ❤️ 🔥 or 👎 on a paper reply: the next digests learn from it."
     )
-    return text, [_section(text), _section(HELP_TOPIC_SYNTAX)]
+    body = [_section(text), _section(HELP_TOPIC_SYNTAX)]
+    if hint:
+        return f"{hint}\n{text}", [_section(hint), *body]
+    return text, body
 
 
-def topic_list(topics: Sequence[str]) -> Message:
+def topic_list(topics: Sequence[str], warning: str | None = None) -> Message:
+    """The channel's topics, numbered; `warning` (already escaped) adds a note below."""
+    extra = [_context(warning)] if warning else []
     if not topics:
         text = "This channel follows no topics yet. Try `/papers subscribe contrastive learning`."
-        return text, [_section(text)]
+        return text, [_section(text), *extra]
     lines = "\n".join(f"{i}. {escape(t)}" for i, t in enumerate(topics, 1))
     text = f"This channel follows {len(topics)} topic{'s' if len(topics) != 1 else ''}:\n{lines}"
     return text, [
         _section(text),
         _context("Remove one with `/papers unsubscribe <number>`."),
+        *extra,
     ]
 
 

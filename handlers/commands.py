@@ -16,6 +16,7 @@ from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, feedback
+from bot.delivery import CHANNEL_ERRORS
 from bot.digest import make_view
 from bot.ranking import TopicError
 from bot.search import search_papers
@@ -42,11 +43,9 @@ def register(app: App, deps: Deps) -> None:
         handler = COMMANDS.get(verb.lower())
         try:
             if handler is None:
-                reply = blocks.help_message(MAX_TOPICS)
-                if verb:
-                    hint = f"I don't know `{blocks.escape(verb[:40])}`. Here is what I can do:"
-                    reply = (hint + "\n" + reply[0], [blocks._section(hint), *reply[1]])
-                respond(text=reply[0], blocks=reply[1], response_type="ephemeral")
+                hint = f"I don't know `{blocks.escape(verb[:40])}`. Here is what I can do:"
+                text, body = blocks.help_message(MAX_TOPICS, hint if verb else None)
+                respond(text=text, blocks=body, response_type="ephemeral")
                 return
             handler(deps, command, rest.strip(), respond, client)
         except (Refused, TopicError) as exc:
@@ -119,16 +118,11 @@ def _list(deps: Deps, command, arg: str, respond, client) -> None:
             command["team_id"], command["channel_id"], session=session
         )
         state = queries.channel_state(command["team_id"], command["channel_id"], session=session)
-    text, body = blocks.topic_list([s.topic for s in subs])
+    warning = None
     if state is not None and state.error:
-        warning = (
-            f"My last digest here failed with `{state.error}`. "
-            + NOT_IN_CHANNEL.split(", so I stored nothing.")[0].replace(
-                "I can't post", "If I can't post"
-            )
-            + "."
-        )
-        body.append(blocks._context(warning))
+        hint = CHANNEL_ERRORS.get(state.error, "the next run retries")
+        warning = f"My last digest here failed (`{state.error}`): {hint}."
+    text, body = blocks.topic_list([s.topic for s in subs], warning)
     respond(text=text, blocks=body, response_type="ephemeral")
 
 

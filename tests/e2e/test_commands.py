@@ -82,3 +82,12 @@ def test_broadcasts_are_not_echoed(stack):
     _, post = stack.command("subscribe <!here> diffusion models <@U999>", wait="post")
     assert "<!here>" not in post["text"] and "<@U999>" not in post["text"]
     assert "diffusion models" in post["text"]
+
+
+def test_list_warns_when_the_last_digest_failed(stack):
+    with Session(stack.engine) as s:
+        queries.mark_channel_failed("T0001", "C0001", "not_in_channel", session=s)
+        s.commit()
+    _, reply = stack.command("list")
+    assert "My last digest here failed (`not_in_channel`)" in str(reply["blocks"])
+    assert "/invite @papers-bot" in str(reply["blocks"])
