@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
-from tests.e2e.conftest import DAY
+from tests.e2e.conftest import DAY, SECRET
+from tests.fakes.slack_requests import post_signed
 
 
 def _digest(stack):
@@ -87,3 +89,45 @@ def test_cli_search_json(stack):
     assert set(rows[0]) >= {"id", "title", "score", "url"}
     assert rows[0]["url"] == "https://huggingface.co/papers/2407.20005"
     assert len(rows) == 3
+
+
+def _click(stack, value: str) -> dict:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U0001", "username": "ada", "name": "ada", "team_id": "T0001"},
+        "api_app_id": "A0001",
+        "token": "verification_token",
+        "container": {
+            "type": "message",
+            "message_ts": "1.2",
+            "channel_id": "C0001",
+            "is_ephemeral": True,
+        },
+        "trigger_id": "1.2.valid",
+        "team": {"id": "T0001", "domain": "papers-test"},
+        "channel": {"id": "C0001", "name": "general"},
+        "response_url": stack.slack.response_url(99),
+        "actions": [
+            {
+                "action_id": "search_more",
+                "block_id": "b",
+                "value": value,
+                "type": "button",
+                "text": {"type": "plain_text", "text": "More results"},
+                "action_ts": "1596530385.194939",
+            }
+        ],
+    }
+    before = len(stack.slack.calls("response_url"))
+    response = post_signed(stack.url, "payload=" + quote(json.dumps(payload)), SECRET)
+    assert response.status_code == 200
+    return stack.slack.wait_for("response_url", before + 1)[-1].params
+
+
+def test_more_results_button_shows_the_next_page(stack):
+    assert stack.cli("fetch", "--date", DAY)[0] == 0
+    reply = _click(stack, json.dumps({"q": "contrastive learning", "o": 5}))
+    assert reply["text"].startswith("Results 6–10 for “contrastive learning”")
+    assert reply["replace_original"] is True
+    expired = _click(stack, "not json")
+    assert "expired" in expired["text"]
