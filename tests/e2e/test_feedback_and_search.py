@@ -131,3 +131,19 @@ def test_more_results_button_shows_the_next_page(stack):
     assert reply["replace_original"] is True
     expired = _click(stack, "not json")
     assert "expired" in expired["text"]
+
+
+def test_liked_lists_the_weeks_most_liked_papers(stack):
+    replies = _digest(stack)
+    _, reply = stack.command("liked")
+    assert "No paper got a 👍" in reply["text"]
+    first, second = replies[0], replies[1]
+    for user in ("U0002", "U0003"):
+        stack.react("reaction_added", reaction="heart", channel="C0001", ts=second.ts, user=user)
+    stack.react("reaction_added", reaction="+1", channel="C0001", ts=first.ts)
+    stack.react("reaction_added", reaction="-1", channel="C0001", ts=first.ts, user="U0004")
+    _wait_feedback(stack, 4)
+    _, reply = stack.command("liked")
+    lines = reply["text"].splitlines()
+    assert second.text.rsplit("/", 1)[-1] in lines[1] and lines[1].endswith("+2")
+    assert len(lines) == 2  # the first paper nets zero
