@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import quote
 
 from tests.e2e.conftest import DAY, SECRET
@@ -17,8 +18,7 @@ def _digest(stack):
 
 
 def _wait_feedback(stack, count):
-    import time
-
+    """The stored reactions once there are exactly `count` (listeners run after the ack)."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         rows = stack.cli_json("feedback", "--json")
@@ -57,7 +57,10 @@ def test_reactions_on_other_messages_are_ignored(stack):
     stack.react("reaction_added", reaction="+1", channel="C0001", ts=other)
     parent = next(p for p in stack.slack.posts("C0001") if "new papers" in p.text)
     stack.react("reaction_added", reaction="fire", channel="C0001", ts=parent.ts)
-    assert _wait_feedback(stack, 1) == []
+    reply = next(p for p in stack.slack.posts("C0001") if p.thread_ts)
+    stack.react("reaction_added", reaction="eyes", channel="C0001", ts=reply.ts)
+    rows = _wait_feedback(stack, 1)
+    assert [(r["message_ts"], r["reaction"]) for r in rows] == [(reply.ts, "eyes")]
 
 
 def test_search_answers_ephemerally_with_best_paper_first(stack):
@@ -147,3 +150,30 @@ def test_liked_lists_the_weeks_most_liked_papers(stack):
     lines = reply["text"].splitlines()
     assert second.text.rsplit("/", 1)[-1] in lines[1] and lines[1].endswith("+2")
     assert len(lines) == 2  # the first paper nets zero
+
+
+def test_reactions_lift_similar_papers_in_the_next_digest(stack, seed_items):
+    contrastive = {
+        "2407.20001",
+        "2407.20005",
+        "2407.20015",
+        "2407.20029",
+        "2407.20069",
+        "2407.20045",
+        "2407.20007",
+        "2407.20033",
+    }
+    stack.hf.set_day("2024-07-29", [i for i in seed_items if i["paper"]["id"] in contrastive])
+    stack.hf.set_day("2024-07-30", [i for i in seed_items if i["paper"]["id"] not in contrastive])
+    stack.command("subscribe learning", wait="post")
+    assert stack.cli("digest", "--date", "2024-07-29")[0] == 0
+    liked = [p for p in stack.slack.posts("C0001") if p.thread_ts]
+    for reply in liked:
+        stack.react("reaction_added", reaction="fire", channel="C0001", ts=reply.ts)
+    assert len(_wait_feedback(stack, len(liked))) == len(liked)
+    before = len(stack.slack.posts("C0001"))
+    code, _, err = stack.cli("digest", "--date", "2024-07-30")
+    assert code == 0, err
+    day_two = [p for p in stack.slack.posts("C0001")[before:] if p.thread_ts]
+    assert day_two
+    assert any("lifted by this channel's reactions" in json.dumps(p.blocks) for p in day_two)
