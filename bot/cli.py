@@ -142,12 +142,15 @@ def _safe_url(settings: Settings) -> str:
 def cmd_migrate(args, settings: Settings) -> int:
     from sqlalchemy.exc import OperationalError
 
-    from storage.db import open_engine, upgrade
+    from storage.db import SchemaError, open_engine, upgrade
 
     try:
         before, after = upgrade(open_engine(settings.database_url))
+    except SchemaError as exc:
+        raise UserError(str(exc)) from None
     except OperationalError as exc:
-        raise UserError(f"cannot open the database ({_safe_url(settings)}): {exc.orig}") from None
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise UserError(f"cannot open the database ({_safe_url(settings)}): {reason}") from None
     if before == after:
         print(f"database schema is up to date ({after})")
     else:
@@ -265,6 +268,13 @@ def cmd_digest(args, settings: Settings) -> int:
                 raise UserError(
                     "some channels failed: "
                     + ", ".join(f"{c} ({e})" for c, e in sorted(summary.failed.items()))
+                )
+            if summary.left_pending:
+                why = ", ".join(summary.retry_errors)
+                raise UserError(
+                    f"{summary.left_pending} messages were not posted"
+                    + (f" (Slack answered {why})" if why else "")
+                    + "; run the command again to post them"
                 )
     if fetch_error:
         raise UserError(f"posted from stored papers only: {fetch_error}")

@@ -71,6 +71,7 @@ class DeliveryReport:
     posted: int = 0
     failed_channels: dict[str, str] = field(default_factory=dict)  # channel -> error
     left_pending: int = 0
+    retry_errors: set[str] = field(default_factory=set)  # other Slack errors, for next run
 
 
 def post_message(
@@ -141,6 +142,7 @@ def deliver(
                         )
                         on_channel_error(box, error)
                     else:
+                        report.retry_errors.add(error)
                         logger.warning(
                             "post to %s failed: %s; the next run retries", box.channel_id, error
                         )

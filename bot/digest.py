@@ -53,6 +53,7 @@ class DigestSummary:
     busy: list[str] = field(default_factory=list)  # another process holds the channel
     failed: dict[str, str] = field(default_factory=dict)
     left_pending: int = 0
+    retry_errors: list[str] = field(default_factory=list)  # why messages were left pending
     plans: list[ChannelPlan] = field(default_factory=list)  # dry run only
 
 
@@ -220,6 +221,7 @@ def run_digest(
     summary.papers_posted = replies
     summary.failed = report.failed_channels
     summary.left_pending = report.left_pending
+    summary.retry_errors = sorted(report.retry_errors)
     summary.posted_channels = sorted(
         {b.channel_id for b in outboxes if b.channel_id not in report.failed_channels}
     )

@@ -120,6 +120,9 @@ def daily_job(
             logger.info("daily job for %s is running in another process", today)
             return None
         try:
+            if queries.job_ran("daily", today, session=session):  # finished while we waited
+                logger.info("daily job for %s already ran", today)
+                return None
             own_source = source is None
             source = source or HuggingFaceSource(settings.hf_api_url)
             try:

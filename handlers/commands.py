@@ -44,7 +44,9 @@ def register(app: App, deps: Deps) -> None:
         try:
             if handler is None:
                 hint = f"I don't know `{blocks.escape(verb[:40])}`. Here is what I can do:"
-                text, body = blocks.help_message(MAX_TOPICS, hint if verb else None)
+                text, body = blocks.help_message(
+                    MAX_TOPICS, hint if verb.lower() != "help" and verb else None
+                )
                 respond(text=text, blocks=body, response_type="ephemeral")
                 return
             handler(deps, command, rest.strip(), respond, client)

@@ -3,7 +3,8 @@
 `open_engine(url)` gives a tuned SQLAlchemy engine for SQLite or PostgreSQL;
 `ensure_schema(engine)` creates a fresh database, or refuses an outdated one with the
 command that upgrades it; `upgrade(engine)` runs the Alembic migrations in
-`storage/migrations`. Called by `bot.cli`, the app factory and tests.
+`storage/migrations` (and adopts a database whose tables were created without them).
+Called by `bot.cli`, the app factory and tests.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
+
+from storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_COMMAND = "papers-bot migrate"
@@ -76,9 +80,52 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def _is_known(revision: str) -> bool:
+    try:
+        return ScriptDirectory(str(MIGRATIONS)).get_revision(revision) is not None
+    except CommandError:  # a revision of a newer papers-bot
+        return False
+
+
+def _newer(revision: str) -> SchemaError:
+    return SchemaError(
+        f"the database schema ({revision}) is newer than this papers-bot ({head_revision()}); "
+        "upgrade papers-bot"
+    )
+
+
+def _missing_columns(engine: Engine) -> list[str]:
+    """Tables and columns of this version's models that the database lacks."""
+    inspector = inspect(engine)
+    tables = set(inspector.get_table_names())
+    missing = []
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name not in tables:
+            missing.append(table.name)
+            continue
+        have = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in have]
+    return missing
+
+
 def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring the schema to the newest revision; returns (before, after)."""
+    """Bring the schema to the newest revision; returns (before, after).
+
+    A database with papers-bot's tables but no schema version is stamped as the newest
+    revision when it already has every table and column of it, and refused otherwise.
+    """
     before = current_revision(engine)
+    if before is not None and not _is_known(before):
+        raise _newer(before)
+    if before is None and inspect(engine).has_table("papers"):
+        missing = _missing_columns(engine)
+        if missing:
+            raise SchemaError(
+                "the database has papers-bot tables but no schema version, and lacks "
+                f"{', '.join(missing[:5])}; restore a backup or start from an empty database"
+            )
+        command.stamp(_alembic_config(engine), "head")
+        return "unversioned", head_revision()
     command.upgrade(_alembic_config(engine), "head")
     return before, head_revision()
 
@@ -97,12 +144,8 @@ def ensure_schema(engine: Engine) -> None:
     head = head_revision()
     if revision == head:
         return
-    script = ScriptDirectory(str(MIGRATIONS))
-    if script.get_revision(revision) is None:
-        raise SchemaError(
-            f"the database schema ({revision}) is newer than this papers-bot ({head}); "
-            "upgrade papers-bot"
-        )
+    if not _is_known(revision):
+        raise _newer(revision)
     raise SchemaError(
         f"the database schema ({revision}) is older than this papers-bot needs ({head}); "
         f"run `{UPGRADE_COMMAND}` to upgrade it (subscriptions, deliveries and reactions are kept)"

@@ -382,7 +382,19 @@ def reactions_in_force(
 
 # --- leases and job runs ------------------------------------------------------------------
 
-PROCESS_OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+def _host_id() -> str:
+    """This host and PID namespace: two containers can share a hostname (host networking)
+    but not their pids, so a lease's pid is only checked from the namespace it names."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:  # not Linux
+        return socket.gethostname()
+    return f"{socket.gethostname()}/{namespace.strip('pid:[]')}"
+
+
+HOST_ID = _host_id()
+PROCESS_OWNER = f"{HOST_ID}:{os.getpid()}"
 
 
 def acquire_lease(name: str, owner: str, seconds: float, *, session: Session) -> bool:
@@ -417,10 +429,10 @@ def release_lease(name: str, owner: str, *, session: Session) -> None:
 
 
 def _owner_is_dead(owner: str) -> bool:
-    """True when `owner` names a process on this host that no longer runs."""
+    """True when `owner` names a process on this host (and PID namespace) that no longer runs."""
     host, _, rest = owner.partition(":")
     pid_text = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != HOST_ID or not pid_text.isdigit():
         return False
     try:
         os.kill(int(pid_text), 0)

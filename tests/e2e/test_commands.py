@@ -20,6 +20,7 @@ def test_help_for_empty_help_and_unknown(stack, text):
     assert reply["response_type"] == "ephemeral"
     assert "/papers subscribe" in reply["text"]
     assert "quoted phrase" in str(reply["blocks"])
+    assert ("I don't know" in reply["text"]) == text.startswith("frob")
     if text.startswith("frob"):
         assert "I don't know `frobnicate`" in reply["text"]
 
