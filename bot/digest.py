@@ -72,6 +72,13 @@ def make_view(paper: Paper, index: Bm25Index | None = None, **why) -> PaperView:
     )
 
 
+def _views(matches: Sequence[Match], papers: dict[str, Paper], index: Bm25Index) -> list[PaperView]:
+    return [
+        make_view(papers[m.paper_id], index, topic=m.topic, terms=m.terms, boosted=m.boosted)
+        for m in matches
+    ]
+
+
 def recent_candidates(
     today: dt.date, lookback_days: int, exclude: set[str], *, session: Session
 ) -> list[Paper]:
@@ -112,17 +119,7 @@ def preview(
     """What a channel following `topics` would get today (nothing stored, nothing sent)."""
     candidates = recent_candidates(today, settings.digest_lookback_days, set(), session=session)
     matches = plan_channel(archive.index, topics, candidates, limit=settings.digest_max_papers)
-    by_id = {p.id: p for p in candidates}
-    views = [
-        make_view(
-            by_id[m.paper_id],
-            archive.index,
-            topic=m.topic,
-            terms=m.terms,
-            boosted=m.boosted,
-        )
-        for m in matches
-    ]
+    views = _views(matches, {p.id: p for p in candidates}, archive.index)
     return ChannelPlan("", "", list(topics), views)
 
 
@@ -167,16 +164,7 @@ def run_digest(
             matches, papers = _plan_today(
                 session, archive, settings, team_id, channel_id, topics, today
             )
-            views = [
-                make_view(
-                    papers[m.paper_id],
-                    archive.index,
-                    topic=m.topic,
-                    terms=m.terms,
-                    boosted=m.boosted,
-                )
-                for m in matches
-            ]
+            views = _views(matches, papers, archive.index)
             summary.plans.append(ChannelPlan(team_id, channel_id, topics, views))
         return summary
     if client is None:
