@@ -1,0 +1,82 @@
+"""`papers-bot run` as a real process: HTTP mode under waitress, answering signed requests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_requests import post_signed, slash_command_body
+
+SECRET = "run-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_run_serves_slash_commands_and_health(tmp_path):
+    port = free_port()
+    with FakeSlack() as slack:
+        env = {
+            **os.environ,
+            "SLACK_BOT_TOKEN": "xoxb-run",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack.base_url,
+            "HF_API_URL": "http://127.0.0.1:9/api",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+        }
+        env.pop("SLACK_APP_TOKEN", None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz").text == "ok\n":
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            else:
+                raise AssertionError("papers-bot run did not become ready")
+            body = slash_command_body("help", response_url=slack.response_url(1))
+            url = f"http://127.0.0.1:{port}/slack/events"
+            assert post_signed(url, body, SECRET).status_code == 200
+            reply = slack.wait_for("response_url", 1)[0].params
+            assert "/papers subscribe" in reply["text"]
+            assert post_signed(url, body, "wrong-secret").status_code == 401
+        finally:
+            proc.terminate()
+            output, _ = proc.communicate(timeout=10)
+    assert "listening on http://127.0.0.1" in output
+    assert "daily digest scheduled at 09:00 UTC" in output
+    assert "xoxb-run" not in output and SECRET not in output
+
+
+def test_run_without_tokens_names_what_is_missing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    for needle in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "--dry-run"):
+        assert needle in done.stderr
+    assert "Traceback" not in done.stderr
