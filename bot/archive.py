@@ -4,12 +4,28 @@ Built once from storage (IDF statistics come from the whole archive, not one day
 batch) and extended in place when the fetch job stores new papers, so a long-running bot
 never rebuilds it from scratch. Thread-safe: Slack listeners search while the scheduler
 ingests. Created by `bot.cli` and `bot.app`, used by `bot.digest` and `bot.search`.
+
+Start-up cost is mostly tokenizing every title and abstract (about 5 of the 7 s an
+index of 100,000 papers takes). So once the archive has `SNAPSHOT_MIN_PAPERS` papers, the
+index's token streams are written to a snapshot file in the user's cache directory
+(`$XDG_CACHE_HOME/papers-bot/index-<hash of the database URL>.npz`, about 65 MB for
+100,000 papers) after each build and ingest, in the background. The next start reads the
+database as always, reuses the tokens of every paper whose title and abstract are
+unchanged, and tokenizes only the rest: the same index in about 2 s. The database stays
+the only source of truth; a missing, stale or damaged snapshot only costs time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import hashlib
+import logging
+import os
 import threading
+import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -17,25 +33,73 @@ from sqlmodel import Session
 from bot.ranking import Bm25Index, Doc
 from storage import queries
 
+logger = logging.getLogger(__name__)
+SNAPSHOT_MIN_PAPERS = 5000  # smaller archives build in well under a second
+
 
 def doc_from_row(paper_id: str, title: str, abstract: str, authors: str, upvotes: int) -> Doc:
     names = tuple(a for a in (authors or "").split("\n") if a)
     return Doc(id=paper_id, title=title, abstract=abstract, authors=names, upvotes=upvotes or 0)
 
 
+def default_snapshot_path(engine: Engine) -> Path | None:
+    """Where the index snapshot of this database lives; None for an in-memory database."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+            return None
+        key = f"sqlite:{Path(url.database).resolve()}"
+    else:
+        key = url.render_as_string(hide_password=True)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    name = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return cache / "papers-bot" / f"index-{name}.npz"
+
+
+def release_free_memory() -> None:
+    """Give freed heap memory back to the OS (glibc keeps it after building the index)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 class Archive:
-    def __init__(self, engine: Engine) -> None:
+    """The shared index of one database.
+
+    `snapshot`: True (the default) for the default path in the user's cache directory,
+    a path, or None for no snapshot.
+    """
+
+    def __init__(self, engine: Engine, *, snapshot: bool | str | Path | None = True) -> None:
         self._engine = engine
         self._index: Bm25Index | None = None
         self._lock = threading.RLock()
+        self._save_lock = threading.Lock()
+        self._savers: list[threading.Thread] = []
+        if snapshot is True:
+            self.snapshot_path = default_snapshot_path(engine)
+        else:
+            self.snapshot_path = Path(snapshot) if snapshot else None
 
     @property
     def index(self) -> Bm25Index:
         with self._lock:
             if self._index is None:
+                started = time.monotonic()
                 with Session(self._engine) as session:
                     rows = queries.iter_index_rows(session=session)
-                    self._index = Bm25Index.build([doc_from_row(*row) for row in rows])
+                    self._index = Bm25Index.build(
+                        (doc_from_row(*row) for row in rows), snapshot=self.snapshot_path
+                    )
+                release_free_memory()
+                index = self._index
+                logger.info(
+                    "indexed %d papers in %.1f s (%d from the snapshot)",
+                    len(index),
+                    time.monotonic() - started,
+                    index.reused,
+                )
+                if index.reused < len(index):
+                    self._save_later()
             return self._index
 
     def add(self, docs: Iterable[Doc]) -> None:
@@ -43,4 +107,31 @@ class Archive:
         docs = list(docs)
         with self._lock:
             if self._index is not None and docs:
+                before = self._index.revision
                 self._index.add(docs)
+                release_free_memory()
+                if self._index.revision != before:
+                    self._save_later()
+
+    def _save_later(self) -> None:
+        """Write the snapshot in a background thread (big enough archives only)."""
+        index = self._index
+        if self.snapshot_path is None or index is None or len(index) < SNAPSHOT_MIN_PAPERS:
+            return
+        saver = threading.Thread(
+            target=self._save, args=(index,), name="index-snapshot", daemon=False
+        )
+        self._savers = [t for t in self._savers if t.is_alive()] + [saver]
+        saver.start()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait for snapshot writes in progress."""
+        for saver in list(self._savers):
+            saver.join(timeout)
+
+    def _save(self, index: Bm25Index) -> None:
+        with self._save_lock:
+            try:
+                index.save(self.snapshot_path)  # type: ignore[arg-type]
+            except OSError as exc:
+                logger.warning("could not write the index snapshot %s: %s", self.snapshot_path, exc)

@@ -48,11 +48,15 @@ import Stemmer
 
 __all__ = [
     "STOPWORDS",
+    "joined_stem",
+    "remember_surface",
     "split_tokens",
     "stem_word",
     "surface_of",
     "tokenize",
     "tokenize_with_surface",
+    "word_stems",
+    "words",
 ]
 
 _FUNCTION_WORDS = """
@@ -181,6 +185,41 @@ def _cache_compound(word: str) -> str:
         _CACHE[word] = " ".join(filter(None, (stem_word(part) for part in parts)))
         _JOINED[word] = stem_word(whole)
     return _CACHE[word]
+
+
+def words(text: str) -> list[str]:
+    """The text's words as `tokenize` cuts them (lowercase, accents dropped, hyphenated
+    compounds whole), before stopwords and stemming."""
+    return _words(text)
+
+
+def word_stems(word: str) -> str:
+    """The running stems of one word of `words(text)`, space-separated ("" for a stopword).
+
+    `split_tokens(text)` is, for running stems, the concatenation of these over the text's
+    words; the index caches them per word.
+    """
+    stems = _CACHE.get(word)
+    if stems is None:
+        stems = _cache_compound(word) if "-" in word else stem_word(word)
+    return stems
+
+
+def joined_stem(word: str) -> str:
+    """The stem of a hyphenated word's joined form ("vision-language" -> "visionlanguag"),
+    "" for a word without one; `split_tokens` appends these after the running stems."""
+    if "-" not in word:
+        return ""
+    if word not in _JOINED:
+        _cache_compound(word)
+    return _JOINED[word]
+
+
+def remember_surface(stem: str, word: str) -> None:
+    """Record a readable word for a stem (the shortest wins), e.g. from an index snapshot."""
+    known = _SURFACE.get(stem)
+    if known is None or len(word) < len(known):
+        _SURFACE[stem] = word
 
 
 def split_tokens(text: str) -> tuple[list[str], list[str]]:

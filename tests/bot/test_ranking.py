@@ -262,6 +262,34 @@ def test_why_the_default_idf_differs_from_rank_bm25(seed_docs, seed_index):
     assert all(0 < seed_index.idf(common) < seed_index.idf(t) for t in rarer)
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "contrastive loss temperature",
+        "medical image segmentation",
+        "learning with noisy labels",
+        "similarity of representations across neural networks",
+        "training data selection",
+        "face recognition",
+    ],
+)
+def test_search_differs_from_rank_bm25_only_by_idf_and_proximity(seed_docs, query, monkeypatch):
+    """The served ranking is rank-bm25's once its two documented changes are undone.
+
+    `search` orders by BM25 / best possible BM25 (a per-query constant, so the same order)
+    with Lucene's IDF and a word-pair proximity term; with rank-bm25's IDF and without the
+    proximity term its top ten is rank-bm25's, ties broken by id.
+    """
+    reference = rank_bm25_reference(seed_docs).get_scores(tokenize(query, compounds=False))
+    ids = [d.id for d in seed_docs]
+    expected = sorted(
+        (i for i in range(len(ids)) if reference[i] > 0), key=lambda i: (-reference[i], ids[i])
+    )
+    okapi = Bm25Index.build(seed_docs, idf="okapi")
+    monkeypatch.setattr("bot.ranking.PROXIMITY_WEIGHT", 0.0)
+    assert search(okapi, query, limit=10)[0] == [ids[i] for i in expected[:10]]
+
+
 def reference_corpus(docs: list[Doc]) -> list[list[str]]:
     return [tokenize(d.title) * TITLE_WEIGHT + tokenize(d.abstract) for d in docs]
 

@@ -1,0 +1,364 @@
+"""Deterministic synthetic archives for the benchmarks, built from the 70 sample papers.
+
+`papers(n)` returns n paper dicts (id, title, abstract, authors, upvotes, listed_on) made
+by recombining the sentences and titles of `../shared/data/seed_daily_papers.json` with a
+seeded RNG, so words, their frequencies and abstract lengths are those of real abstracts:
+
+- each abstract follows one sample paper (its theme): about 60% of the theme's sentences,
+  in order, mixed with sentences of other sample papers, as many as a real abstract has;
+- its title is a sample title, sometimes prefixed by a made-up method name ("Ravolin: ...");
+- a few made-up words per paper (method and dataset names), drawn from a Zipf law over a
+  pool of 400,000, give the archive the long tail of rare words a real one has (the 70
+  abstracts alone have only ~3,000 distinct stems; 100,000 real abstracts have ~100,000+);
+- 1-12 authors from a pool of 60,000 made-up names; 100 papers listed per day.
+
+Also `queries()`: the fixed search queries of `bench_search.py` (the eight graded topics of
+`relevance_dev.json` plus realistic ML search phrases), and `topic_phrases()`.
+Used by `benchmarks/bench_*.py` only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+CACHE = ROOT / "benchmarks" / ".cache"
+PER_DAY = 100
+FIRST_DAY = dt.date(2022, 1, 3)
+_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+_SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ren",
+    "tor",
+    "vex",
+    "sul",
+    "dra",
+    "pin",
+    "qua",
+    "zel",
+    "bo",
+    "ta",
+    "ne",
+    "ri",
+    "gu",
+    "fa",
+    "ho",
+    "li",
+    "me",
+    "nu",
+    "sa",
+    "ve",
+    "di",
+    "ro",
+    "cu",
+    "la",
+    "po",
+    "te",
+    "xi",
+]
+RARE_POOL = 400_000
+AUTHOR_POOL = 60_000
+
+
+@cache
+def seed_items() -> list[dict]:
+    return json.loads((DATA / "seed_daily_papers.json").read_text(encoding="utf-8"))
+
+
+def _made_up(k: int, min_syllables: int = 3) -> str:
+    """A pronounceable made-up word for k (distinct k, distinct words)."""
+    parts = []
+    while k or len(parts) < min_syllables:
+        k, digit = divmod(k, len(_SYLLABLES))
+        parts.append(_SYLLABLES[digit])
+    return "".join(parts)
+
+
+def _paper_id(day_number: int, seq: int) -> str:
+    """arXiv-like id: yymm.nnnnn of the listing month."""
+    day = FIRST_DAY + dt.timedelta(days=day_number)
+    return f"{day.year % 100:02d}{day.month:02d}.{day_number:04d}{seq:02d}"
+
+
+def papers(n: int, *, seed: int = 20240726, first: int = 0) -> list[dict]:
+    """Papers number first .. first + n - 1 of the synthetic archive (same seed, same text)."""
+    items = seed_items()
+    sentences = [_SENTENCE_RE.split(item["paper"]["summary"].strip()) for item in items]
+    titles = [item["paper"]["title"] for item in items]
+    everything = [s for group in sentences for s in group]
+    out = []
+    for number in range(first, first + n):
+        rng = np.random.default_rng([seed, number])
+        theme = int(rng.integers(len(items)))
+        own = sentences[theme]
+        length = len(sentences[int(rng.integers(len(items)))])
+        keep = sorted(rng.choice(len(own), size=max(1, round(0.6 * len(own))), replace=False))
+        body = [own[i] for i in keep]
+        while len(body) < length:
+            body.insert(int(rng.integers(len(body) + 1)), everything[rng.integers(len(everything))])
+        rare = [_made_up(int(k)).capitalize() for k in rng.zipf(1.1, size=4) % RARE_POOL]
+        at = int(rng.integers(len(body)))
+        body[at] = f"{body[at]} We call it {rare[0]}, evaluated on {rare[1]} and {rare[2]}."
+        title = titles[theme]
+        if rng.random() < 0.4:
+            title = f"{rare[3]}: {title}"
+        authors = [
+            f"{_made_up(int(a) % 900, 2).capitalize()} {_made_up(int(a), 3).capitalize()}"
+            for a in rng.integers(AUTHOR_POOL, size=int(rng.integers(1, 13)))
+        ]
+        day_number, seq = divmod(number, PER_DAY)
+        out.append(
+            {
+                "id": _paper_id(day_number, seq),
+                "title": title,
+                "abstract": " ".join(body),
+                "authors": authors,
+                "upvotes": int(rng.zipf(2.0)) - 1,
+                "listed_on": FIRST_DAY + dt.timedelta(days=day_number),
+            }
+        )
+    return out
+
+
+def day_of(number: int) -> dt.date:
+    """The listing day of paper `number`."""
+    return FIRST_DAY + dt.timedelta(days=number // PER_DAY)
+
+
+@cache
+def graded_topics() -> tuple[str, ...]:
+    labels = json.loads((DATA / "relevance_dev.json").read_text(encoding="utf-8"))
+    return tuple(labels["topics"].values())
+
+
+SEARCH_PHRASES = (
+    "contrastive loss temperature",
+    "sparse autoencoders interpretability",
+    "vision language models",
+    "large language model reasoning",
+    "diffusion models image generation",
+    "reinforcement learning from human feedback",
+    "graph neural networks",
+    "knowledge distillation",
+    "federated learning privacy",
+    "adversarial robustness",
+    "self-supervised learning",
+    "medical image segmentation",
+    "retrieval augmented generation",
+    "mixture of experts",
+    "neural network pruning",
+    "few-shot learning",
+    "object detection",
+    "speech recognition",
+    "time series forecasting",
+    "protein structure prediction",
+    "quantum error correction",
+    "explainable AI",
+    "domain adaptation",
+    "text-to-image",
+    "prompt tuning",
+    "data augmentation",
+    "multimodal benchmark",
+    "transformer attention efficiency",
+    "noisy labels",
+    "recommendation systems cold start",
+    "continual learning catastrophic forgetting",
+    "autonomous driving",
+    '"contrastive learning" -recommendation',
+    "face recognition privacy",
+    "video understanding",
+    "code generation",
+    "point cloud",
+    "neural radiance fields",
+    "optimization convergence",
+    "learning",
+    "model",
+    "representation similarity",
+    "policy gradient noise",
+    "hallucination detection",
+)
+
+
+def queries() -> list[str]:
+    """The fixed set of search queries: the graded topics, then realistic search phrases."""
+    return list(dict.fromkeys([*graded_topics(), *SEARCH_PHRASES]))
+
+
+TOPIC_WORDS = (
+    "contrastive learning",
+    "face recognition",
+    "interpretable prototype networks",
+    "recommender systems",
+    "learning with noisy labels",
+    "medical imaging",
+    "similarity of representations across neural networks",
+    "training data selection",
+    *SEARCH_PHRASES,
+    "image classification",
+    "semantic segmentation",
+    "language modeling",
+    "instruction tuning",
+    "in-context learning",
+    "chain of thought",
+    "reward modeling",
+    "offline reinforcement learning",
+    "model compression",
+    "quantization",
+    "efficient inference",
+    "benchmark evaluation",
+    "dataset curation",
+    "multilingual",
+    "machine translation",
+    "question answering",
+    "summarization",
+    "information retrieval",
+    "dense retrieval",
+    "embedding models",
+    "generative adversarial networks",
+    "variational autoencoders",
+    "normalizing flows",
+    "score-based models",
+    "video generation",
+    "3d reconstruction",
+    "robot manipulation",
+    "embodied agents",
+    "llm agents tool use",
+    "mathematical reasoning",
+    "theorem proving",
+    "causal inference",
+    "fairness",
+    "uncertainty estimation",
+    "out-of-distribution detection",
+    "anomaly detection",
+    "active learning",
+    "meta-learning",
+    "neural architecture search",
+    "hyperparameter optimization",
+    "scaling laws",
+    "mechanistic interpretability",
+    "feature attribution",
+    "privacy attacks",
+    "membership inference",
+    "watermarking",
+    "jailbreak attacks",
+    "alignment",
+    "tokenization",
+    "long context",
+    "state space models",
+    "sparse attention",
+    "document understanding",
+    "OCR",
+    "table understanding",
+    "chart question answering",
+    "remote sensing",
+    "weather forecasting",
+    "drug discovery",
+    "molecule generation",
+    "single-cell",
+    "pathology whole slide images",
+    "radiology report generation",
+    "audio generation",
+    "music",
+    "speech synthesis",
+    "sign language",
+    "gesture recognition",
+    "pose estimation",
+    "tracking",
+    "optical flow",
+    "depth estimation",
+    "super-resolution",
+    "image editing",
+    "style transfer",
+)
+
+
+def topic_phrases() -> list[str]:
+    return list(dict.fromkeys(TOPIC_WORDS))
+
+
+# --------------------------------------------------------------------------- databases
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_base() -> str:
+    """The PostgreSQL the tests use (TEST_POSTGRES_URL), where benchmark schemas go."""
+    import os
+
+    return os.environ.get("TEST_POSTGRES_URL", POSTGRES_URL)
+
+
+def records(n: int, *, first: int = 0):
+    """The synthetic papers as `PaperRecord`s (what a source hands to storage)."""
+    from bot.sources import PaperRecord
+
+    for p in papers(n, first=first):
+        yield PaperRecord(
+            id=p["id"],
+            title=p["title"],
+            abstract=p["abstract"],
+            listed_on=p["listed_on"],
+            authors=tuple(p["authors"]),
+            upvotes=p["upvotes"],
+        )
+
+
+def _fill(engine, n: int, progress) -> None:
+    from sqlmodel import Session
+
+    from storage import queries
+
+    with Session(engine) as session:
+        have = queries.count_papers(session=session)
+    step = 2000
+    for first in range(have - have % step, n, step):
+        with Session(engine) as session:
+            queries.upsert_papers(records(min(step, n - first), first=first), session=session)
+            session.commit()
+        progress(f"stored {min(first + step, n)}/{n} papers")
+
+
+def sqlite_archive(n: int, progress=lambda _msg: None) -> str:
+    """URL of a SQLite database holding the first n synthetic papers (cached)."""
+    from storage.db import open_engine, upgrade
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{CACHE / f'archive-{n}.db'}"
+    engine = open_engine(url)
+    upgrade(engine)
+    _fill(engine, n, progress)
+    engine.dispose()
+    return url
+
+
+def postgres_archive(n: int, progress=lambda _msg: None, base: str = POSTGRES_URL) -> str | None:
+    """URL (a schema of its own) of a PostgreSQL database holding the first n synthetic
+    papers, kept between runs; None when PostgreSQL does not answer."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from storage.db import open_engine, upgrade
+
+    schema = f"bench_archive_{n}"
+    try:
+        admin = create_engine(base, connect_args={"connect_timeout": 3})
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        admin.dispose()
+    except OperationalError:
+        return None
+    url = f"{base}?options=-csearch_path%3D{schema}"
+    engine = open_engine(url)
+    upgrade(engine)
+    _fill(engine, n, progress)
+    engine.dispose()
+    return url

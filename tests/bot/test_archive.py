@@ -1,0 +1,104 @@
+"""The shared index of a real database: snapshots reused across starts, kept up to date."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlmodel import Session
+
+import bot.archive as archive_module
+from bot.archive import Archive, default_snapshot_path, doc_from_row
+from bot.ranking import search
+from bot.sources import PaperRecord
+from storage import queries
+from storage.db import open_engine
+
+DAY = dt.date(2024, 7, 29)
+
+
+def records(seed_docs, *, title_of: dict[str, str] | None = None) -> list[PaperRecord]:
+    title_of = title_of or {}
+    return [
+        PaperRecord(
+            id=d.id,
+            title=title_of.get(d.id, d.title),
+            abstract=d.abstract,
+            listed_on=DAY,
+            authors=d.authors,
+            upvotes=d.upvotes,
+        )
+        for d in seed_docs
+    ]
+
+
+@pytest.fixture
+def stored(engine, seed_docs, monkeypatch):
+    monkeypatch.setattr(archive_module, "SNAPSHOT_MIN_PAPERS", 10)
+    with Session(engine) as session:
+        queries.upsert_papers(records(seed_docs[:60]), session=session)
+        session.commit()
+    return engine
+
+
+def test_snapshot_is_written_then_reused(stored, seed_docs, tmp_path):
+    path = tmp_path / "index.npz"
+    first = Archive(stored, snapshot=path)
+    assert first.index.reused == 0 and len(first.index) == 60
+    first.flush()
+    assert path.exists()
+    second = Archive(stored, snapshot=path)
+    assert second.index.reused == 60
+    query = "contrastive learning"
+    assert search(second.index, query, limit=10) == search(first.index, query, limit=10)
+
+
+def test_changed_and_new_papers_are_tokenized_again(stored, seed_docs, tmp_path):
+    path = tmp_path / "index.npz"
+    Archive(stored, snapshot=path).index  # noqa: B018  (builds and saves)
+    Archive(stored, snapshot=path).flush()
+    changed = seed_docs[0].id
+    with Session(stored) as session:
+        title = {changed: "Quantum error correction with surface codes"}
+        queries.upsert_papers(records(seed_docs[:1], title_of=title), session=session)
+        queries.upsert_papers(records(seed_docs[60:]), session=session)
+        session.commit()
+    archive = Archive(stored, snapshot=path)
+    assert archive.index.reused == 59  # 1 changed, 10 new
+    assert len(archive.index) == 70
+    assert search(archive.index, "quantum error correction", limit=3)[0][:1] == [changed]
+
+
+def test_ingest_updates_the_snapshot(stored, seed_docs, tmp_path):
+    path = tmp_path / "index.npz"
+    archive = Archive(stored, snapshot=path)
+    assert len(archive.index) == 60
+    with Session(stored) as session:
+        queries.upsert_papers(records(seed_docs[60:]), session=session)
+        session.commit()
+    archive.add(doc_from_row(d.id, d.title, d.abstract, "", d.upvotes) for d in seed_docs[60:])
+    archive.flush()
+    assert Archive(stored, snapshot=path).index.reused == 70
+
+
+def test_small_archives_and_disabled_snapshots_write_nothing(engine, seed_docs, tmp_path):
+    with Session(engine) as session:
+        queries.upsert_papers(records(seed_docs[:20]), session=session)
+        session.commit()
+    path = tmp_path / "index.npz"
+    archive = Archive(engine, snapshot=path)  # 20 < SNAPSHOT_MIN_PAPERS
+    assert len(archive.index) == 20
+    archive.flush()
+    assert not path.exists()
+    assert Archive(engine, snapshot=None).snapshot_path is None
+
+
+def test_default_snapshot_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    one = default_snapshot_path(open_engine(f"sqlite:///{tmp_path / 'a.db'}"))
+    two = default_snapshot_path(open_engine(f"sqlite:///{tmp_path / 'b.db'}"))
+    assert one is not None and one.parent == tmp_path / "cache" / "papers-bot"
+    assert one != two
+    assert default_snapshot_path(open_engine("sqlite://")) is None
+    pg = default_snapshot_path(open_engine("postgresql://bot:secret@db.example/papers"))
+    assert pg is not None and pg.parent == one.parent and "secret" not in str(pg)

@@ -1,0 +1,410 @@
+"""The index's fast paths give exactly what the plain paths give.
+
+Snapshots (tokens reused) against fresh builds, incremental `add` against a build of
+everything, the candidate block used by digests against whole-index scoring, the
+positional index (phrases, word pairs) against scanning each doc, and `match_topics`
+against a plain re-statement of its rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+from itertools import pairwise
+
+import numpy as np
+import pytest
+
+import bot.ranking as ranking
+from bot.ranking import (
+    BOOSTED_SHIFT,
+    FEEDBACK_WEIGHT,
+    MIN_COVERAGE,
+    MIN_SCORE,
+    POPULARITY_WEIGHT,
+    PROXIMITY_WEIGHT,
+    Bm25Index,
+    Doc,
+    Match,
+    match_topics,
+    parse_topic,
+    search,
+    topic_scores,
+)
+
+TOPICS = [
+    "contrastive learning",
+    "face recognition",
+    "interpretable prototype networks",
+    "recommender systems",
+    "learning with noisy labels",
+    "medical imaging",
+    "similarity of representations across neural networks",
+    "training data selection",
+    '"contrastive loss" temperature',
+    "neural networks -recommendation",
+    "language model",
+    "vision-language",
+    "quantum error correction",
+    "learning",
+]
+
+
+def variants(seed_docs: list[Doc], n: int, seed: int = 7) -> list[Doc]:
+    """n docs recombined from the sample's sentences (repeats make ties and shared pairs)."""
+    rng = random.Random(seed)
+    sentences = [s for d in seed_docs for s in d.abstract.split(". ")]
+    out = []
+    for i in range(n):
+        base = seed_docs[rng.randrange(len(seed_docs))]
+        body = ". ".join(rng.sample(sentences, rng.randint(3, 9)))
+        authors = tuple(rng.sample(["Ada Lovelace", "Alan Turing", "Jürgen S.", "Grace Hopper"], 2))
+        out.append(Doc(f"v{i:04d}", base.title, body, authors=authors, upvotes=rng.randint(0, 50)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus(seed_docs) -> list[Doc]:
+    return [*seed_docs, *variants(seed_docs, 300)]
+
+
+def assert_same_index(a: Bm25Index, b: Bm25Index) -> None:
+    """Same docs, same tokens, same scores for every topic (to the last bit)."""
+    assert a.ids == b.ids
+    for doc_id in a.ids[::7]:
+        assert a.tokens(doc_id) == b.tokens(doc_id)
+        assert a.doc_terms(doc_id) == b.doc_terms(doc_id)
+        assert a.authors(doc_id) == b.authors(doc_id)
+        assert a.upvotes(doc_id) == b.upvotes(doc_id)
+    for text in TOPICS:
+        topic = parse_topic(text)
+        query = dict.fromkeys(topic.terms, 1.0)
+        np.testing.assert_array_equal(a.scores(query), b.scores(query))
+        np.testing.assert_array_equal(a.coverage(query), b.coverage(query))
+        for pair in pairwise(topic.terms):
+            assert a.pair_df(pair) == b.pair_df(pair)
+        assert search(a, text, limit=20) == search(b, text, limit=20)
+        assert match_topics(a, [topic], a.ids, limit=10) == match_topics(
+            b, [topic], b.ids, limit=10
+        )
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def test_snapshot_reuses_tokens_and_gives_the_same_index(corpus, tmp_path):
+    path = tmp_path / "index.npz"
+    Bm25Index.build(corpus).save(path)
+    again = Bm25Index.build(corpus, snapshot=path)
+    assert again.reused == len(corpus)
+    assert_same_index(again, Bm25Index.build(corpus))
+
+
+def test_snapshot_with_changed_new_and_removed_papers(corpus, tmp_path):
+    path = tmp_path / "index.npz"
+    Bm25Index.build(corpus).save(path)
+    changed = dataclasses.replace(corpus[5], abstract="Contrastive learning of face recognition.")
+    now = [changed, *corpus[6:200], *variants(corpus, 20, seed=99)]
+    now = [dataclasses.replace(d, id=f"n{i}") if i >= 195 else d for i, d in enumerate(now)]
+    again = Bm25Index.build(now, snapshot=path)
+    assert again.reused == 194  # the other 195 - 1 (changed) kept; 20 new; the rest gone
+    assert_same_index(again, Bm25Index.build(now))
+
+
+def test_snapshot_of_another_tokenizer_or_damaged_is_ignored(corpus, tmp_path, monkeypatch):
+    path = tmp_path / "index.npz"
+    Bm25Index.build(corpus[:50]).save(path)
+    monkeypatch.setattr(ranking, "_tokenizer_fingerprint", lambda: "another tokenizer")
+    assert Bm25Index.build(corpus[:50], snapshot=path).reused == 0
+    monkeypatch.undo()
+    assert Bm25Index.build(corpus[:50], snapshot=path).reused == 50
+    path.write_bytes(path.read_bytes()[:1000])
+    fresh = Bm25Index.build(corpus[:50], snapshot=path)
+    assert fresh.reused == 0
+    assert_same_index(fresh, Bm25Index.build(corpus[:50]))
+    assert Bm25Index.build(corpus[:50], snapshot=tmp_path / "missing.npz").reused == 0
+
+
+def test_an_okapi_view_equals_an_okapi_build(corpus):
+    index = Bm25Index.build(corpus)
+    view = index.with_idf("okapi")
+    assert_same_index(view, Bm25Index.build(corpus, idf="okapi"))
+    assert index.idf("learn") != view.idf("learn")  # the original is untouched
+    assert_same_index(index, Bm25Index.build(corpus))
+
+
+def test_snapshot_keeps_options_apart(corpus, tmp_path):
+    path = tmp_path / "index.npz"
+    Bm25Index.build(corpus[:40]).save(path)
+    assert Bm25Index.build(corpus[:40], snapshot=path, title_weight=2).reused == 0
+    okapi = Bm25Index.build(corpus[:40], snapshot=path, idf="okapi")  # same tokens
+    assert okapi.reused == 40
+    assert_same_index(okapi, Bm25Index.build(corpus[:40], idf="okapi"))
+
+
+# --------------------------------------------------------------------------- add
+
+
+def test_adding_day_by_day_equals_building_at_once(corpus):
+    index = Bm25Index.build(corpus[:100])
+    for topic in TOPICS:  # fill the word-pair cache, which `add` must extend
+        search(index, topic, limit=5)
+    for start in range(100, len(corpus), 60):
+        index.add(corpus[start : start + 60])
+    assert_same_index(index, Bm25Index.build(corpus))
+
+
+def test_replacing_docs_equals_building_with_the_new_text(corpus):
+    index = Bm25Index.build(corpus)
+    for topic in TOPICS:
+        search(index, topic, limit=5)
+    new_text = dataclasses.replace(corpus[3], title="Recommender systems with noisy labels")
+    same_tokens = dataclasses.replace(corpus[4], abstract=corpus[4].abstract + " The.", upvotes=9)
+    fresh = dataclasses.replace(corpus[0], id="brand-new")
+    twice = [dataclasses.replace(corpus[1], id="twice"), dataclasses.replace(corpus[2], id="twice")]
+    index.add([new_text, same_tokens, fresh, *twice])
+    expected = [*corpus, fresh, twice[1]]
+    expected[3], expected[4] = new_text, same_tokens
+    assert_same_index(index, Bm25Index.build(expected))
+    assert index.upvotes(corpus[4].id) == 9
+
+
+def test_metadata_only_update_keeps_the_revision(corpus):
+    index = Bm25Index.build(corpus[:30])
+    revision = index.revision
+    index.add([dataclasses.replace(corpus[7], upvotes=1234, authors=("Someone New",))])
+    assert index.revision == revision
+    assert index.upvotes(corpus[7].id) == 1234
+    assert index.authors(corpus[7].id) == ("someone new",)
+    index.add([dataclasses.replace(corpus[0], id="another")])
+    assert index.revision == revision + 1
+
+
+# --------------------------------------------------------------------------- positions
+
+
+def test_phrase_rows_and_pairs_agree_with_scanning_each_doc(corpus):
+    index = Bm25Index.build(corpus)
+    phrases = [("contrast", "learn"), ("neural", "network"), ("languag", "model"), ("face",)]
+    for phrase in phrases:
+        expected = [r for r, doc_id in enumerate(index.ids) if index.has_phrase(doc_id, phrase)]
+        assert index.phrase_rows(phrase).tolist() == expected
+    assert index.phrase_rows(("no-such-stem", "learn")).tolist() == []
+    for pair in [("contrast", "learn"), ("label", "nois"), ("represent", "similar")]:
+        docs = 0
+        for doc_id in index.ids:
+            stream = index.tokens(doc_id)
+            docs += any({a, b} == set(pair) for a, b in pairwise(stream))
+        assert index.pair_df(pair) == docs
+
+
+def test_fold_names_matches_folding_each_name():
+    cases = [
+        ("Ada  Lovelace", " Jürgen S. ", "A\tB"),
+        (),
+        ("  ", " a ", "b\nc"),
+        ("ÉMILE Zola", "bob"),
+        ("a\x1cb", "c"),
+        ("Grace Hopper", "Alan Turing"),
+        ("a ",),
+        (" a",),
+    ]
+    for names in cases:
+        expected = "\n".join(ranking._fold_name(n.replace("\n", " ")) for n in names)
+        assert ranking._fold_names(names) == expected
+
+
+# --------------------------------------------------------------------------- batched matching
+
+
+def test_block_scores_equal_whole_index_scores(corpus):
+    index = Bm25Index.build(corpus)
+    rng = np.random.default_rng(3)
+    candidates = np.sort(rng.choice(len(index), 120, replace=False))
+    block = index.block(candidates)
+    for text in TOPICS:
+        topic = parse_topic(text)
+        plain = topic_scores(index, topic, candidates)
+        batched = topic_scores(index, topic, candidates, block=block)
+        for got, expected in zip(batched, plain, strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    subset = candidates[::3]  # a channel that already got some papers: same block
+    again, at = index.block(subset)
+    assert again is block[0]
+    assert np.array_equal(again.rows[at], subset)
+    other = np.setdiff1d(np.arange(len(index)), candidates)[:50]  # not covered: grows
+    grown, at = index.block(other)
+    assert np.array_equal(grown.rows[at], other)
+    assert set(candidates) <= set(grown.rows.tolist())
+
+
+def plain_match_topics(index, topics, candidate_ids, *, limit, extra_terms=None, popularity=None):
+    """match_topics' rules, restated one paper at a time over whole-index scores."""
+    ids = index.ids
+    wanted = {pid for pid in candidate_ids if pid in index}
+    best: dict[str, tuple[float, int]] = {}
+    for number, topic in enumerate(topics):
+        query = dict.fromkeys(topic.terms, 1.0)
+        words = index.scores(query) / index.best_score(query) if query else None
+        coverage = index.coverage(query) if query else None
+        pairs = [p for p in ranking._topic_pairs(topic) if index.pair_df(p) > 0]
+        for row, pid in enumerate(ids):
+            if pid not in wanted:
+                continue
+            if topic.excluded and any(t in index.doc_terms(pid) for t in topic.excluded):
+                continue
+            if not all(index.has_phrase(pid, p) for p in topic.phrases):
+                continue
+            names = index.authors(pid)
+            if not all(any(w in n for n in names) for w in topic.authors):
+                continue
+            if words is None:
+                score, cover = 1.0, 1.0
+            else:
+                score, cover = words[row], coverage[row]
+                if pairs:
+                    idf = np.array([index.pair_idf(p) for p in pairs])
+                    near = idf @ index.pair_saturation(pairs, [row])[:, 0] / idf.sum()
+                    score = (1 - PROXIMITY_WEIGHT) * score + PROXIMITY_WEIGHT * near
+            if score >= MIN_SCORE and cover >= MIN_COVERAGE and score > best.get(pid, (-1, 0))[0]:
+                best[pid] = (score, number)
+    if not best or limit <= 0:
+        return []
+    kept = sorted(best, key=index.row)
+    shift = dict.fromkeys(kept, 0.0)
+    if extra_terms:
+        raw = index.scores(extra_terms)
+        values = {pid: raw[index.row(pid)] for pid in kept}
+        top = max(abs(v) for v in values.values())
+        strength = min(1.0, max(abs(w) for w in extra_terms.values()))
+        if top > 0:
+            shift = {pid: FEEDBACK_WEIGHT * strength * values[pid] / top for pid in kept}
+    final = {pid: min(1.0, max(0.0, best[pid][0] + shift[pid])) for pid in kept}
+    votes = {
+        pid: popularity.get(pid, 0) if popularity is not None else index.upvotes(pid)
+        for pid in kept
+    }
+    most = max(max(votes.values()), 1)
+    bonus = {
+        pid: POPULARITY_WEIGHT * math.log1p(max(v, 0)) / math.log1p(most)
+        for pid, v in votes.items()
+    }
+    order = sorted(kept, key=lambda pid: (-(final[pid] + bonus[pid]), pid))[:limit]
+    return [
+        Match(
+            pid,
+            round(final[pid], 4),
+            topics[best[pid][1]].text,
+            ranking._matched_terms(index, pid, topics[best[pid][1]], extra_terms),
+            shift[pid] >= BOOSTED_SHIFT,
+        )
+        for pid in order
+    ]
+
+
+def test_batched_match_topics_equals_the_plain_rules(corpus):
+    index = Bm25Index.build(corpus)
+    rng = random.Random(11)
+    day = [d.id for d in rng.sample(corpus, 150)]
+    for channel in range(40):
+        topics = [parse_topic(t) for t in rng.sample(TOPICS, rng.randint(1, 4))]
+        if channel % 7 == 0:
+            topics.append(parse_topic("contrastive author:lovelace"))
+        candidates = [pid for pid in day if rng.random() > 0.1]  # minus what it already got
+        extra = None
+        if channel % 3 == 0:
+            liked = index.doc_terms(rng.choice(candidates))
+            extra = {t: rng.uniform(-1, 1) for t in list(liked)[:12]}
+        votes = {pid: rng.randint(0, 30) for pid in candidates} if channel % 2 else None
+        got = match_topics(index, topics, candidates, limit=10, extra_terms=extra, popularity=votes)
+        expected = plain_match_topics(
+            index, topics, candidates, limit=10, extra_terms=extra, popularity=votes
+        )
+        assert [(m.paper_id, m.topic, m.terms, m.boosted) for m in got] == [
+            (m.paper_id, m.topic, m.terms, m.boosted) for m in expected
+        ]
+        assert [m.score for m in got] == pytest.approx([m.score for m in expected], abs=2e-4)
+
+
+def test_search_over_a_deep_archive_keeps_ties_in_row_order(seed_docs):
+    docs = [dataclasses.replace(seed_docs[5], id=f"copy{i:04d}") for i in range(1200)]
+    index = Bm25Index.build([*docs, *seed_docs])
+    ids, scores = search(index, "contrastive loss temperature", limit=15)
+    assert len(set(scores[:15])) == 1  # 1200 identical copies
+    assert ids == sorted(ids)
+
+
+def test_snapshot_file_is_plain_npz(corpus, tmp_path):
+    path = tmp_path / "index.npz"
+    Bm25Index.build(corpus[:10]).save(path)
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(data["meta"].tobytes())
+        assert meta["format"] == ranking.SNAPSHOT_FORMAT
+        assert data["ids"].tobytes().decode().split("\n") == [d.id for d in corpus[:10]]
+        assert len(data["offsets"]) == 11
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+TRICKY = [
+    "Vision-Language Models: state-of-the-art -- or not? See https://x.org/a-b.",
+    "Müller's naïve Bayes ﬁnds CNNs, LLMs and GPT-4-like co-training; well-known.",
+    "A –en dash– and a non‑breaking‑hyphen, -leading and trailing- hyphens",
+    "x-ray X-Ray xray; 3-D, 2D/3D; self-supervised Self-Supervised",
+    "",
+]
+
+
+def test_word_cache_cuts_texts_like_split_tokens(seed_docs):
+    docs = [Doc(f"t{i}", text, TRICKY[-1 - i]) for i, text in enumerate(TRICKY)]
+    index = Bm25Index.build([*docs, *seed_docs[:20]])
+    for doc in [*docs, *seed_docs[:20]]:
+        expected = []
+        for text in (doc.title, doc.abstract):
+            running, joined = ranking.split_tokens(text)
+            expected += [*running, "", *joined, ""]
+        assert index.tokens(doc.id) == expected, doc.title
+
+
+def test_snapshot_restores_readable_words(corpus, tmp_path, monkeypatch):
+    path = tmp_path / "index.npz"
+    Bm25Index.build(corpus).save(path)
+    stems = ["autoencod", "nois", "represent", "imag"]
+    readable = {stem: ranking.surface_of(stem) for stem in stems}
+    assert all(readable[stem] != stem for stem in stems)
+    monkeypatch.setattr("bot.text._SURFACE", {})  # a new process: nothing tokenized yet
+    assert [ranking.surface_of(stem) for stem in stems] == stems
+    Bm25Index.build(corpus, snapshot=path)
+    assert {stem: ranking.surface_of(stem) for stem in stems} == readable
+
+
+def test_empty_archives(seed_docs, tmp_path):
+    path = tmp_path / "index.npz"
+    Bm25Index.build(seed_docs[:5]).save(path)
+    for empty in (Bm25Index.build([]), Bm25Index.build([], snapshot=path)):
+        assert len(empty) == 0
+        assert search(empty, "contrastive learning", limit=5) == ([], [])
+        empty.add(seed_docs[:3])
+        assert_same_index(empty, Bm25Index.build(seed_docs[:3]))
+    stopwords_only = Bm25Index.build([Doc("s", "The of", "And we propose.")])
+    assert stopwords_only.tokens("s") == ["", "", "", ""]
+    assert search(stopwords_only, "contrastive", limit=5) == ([], [])
+
+
+def test_added_docs_stay_in_a_small_tail_until_folded_in(corpus):
+    index = Bm25Index.build(corpus[:300])
+    before = index._state
+    kept = before.buffer.copy()
+    index.add(corpus[300:310])
+    state = index._state
+    assert state.tail_postings.size > 0
+    assert state.postings is before.postings  # the big lists were not copied
+    assert np.array_equal(before.buffer, kept)  # a search still using the old state
+    assert_same_index(index, Bm25Index.build(corpus[:310]))
+    index.add(corpus[310:])
+    assert_same_index(index, Bm25Index.build(corpus))
+    big = Bm25Index.build(corpus[:50])
+    big.add(corpus[50:])  # more than TAIL_SHARE: folded into the main lists
+    assert big._state.tail_postings.size == 0
+    assert_same_index(big, Bm25Index.build(corpus))
