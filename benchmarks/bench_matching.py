@@ -75,7 +75,7 @@ def worker(n: int, new: int, channels: int, per_channel: int) -> dict:
     import bot.ranking as ranking
     from bot import feedback
     from bot.digest import plan_channel
-    from bot.ranking import Bm25Index, Doc
+    from bot.index import Bm25Index, Doc
     from storage.models import Paper
 
     t0 = time.perf_counter()

@@ -60,7 +60,7 @@ def served_worker(n: int, url: str, reps: int) -> dict:
     from sqlmodel import Session
 
     from bot.archive import Archive
-    from bot.ranking import Doc
+    from bot.index import Doc
     from bot.search import search_papers
     from storage.db import open_engine
 
@@ -143,7 +143,8 @@ def reference_worker(n: int, reps: int) -> dict:
     from rank_bm25 import BM25Okapi
 
     import bot.ranking as ranking
-    from bot.ranking import Bm25Index, Doc, parse_topic, search
+    from bot.index import Bm25Index, Doc
+    from bot.ranking import parse_topic, search
 
     docs = (
         Doc(p["id"], p["title"], p["abstract"], tuple(p["authors"]), p["upvotes"])

@@ -28,11 +28,10 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from bot.index import Bm25Index, Doc  # noqa: E402
 from bot.ranking import (  # noqa: E402
     MIN_COVERAGE,
     MIN_SCORE,
-    Bm25Index,
-    Doc,
     match_topics,
     parse_topic,
     search,

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot import feedback  # noqa: E402
-from bot.ranking import Bm25Index, Doc, match_topics, parse_topic  # noqa: E402
+from bot.index import Bm25Index, Doc  # noqa: E402
+from bot.ranking import match_topics, parse_topic  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CHANNEL_TOPICS = ("learning", "image")

@@ -30,7 +30,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.ranking import Bm25Index, Doc
+from bot.index import Bm25Index, Doc
 from storage import queries
 
 logger = logging.getLogger(__name__)

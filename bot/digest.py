@@ -25,7 +25,8 @@ from bot import feedback
 from bot.archive import Archive
 from bot.blocks import PaperView, digest_parent, paper_message
 from bot.delivery import CHANNEL_ERRORS, DeliveryReport, Outbox, Post, deliver
-from bot.ranking import Bm25Index, Match, TopicError, match_topics, parse_topic
+from bot.index import Bm25Index
+from bot.ranking import Match, TopicError, match_topics, parse_topic
 from bot.settings import Settings
 from bot.summary import summarize
 from storage import queries

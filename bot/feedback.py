@@ -18,7 +18,7 @@ from collections import defaultdict
 
 from sqlmodel import Session
 
-from bot.ranking import Bm25Index
+from bot.index import Bm25Index
 from bot.settings import Settings
 from storage import queries
 from storage.models import utcnow

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.ranking import Doc
+from bot.index import Doc
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from bot import feedback
-from bot.ranking import Bm25Index, Doc
+from bot.index import Bm25Index, Doc
 from bot.settings import Settings
 
 SETTINGS = Settings()

@@ -17,7 +17,10 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
+import bot.index as index_module
 import bot.ranking as ranking
+from bot import text as text_module
+from bot.index import Bm25Index, Doc
 from bot.ranking import (
     BOOSTED_SHIFT,
     FEEDBACK_WEIGHT,
@@ -25,8 +28,6 @@ from bot.ranking import (
     MIN_SCORE,
     POPULARITY_WEIGHT,
     PROXIMITY_WEIGHT,
-    Bm25Index,
-    Doc,
     Match,
     match_topics,
     parse_topic,
@@ -116,7 +117,7 @@ def test_snapshot_with_changed_new_and_removed_papers(corpus, tmp_path):
 def test_snapshot_of_another_tokenizer_or_damaged_is_ignored(corpus, tmp_path, monkeypatch):
     path = tmp_path / "index.npz"
     Bm25Index.build(corpus[:50]).save(path)
-    monkeypatch.setattr(ranking, "_tokenizer_fingerprint", lambda: "another tokenizer")
+    monkeypatch.setattr(index_module, "_tokenizer_fingerprint", lambda: "another tokenizer")
     assert Bm25Index.build(corpus[:50], snapshot=path).reused == 0
     monkeypatch.undo()
     assert Bm25Index.build(corpus[:50], snapshot=path).reused == 50
@@ -212,8 +213,8 @@ def test_fold_names_matches_folding_each_name():
         (" a",),
     ]
     for names in cases:
-        expected = "\n".join(ranking._fold_name(n.replace("\n", " ")) for n in names)
-        assert ranking._fold_names(names) == expected
+        expected = "\n".join(index_module.fold_name(n.replace("\n", " ")) for n in names)
+        assert index_module.fold_names(names) == expected
 
 
 # --------------------------------------------------------------------------- batched matching
@@ -341,7 +342,7 @@ def test_snapshot_file_is_plain_npz(corpus, tmp_path):
     Bm25Index.build(corpus[:10]).save(path)
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(data["meta"].tobytes())
-        assert meta["format"] == ranking.SNAPSHOT_FORMAT
+        assert meta["format"] == index_module.SNAPSHOT_FORMAT
         assert data["ids"].tobytes().decode().split("\n") == [d.id for d in corpus[:10]]
         assert len(data["offsets"]) == 11
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
@@ -362,7 +363,7 @@ def test_word_cache_cuts_texts_like_split_tokens(seed_docs):
     for doc in [*docs, *seed_docs[:20]]:
         expected = []
         for text in (doc.title, doc.abstract):
-            running, joined = ranking.split_tokens(text)
+            running, joined = text_module.split_tokens(text)
             expected += [*running, "", *joined, ""]
         assert index.tokens(doc.id) == expected, doc.title
 
@@ -371,12 +372,12 @@ def test_snapshot_restores_readable_words(corpus, tmp_path, monkeypatch):
     path = tmp_path / "index.npz"
     Bm25Index.build(corpus).save(path)
     stems = ["autoencod", "nois", "represent", "imag"]
-    readable = {stem: ranking.surface_of(stem) for stem in stems}
+    readable = {stem: text_module.surface_of(stem) for stem in stems}
     assert all(readable[stem] != stem for stem in stems)
     monkeypatch.setattr("bot.text._SURFACE", {})  # a new process: nothing tokenized yet
-    assert [ranking.surface_of(stem) for stem in stems] == stems
+    assert [text_module.surface_of(stem) for stem in stems] == stems
     Bm25Index.build(corpus, snapshot=path)
-    assert {stem: ranking.surface_of(stem) for stem in stems} == readable
+    assert {stem: text_module.surface_of(stem) for stem in stems} == readable
 
 
 def test_empty_archives(seed_docs, tmp_path):

@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
+from bot.index import TITLE_WEIGHT, Bm25Index, Doc
 from bot.ranking import (
     FEEDBACK_WEIGHT,
     MAX_TOPIC_CHARS,
     MIN_SCORE,
     POPULARITY_WEIGHT,
-    TITLE_WEIGHT,
-    Bm25Index,
-    Doc,
     Match,
     Topic,
     TopicError,
