@@ -193,9 +193,8 @@ def cmd_digest(args, settings: Settings) -> int:
     from bot.archive import Archive
     from bot.delivery import SlackUnreachable
     from bot.digest import preview, run_digest
-    from bot.jobs import days_to_fetch, fetch_days
+    from bot.jobs import fetch_recent
     from bot.ranking import TopicError, parse_topic
-    from bot.sources.hf import HuggingFaceSource
 
     if args.topic and not args.dry_run:
         raise UserError("--topic only works with --dry-run (it previews a channel)")
@@ -215,12 +214,7 @@ def cmd_digest(args, settings: Settings) -> int:
     fetch_error = None
     with Session(engine, expire_on_commit=False) as session:
         if not args.no_fetch:
-            with HuggingFaceSource(settings.hf_api_url) as source:
-                from storage import queries
-
-                fetched_before = queries.fetched_days("hf", session=session)
-                days = days_to_fetch(today, settings.digest_lookback_days, fetched_before)
-                fetched = fetch_days(days, session=session, source=source, progress=progress)
+            fetched = fetch_recent(today, session=session, settings=settings, progress=progress)
             if fetched.errors:
                 fetch_error = fetched.errors[0]
         stored = len(archive.index)

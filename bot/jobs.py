@@ -99,6 +99,25 @@ def fetch_days(
     return summary
 
 
+def fetch_recent(
+    today: dt.date,
+    *,
+    session: Session,
+    settings: Settings,
+    source: HuggingFaceSource | None = None,
+    archive: Archive | None = None,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> FetchSummary:
+    """The daily fetch: the look-back window up to `today`, plus any days a run missed."""
+    days = days_to_fetch(
+        today, settings.digest_lookback_days, queries.fetched_days("hf", session=session)
+    )
+    if source is not None:
+        return fetch_days(days, session=session, source=source, archive=archive, progress=progress)
+    with HuggingFaceSource(settings.hf_api_url) as own:
+        return fetch_days(days, session=session, source=own, archive=archive, progress=progress)
+
+
 def daily_job(
     *,
     engine: Engine,
@@ -123,15 +142,9 @@ def daily_job(
             if queries.job_ran("daily", today, session=session):  # finished while we waited
                 logger.info("daily job for %s already ran", today)
                 return None
-            own_source = source is None
-            source = source or HuggingFaceSource(settings.hf_api_url)
-            try:
-                fetched_before = queries.fetched_days("hf", session=session)
-                days = days_to_fetch(today, settings.digest_lookback_days, fetched_before)
-                fetched = fetch_days(days, session=session, source=source, archive=archive)
-            finally:
-                if own_source:
-                    source.close()
+            fetched = fetch_recent(
+                today, session=session, settings=settings, source=source, archive=archive
+            )
             summary = run_digest(
                 session=session,
                 client=client,
