@@ -98,10 +98,6 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
     return new, updated
 
 
-def get_paper(paper_id: str, *, session: Session) -> Paper | None:
-    return session.get(Paper, paper_id)
-
-
 def get_papers(paper_ids: Sequence[str], *, session: Session) -> dict[str, Paper]:
     if not paper_ids:
         return {}

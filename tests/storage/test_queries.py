@@ -24,7 +24,7 @@ def test_upsert_papers_is_idempotent(engine):
         assert q.upsert_papers([record("2407.00001", upvotes=9)], session=s) == (0, 1)
         s.commit()
         assert q.count_papers(session=s) == 2
-        assert q.get_paper("2407.00001", session=s).upvotes == 9
+        assert q.get_papers(["2407.00001"], session=s)["2407.00001"].upvotes == 9
 
 
 def test_subscription_unique_per_channel(engine):
