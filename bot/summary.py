@@ -17,6 +17,8 @@ from bot.text import tokenize
 MAX_CHARS = 420
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
 _ABBREVIATIONS = ("e.g.", "i.e.", "et al.", "etc.", "vs.", "cf.", "Fig.", "Eq.", "approx.")
+_ENUMERATOR = re.compile(r"^\(?(\d{1,2}|[ivx]{1,4}|[a-e])[.)]\s+", re.IGNORECASE)
+MIN_SENTENCE_CHARS = 40  # shorter pieces are list items or headings, not summaries
 _CUES = re.compile(
     r"\b(we (propose|present|introduce|show|find|demonstrate)|our (method|approach|results)|"
     r"outperform|achiev|state-of-the-art|improv)",
@@ -25,7 +27,7 @@ _CUES = re.compile(
 
 
 def split_sentences(text: str) -> list[str]:
-    protected = text
+    protected = text.replace("\\%", "%")
     for i, abbr in enumerate(_ABBREVIATIONS):
         protected = protected.replace(abbr, f"\x00{i}\x00")
     parts = _SENTENCE_END.split(" ".join(protected.split()))
@@ -66,6 +68,8 @@ def summarize(
 
     def score(index: int) -> float:
         sentence = parts[index]
+        if len(sentence) < MIN_SENTENCE_CHARS or _ENUMERATOR.match(sentence):
+            return 0.0
         value = sum(weight(t) for t in set(tokenize(sentence)))
         if _CUES.search(sentence):
             value *= 1.3

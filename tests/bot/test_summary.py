@@ -39,3 +39,15 @@ def test_never_cut_mid_word():
 
 def test_short_abstract_is_kept_whole():
     assert summarize("One sentence only.") == "One sentence only."
+
+
+def test_list_items_and_latex_escapes_are_not_summaries():
+    abstract = (
+        "We study two ways to make sentence embeddings uniform across the space. "
+        "1) Better uniformity. 2) Fewer collapsed dimensions in the embedding. "
+        "Our whitening method improves correlation by 2.5\\% on seven semantic similarity tasks. "
+        "It is simple to implement and fast to train on a single accelerator."
+    )
+    summary = summarize(abstract)
+    assert "1) Better uniformity." not in summary
+    assert "2.5%" in summary and "\\%" not in summary
