@@ -307,7 +307,8 @@ class _Block:
 
 class _WordIds(dict):
     """word -> vocabulary ids of its running stems, learning new words on first sight (and
-    their joined compound form, id + 1, into `index._joined_ids`)."""
+    their extra stem, a joined compound form or a prefix's remainder, id + 1, into
+    `index._joined_ids`)."""
 
     def __init__(self, index: Bm25Index) -> None:
         super().__init__()
@@ -317,8 +318,8 @@ class _WordIds(dict):
         index = self.index
         ids = tuple(index._term_ids(word_stems(word).split()))
         self[word] = ids
-        if "-" in word:
-            joined = joined_stem(word)
+        joined = joined_stem(word)  # a compound's joined form or a prefix's remainder
+        if joined or "-" in word:
             index._joined_ids[word] = index._term_ids([joined])[0] + 1 if joined else 0
         return ids
 
@@ -353,7 +354,7 @@ class Bm25Index:
         self._vocab: dict[str, int] = {}
         self._terms: list[str] = []
         self._word_ids = _WordIds(self)  # tokenizer cache: word -> term ids
-        self._joined_ids: dict[str, int] = {}  # hyphenated word -> joined form's id + 1, or 0
+        self._joined_ids: dict[str, int] = {}  # word -> its extra stem's id + 1, or 0
         self._ids: list[str] = []
         self._rows: dict[str, int] = {}
         self._authors: list[str] = []  # folded names, "\n"-joined
@@ -528,8 +529,7 @@ class Bm25Index:
             words = text_words(text)
             ids.extend(chain.from_iterable(map(word_ids.__getitem__, words)))
             ids.append(_SEP)
-            if "-" in text or not text.isascii():  # only compounds have a joined form
-                ids.extend(j - 1 for j in filter(None, map(joined_ids.get, words)))
+            ids.extend(j - 1 for j in filter(None, map(joined_ids.get, words)))
             ids.append(_SEP)
             title_len = title_len or len(ids)
         return ids, title_len

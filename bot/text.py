@@ -36,6 +36,20 @@ What `tokenize` does, in order:
 
 `tokenize(text, compounds=False)` leaves the joined forms out: topics use it, because the
 parts already match every spelling of the compound in papers.
+
+6. A word written closed with a productive prefix of scientific English (`PREFIXES`:
+   "biomedical", "multimodal", "pretraining", "hypergraph") yields, in addition, the stem
+   of its remainder ("medic", "modal", "train", "graph"), appended with the joined forms:
+   a paper on "biomedical datasets" then matches the topic "medical imaging" as one saying
+   "bio-medical" would. The word's own stem stays in place, so stemming and phrases are
+   unchanged, and topics (compounds=False) get no remainders: the topic "prediction" is
+   still "predict", never "pre diction". Guards against junk: the prefixes are ones that
+   rarely begin an unrelated word (no "re", "co", "in", "inter", "super": "research",
+   "interface", "supervision"), none negates (no "un", "non": "unsupervised" is not about
+   "supervised"), and the remainder must be a word of at least 4 letters, not a stopword,
+   whose stem has at least 5 letters. Short remainders are where chance endings turn into
+   real words ("preserving" -> "serv", "microsoft" -> "soft", "predict" -> "dict"); the
+   price is missing a few true ones ("multitask" -> "task").
 """
 
 from __future__ import annotations
@@ -47,8 +61,10 @@ from collections.abc import Iterator
 import Stemmer
 
 __all__ = [
+    "PREFIXES",
     "STOPWORDS",
     "joined_stem",
+    "prefix_stem",
     "remember_surface",
     "split_tokens",
     "stem_word",
@@ -93,9 +109,26 @@ using use used uses based also able thereby whilst conduct conducted conducts
 
 STOPWORDS: frozenset[str] = frozenset((_FUNCTION_WORDS + _BOILERPLATE).split())
 
+# Prefixes whose closed compounds also yield their remainder (rule 6 of the docstring).
+# Longest first, so "neuro" wins over a shorter prefix of the same word.
+PREFIXES: tuple[str, ...] = tuple(
+    sorted(
+        (
+            *("bio", "neuro", "immuno", "cardio", "histo", "radio", "multi", "semi", "hyper"),
+            *("micro", "macro", "nano", "pseudo", "cross", "self", "intra", "meta", "pre"),
+            *("post", "sub", "auto", "ultra", "omni", "mono", "poly", "quasi", "counter"),
+        ),
+        key=len,
+        reverse=True,
+    )
+)
+_MIN_REMAINDER = 4  # letters
+_MIN_REMAINDER_STEM = 5  # letters
+
 _STEMMER = Stemmer.Stemmer("english")
 _CACHE: dict[str, str] = {}  # word -> stem ("" if dropped); compound -> part stems, spaced
-_JOINED: dict[str, str] = {}  # hyphenated word -> stem of its joined form ("" if none)
+_JOINED: dict[str, str] = {}  # word -> its extra stem: a compound's joined form, or the
+# remainder after a prefix (absent or "" if none)
 _SURFACE: dict[str, str] = {}  # stem -> shortest word seen with that stem
 _WORD_RE = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 _URL_RE = re.compile(r"(?:https?://|www\.)\S+")
@@ -137,17 +170,44 @@ def _stem_uncached(word: str) -> str:
     return stem
 
 
+def _prefix_remainder(word: str) -> str:
+    """The remainder of a closed compound with a prefix of `PREFIXES` ("biomedical" ->
+    "medical"), or "" when the word has none or the remainder fails the guards."""
+    if len(word) < 3 + _MIN_REMAINDER or not word.isalpha():
+        return ""
+    for prefix in PREFIXES:
+        if word.startswith(prefix):
+            rest = word[len(prefix) :]
+            if len(rest) >= _MIN_REMAINDER and rest not in STOPWORDS:
+                return rest
+            return ""
+    return ""
+
+
 def stem_word(word: str) -> str:
     """The cached stem of one lowercase word ("" for stopwords, numbers, single letters)."""
     stem = _CACHE.get(word)
     if stem is None:
         stem = _stem_uncached(word)
+        rest = _prefix_remainder(word) if stem else ""
+        if rest:  # before the cache entry: a word in the cache has its extra stem known
+            extra = stem_word(rest)
+            if len(extra) >= _MIN_REMAINDER_STEM and extra != stem:
+                _JOINED[word] = extra
         _CACHE[word] = stem
         if stem:
             known = _SURFACE.get(stem)
             if known is None or len(word) < len(known):
                 _SURFACE[stem] = word
     return stem
+
+
+def prefix_stem(word: str) -> str:
+    """The stem of a prefixed word's remainder ("biomedical" -> "medic"), or ""."""
+    if "-" in word:
+        return ""
+    stem_word(word)
+    return _JOINED.get(word, "")
 
 
 def surface_of(stem: str) -> str:
@@ -171,6 +231,10 @@ def _iter_tokens(text: str, compounds: bool) -> Iterator[tuple[str, str]]:
             stem = stem_word(whole)
             if stem:
                 joined.append((stem, "-".join(parts)))
+        elif compounds and len(parts) == 1:
+            stem = prefix_stem(word)
+            if stem:
+                joined.append((stem, word))
     yield from joined
 
 
@@ -206,10 +270,11 @@ def word_stems(word: str) -> str:
 
 
 def joined_stem(word: str) -> str:
-    """The stem of a hyphenated word's joined form ("vision-language" -> "visionlanguag"),
-    "" for a word without one; `split_tokens` appends these after the running stems."""
+    """The extra stem of a word of `words(text)`: a hyphenated word's joined form
+    ("vision-language" -> "visionlanguag"), a prefixed word's remainder ("biomedical" ->
+    "medic"), else ""; `split_tokens` appends these after the running stems."""
     if "-" not in word:
-        return ""
+        return prefix_stem(word)
     if word not in _JOINED:
         _cache_compound(word)
     return _JOINED[word]
@@ -223,7 +288,8 @@ def remember_surface(stem: str, word: str) -> None:
 
 
 def split_tokens(text: str) -> tuple[list[str], list[str]]:
-    """(running stems in order, joined compound stems): `tokenize` is their concatenation."""
+    """(running stems in order, extra stems: joined compounds and prefix remainders, in
+    word order): `tokenize` is their concatenation."""
     words = _words(text)
     stems = list(map(_CACHE.get, words))  # a compound's entry is its part stems, spaced
     if None in stems:
@@ -232,9 +298,7 @@ def split_tokens(text: str) -> tuple[list[str], list[str]]:
                 word = words[i]
                 stems[i] = _cache_compound(word) if "-" in word else stem_word(word)
     running = " ".join(stems).split()  # also drops the "" of stopwords
-    if "-" not in text and text.isascii():
-        return running, []
-    return running, list(filter(None, map(_JOINED.get, words)))  # only compounds are keys
+    return running, list(filter(None, map(_JOINED.get, words)))  # compounds, prefixed words
 
 
 def tokenize(text: str, *, compounds: bool = True) -> list[str]:

@@ -368,6 +368,32 @@ def test_word_cache_cuts_texts_like_split_tokens(seed_docs):
         assert index.tokens(doc.id) == expected, doc.title
 
 
+def test_prefixed_words_are_indexed_with_their_remainder(tmp_path):
+    docs = [
+        Doc("a", "Biomedical imaging", "Multimodal pretraining on biomedical scans."),
+        Doc("b", "Medical imaging", "A survey of medical scans."),
+    ]
+    index = Bm25Index.build(docs)
+    for doc in docs:
+        expected = []
+        for text in (doc.title, doc.abstract):
+            running, extra = text_module.split_tokens(text)
+            expected += [*running, "", *extra, ""]
+        assert index.tokens(doc.id) == expected
+    assert index.tokens("a")[:4] == ["biomed", "imag", "", "medic"]
+    assert index.doc_terms("a")["medic"] == index.title_weight + 1
+    assert index.doc_terms("a")["modal"] == 1
+    path = tmp_path / "index.npz"
+    index.save(path)
+    again = Bm25Index.build(docs, snapshot=path)
+    assert again.reused == 2
+    assert again.tokens("a") == index.tokens("a")
+    added = Bm25Index.build(docs[:1])
+    added.add(docs[1:])
+    assert added.tokens("a") == index.tokens("a")
+    assert np.allclose(added.scores({"medic": 1.0}), index.scores({"medic": 1.0}))
+
+
 def test_snapshot_restores_readable_words(corpus, tmp_path, monkeypatch):
     path = tmp_path / "index.npz"
     Bm25Index.build(corpus).save(path)

@@ -390,6 +390,23 @@ def test_one_rule_for_one_word_and_four_word_topics():
         assert matches[0].score > 0.6
 
 
+def test_a_closed_prefix_compound_matches_like_its_hyphenated_spelling():
+    docs = [
+        *filler_docs(),
+        Doc("closed", "Biomedical imaging benchmark", abstract_with("biomedical", "imaging")),
+        Doc("hyphen", "Bio-medical imaging benchmark", abstract_with("bio-medical", "imaging")),
+        Doc("other", "Imaging benchmark", abstract_with("imaging")),
+    ]
+    index = Bm25Index.build(docs)
+    rows = np.array([index.row(pid) for pid in ("closed", "hyphen", "other")])
+    _scores, coverage, _mask = topic_scores(index, parse_topic("medical imaging"), rows)
+    assert coverage[0] == coverage[1] == 1.0
+    assert coverage[2] < 0.7
+    assert ids_of(
+        match_topics(index, [parse_topic("medical imaging")], ["closed", "other"], limit=5)
+    ) == ["closed"]
+
+
 def test_common_words_alone_do_not_carry_a_topic(seed_index):
     # papers full of "learning" and "noise" but never about noisy labels
     matches = match_topics(

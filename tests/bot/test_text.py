@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from bot.text import STOPWORDS, split_tokens, surface_of, tokenize, tokenize_with_surface
+import pytest
+
+from bot.text import (
+    STOPWORDS,
+    prefix_stem,
+    split_tokens,
+    surface_of,
+    tokenize,
+    tokenize_with_surface,
+)
 
 
 def test_inflections_share_a_stem():
@@ -55,6 +64,47 @@ def test_joined_compounds_come_after_the_running_words():
         ["visionlanguag"],
     )
     assert tokenize("vision-language model", compounds=False) == ["vision", "languag", "model"]
+
+
+def test_prefixed_words_also_yield_their_remainder():
+    assert tokenize("biomedical datasets") == ["biomed", "dataset", "medic"]
+    assert split_tokens("Multimodal pretraining of hypergraphs") == (
+        ["multimod", "pretrain", "hypergraph"],
+        ["modal", "train", "graph"],
+    )
+    # the closed spelling now meets the hyphenated one on the remainder
+    assert "medic" in tokenize("bio-medical")
+    assert set(tokenize("medical")) <= set(tokenize("biomedical"))
+    assert prefix_stem("neuroscience") == tokenize("science")[0]
+
+
+def test_topics_get_no_prefix_remainders():
+    # a wrong split never changes a topic's stems: "prediction" stays "predict"
+    assert tokenize("prediction biomedical", compounds=False) == ["predict", "biomed"]
+    assert tokenize("prediction")[0] == tokenize("predicting")[0] == "predict"
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "research",  # no "re"
+        "interface",  # no "inter"
+        "supervision",  # no "super"
+        "unsupervised",  # no negations
+        "nonlinear",
+        "preserving",  # remainder stem too short: "serv"
+        "microsoft",
+        "predict",
+        "prefix",
+        "multitask",  # the price of the guard
+        "pre",
+        "biology",
+        "self2024",
+    ],
+)
+def test_prefix_guards(word):
+    assert prefix_stem(word) == ""
+    assert tokenize(word, compounds=False) == tokenize(word)
 
 
 def test_odd_hyphens():
