@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.blocks import escape
 from bot.ranking import Topic, TopicError, parse_topic
 from storage.models import Subscription
 
@@ -34,7 +35,7 @@ def check_new_topic(text: str, existing: Sequence[Subscription]) -> tuple[Topic,
     key = topic_key(topic)
     for sub in existing:
         if sub.topic_key == key:
-            raise Refused(f"This channel already follows *{sub.topic}*.")
+            raise Refused(f"This channel already follows *{escape(sub.topic)}*.")
     if len(existing) >= MAX_TOPICS:
         raise Refused(
             f"This channel already follows {MAX_TOPICS} topics, the most it can. "
