@@ -100,7 +100,9 @@ def fold_names(names: Sequence[str]) -> str:
 _SEP = -1  # ends each field of a stored token stream (see Bm25Index)
 SNAPSHOT_FORMAT = 1
 PAIR_CACHE_ENTRIES = 4_000_000  # most (row, tf) entries cached for word pairs (~48 MB)
-DERIVE_CHUNK_TOKENS = 1_000_000  # tokens per step of building postings and positions
+DERIVE_CHUNK_TOKENS = 1_000_000  # tokens per step of building the positional index
+POSTINGS_CHUNK = 250_000  # positions per step of building the postings from them
+ROW_BUCKET_BITS = 6  # a position's row is looked up in buckets of 64 buffer positions
 TAIL_SHARE = 0.25  # added docs' lists are folded into the main ones beyond this share
 BLOCK_MAX_ROWS = 20_000  # candidate sets larger than this are scored on the whole index
 
@@ -243,33 +245,6 @@ def _merge_lists(a: _Lists, b: _Lists) -> _Lists:
     return _Lists(ptr_a + ptr_b, arrays)
 
 
-def _concat_term_lists(
-    n_terms: int, parts: list[tuple[np.ndarray, ...]]
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Join term-major lists (ptr, *arrays) term by term, in the order given.
-
-    Each part is released from `parts` as soon as it is copied, so the peak stays near one
-    copy of the result.
-    """
-    counts = [np.diff(part[0]) for part in parts]
-    ptr = np.zeros(n_terms + 1, np.int64)
-    np.cumsum(np.sum(counts, axis=0) if counts else 0, out=ptr[1:])
-    n_arrays = len(parts[0]) - 1 if parts else 0
-    dtypes = [parts[0][k + 1].dtype for k in range(n_arrays)] if parts else []
-    out = [np.empty(ptr[-1], dtype=dtype) for dtype in dtypes]
-    before = ptr[:-1].copy()  # where each term's next entries go
-    for number in range(len(parts)):
-        part_ptr, *arrays = parts[number]
-        count = counts[number]
-        dest = np.repeat(before - part_ptr[:-1], count) + np.arange(part_ptr[-1])
-        for target, values in zip(out, arrays, strict=True):
-            target[dest] = values
-        before += count
-        parts[number] = ()
-        del arrays, dest
-    return ptr, out
-
-
 def _term_major(
     tokens: np.ndarray, tags: np.ndarray, n_terms: int, start: int, width: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -391,45 +366,61 @@ class Bm25Index:
         known = {doc_id: row for row, doc_id in enumerate(saved["ids"])}
         old_offsets, old_buffer = saved["offsets"], saved["buffer"]
         old_hashes, old_titles = saved["hashes"], saved["title_lens"]
-        pieces: list[np.ndarray] = []
-        title_lens: list[int] = []
-        hashes: list[int] = []
-        taken: list[int] = []  # per row: the snapshot row reused, or -1
+        del saved  # its ids and surfaces are garbage now
+        # per row, flat arrays rather than lists of objects: less memory left to free
+        taken = array("q")  # the snapshot row reused, or -1
+        title_lens = array("i")
+        hashes = array("Q")
+        fresh: dict[int, array] = {}  # rows tokenized here: their streams
         for doc in docs:
             digest = content_hash(doc.title, doc.abstract)
             old = known.get(doc.id, -1)
+            stream: array | None = None
             if old >= 0 and int(old_hashes[old]) == digest:
-                piece = old_buffer[old_offsets[old] : old_offsets[old + 1]]
                 title_len = int(old_titles[old])
             else:
                 old = -1
-                stream, title_len = index._encode(doc)
-                piece = np.asarray(stream, dtype=np.int32)
+                encoded, title_len = index._encode(doc)
+                stream = array("i", encoded)
             row = index._rows.get(doc.id)
             if row is None:
                 row = index._new_row(doc.id)
-                pieces.append(piece)
+                taken.append(old)
                 title_lens.append(title_len)
                 hashes.append(digest)
-                taken.append(old)
             else:  # the same id twice: the last one wins, as with `add`
-                pieces[row], title_lens[row], hashes[row], taken[row] = (
-                    piece,
-                    title_len,
-                    digest,
-                    old,
-                )
+                taken[row], title_lens[row], hashes[row] = old, title_len, digest
+            if stream is None:
+                fresh.pop(row, None)
+            else:
+                fresh[row] = stream
             index._set_metadata(row, doc)
-        index.reused = sum(1 for old in taken if old >= 0)
-        offsets = np.zeros(len(pieces) + 1, np.int64)
-        np.cumsum([len(piece) for piece in pieces], out=offsets[1:])
-        if taken == list(range(len(old_hashes))):  # the snapshot as it was (the usual case)
-            buffer = old_buffer
-        else:
-            buffer = np.concatenate(pieces) if pieces else np.zeros(0, np.int32)
+        del known
+        n_docs = len(taken)
+        rows_taken = np.array(taken, np.int64)
+        reused = rows_taken >= 0
+        index.reused = int(np.count_nonzero(reused))
+        lens = np.zeros(n_docs, np.int64)
+        lens[reused] = np.diff(old_offsets)[rows_taken[reused]]
+        for row, tokens in fresh.items():
+            lens[row] = len(tokens)
+        offsets = np.zeros(n_docs + 1, np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        if n_docs == len(old_hashes) and np.array_equal(rows_taken, np.arange(n_docs)):
+            buffer = old_buffer  # the snapshot as it was (the usual case)
+        else:  # each row's stream copied into its place: no list of pieces
+            buffer = np.empty(offsets[-1], np.int32)
+            starts, old_starts = offsets.tolist(), old_offsets.tolist()
+            for row, old in enumerate(taken):
+                if old < 0:
+                    buffer[starts[row] : starts[row + 1]] = fresh[row]
+                else:
+                    buffer[starts[row] : starts[row + 1]] = old_buffer[
+                        old_starts[old] : old_starts[old + 1]
+                    ]
         title_array = np.array(title_lens, np.int32)
         hash_array = np.array(hashes, np.uint64)
-        del pieces, known, saved, taken, title_lens, hashes, old_buffer  # before the peak
+        del fresh, taken, title_lens, hashes, old_buffer  # before the peak
         index._state = index._derive(buffer, offsets, title_array, hash_array)
         return index
 
@@ -673,43 +664,42 @@ class Bm25Index:
         """Positions, postings, lengths and IDF of the rows from `first_row` on, merged into
         `previous` (which holds the rows before it), as a new state.
 
-        Works through the rows in chunks of about DERIVE_CHUNK_TOKENS tokens, so that the
-        temporary arrays stay small next to the index itself.
+        Memory: every array is written straight into its final place, a chunk of about
+        DERIVE_CHUNK_TOKENS entries at a time, so that the only temporaries are one chunk's
+        (a few MB) and the peak stays near the index itself. First the positional index
+        (counted per term, then filled), then the postings, read off the positions term by
+        term (a term's positions ascending are its rows ascending, one run per row).
         """
         n_terms = len(self._terms)
         n_docs = len(offsets) - 1
         start = int(offsets[first_row])
-        # positions are written straight into their final place: count them per term first
+        width = len(buffer)
+        # positions: count them per term, then write each chunk's into their final place
         counts = np.zeros(n_terms, np.int64)
-        for low in range(start, len(buffer), DERIVE_CHUNK_TOKENS):
+        for low in range(start, width, DERIVE_CHUNK_TOKENS):
             piece = buffer[low : low + DERIVE_CHUNK_TOKENS]
             counts += np.bincount(piece[piece >= 0], minlength=n_terms)
         pos_ptr = np.zeros(n_terms + 1, np.int64)
         np.cumsum(counts, out=pos_ptr[1:])
-        positions = np.empty(pos_ptr[-1], np.int32 if len(buffer) < 2**31 else np.int64)
+        del counts
+        positions = np.empty(pos_ptr[-1], np.int32 if width < 2**31 else np.int64)
         filled = pos_ptr[:-1].copy()  # where each term's next positions go
-        post_parts, doc_lens_parts = [], []
-        row = first_row
-        while row < n_docs:
-            stop = int(np.searchsorted(offsets, offsets[row] + DERIVE_CHUNK_TOKENS, "right")) - 1
-            stop = min(max(stop, row + 1), n_docs)
-            part = self._derive_rows(buffer, offsets, title_lens, row, stop, n_terms)
-            part_ptr, part_positions = part[0], part[1]
+        for low in range(start, width, DERIVE_CHUNK_TOKENS):
+            piece = buffer[low : low + DERIVE_CHUNK_TOKENS]
+            part_ptr, part_positions, _tags = _term_major(
+                piece, np.zeros(len(piece), np.int8), n_terms, low, width
+            )
             count = np.diff(part_ptr)
             dest = np.repeat(filled - part_ptr[:-1], count) + np.arange(len(part_positions))
             positions[dest] = part_positions
             filled += count
-            post_parts.append((part[2], part[3], part[4]))
-            doc_lens_parts.append(part[5])
-            del part, part_positions, dest
-            row = stop
-        if not post_parts:  # no rows: an empty part gives the arrays their types
-            part = self._derive_rows(buffer, offsets, title_lens, first_row, first_row, n_terms)
-            post_parts.append((part[2], part[3], part[4]))
-        doc_lens = np.concatenate([np.zeros(0), *doc_lens_parts])
-        post_ptr, post_arrays = _concat_term_lists(n_terms, post_parts)
+            del part_ptr, part_positions, _tags, count, dest
+        del filled
+        post_ptr, post_rows, post_tf, doc_lens = self._postings_of(
+            positions, pos_ptr, offsets, title_lens, first_row
+        )
         new_positions = _Lists(pos_ptr, (positions,))
-        new_postings = _Lists(post_ptr, tuple(post_arrays))
+        new_postings = _Lists(post_ptr, (post_rows, post_tf))
         if previous is None or not previous.n_docs:
             main_positions, main_postings = new_positions, new_postings
             tail_positions = _empty_lists(positions.dtype.type)
@@ -742,39 +732,70 @@ class Bm25Index:
             unseen_idf=float(self._idf_of(np.zeros(1), n_docs)[0]),
         )
 
-    def _derive_rows(
+    def _postings_of(
         self,
-        buffer: np.ndarray,
+        positions: np.ndarray,
+        pos_ptr: np.ndarray,
         offsets: np.ndarray,
         title_lens: np.ndarray,
-        first: int,
-        stop: int,
-        n_terms: int,
-    ) -> list[np.ndarray]:
-        """[pos_ptr, positions, post_ptr, post_rows, post_tf, doc_lens] of rows first..stop-1."""
-        start = int(offsets[first])
-        tokens = buffer[start : offsets[stop]]
-        lens = np.diff(offsets[first : stop + 1])
-        # tag each token with its row (relative to `first`) and whether it is in the title
-        title_end = offsets[first:stop] - start + title_lens[first:stop]
-        in_title = np.arange(len(tokens)) < np.repeat(title_end, lens)
-        tags = np.repeat(np.arange(stop - first, dtype=np.int32) * 2, lens) + in_title
-        del in_title
-        pos_ptr, positions, tags = _term_major(tokens, tags, n_terms, start, len(buffer))
-        # postings: the runs of one row within each term's positions
-        rel_rows = tags >> 1
-        weight = np.where(tags & 1, np.float32(self.title_weight), np.float32(1.0))
-        del tags
-        run_starts = np.ones(len(rel_rows), dtype=bool)
-        np.not_equal(rel_rows[1:], rel_rows[:-1], out=run_starts[1:])
-        run_starts[pos_ptr[:-1][np.diff(pos_ptr) > 0]] = True  # a term's first entry
-        runs_before = np.zeros(len(run_starts) + 1, np.int64)
-        np.cumsum(run_starts, out=runs_before[1:])
-        run_at = np.flatnonzero(run_starts)
-        post_tf = np.add.reduceat(weight, run_at) if len(run_at) else weight[:0]
-        doc_lens = np.bincount(rel_rows, weights=weight, minlength=stop - first)
-        post_rows = (rel_rows[run_at] + first).astype(np.int32)
-        return [pos_ptr, positions, runs_before[pos_ptr], post_rows, post_tf, doc_lens]
+        first_row: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(ptr, rows, tf, doc_lens of the rows from `first_row` on) from a positional index.
+
+        Terms are taken in chunks of about POSTINGS_CHUNK positions, each chunk's
+        postings appended to arrays sized for the worst case (one entry per position):
+        the pages past the end are never touched, so never resident, and are cut off at
+        the end without a copy.
+        """
+        n_terms = len(pos_ptr) - 1
+        total = int(pos_ptr[-1])
+        post_ptr = np.zeros(n_terms + 1, np.int64)
+        rows_out = np.empty(total, np.int32)
+        tf_out = np.empty(total, np.float32)
+        doc_lens = np.zeros(len(offsets) - 1 - first_row)
+        # the row of a position: that of its bucket's first position, then a step or two on
+        start = int(offsets[first_row])
+        shift = ROW_BUCKET_BITS
+        bucket_rows = np.searchsorted(offsets, np.arange(start, offsets[-1], 1 << shift), "right")
+        bucket_rows = (bucket_rows - 1).astype(np.int32 if len(offsets) < 2**31 else np.int64)
+        used = 0
+        term = 0
+        while term < n_terms:
+            stop = int(np.searchsorted(pos_ptr, pos_ptr[term] + POSTINGS_CHUNK, "right")) - 1
+            stop = min(max(stop, term + 1), n_terms)
+            low = int(pos_ptr[term])
+            local_ptr = pos_ptr[term : stop + 1] - low
+            at = positions[low : int(pos_ptr[stop])]
+            rows = bucket_rows[(at - start) >> shift]
+            ahead = np.flatnonzero(offsets[rows + 1] <= at)  # past the bucket's first row
+            while len(ahead):
+                rows[ahead] += 1
+                ahead = ahead[offsets[rows[ahead] + 1] <= at[ahead]]
+            weight = np.where(
+                at - offsets[rows] < title_lens[rows],
+                np.float32(self.title_weight),
+                np.float32(1.0),
+            )
+            del at, ahead
+            run_starts = np.ones(len(rows), dtype=bool)  # a new row, or a term's first entry
+            np.not_equal(rows[1:], rows[:-1], out=run_starts[1:])
+            run_starts[local_ptr[:-1][np.diff(local_ptr) > 0]] = True
+            runs_before = np.zeros(len(run_starts) + 1, np.int64)
+            np.cumsum(run_starts, out=runs_before[1:])
+            run_at = np.flatnonzero(run_starts)
+            del run_starts
+            found = len(run_at)
+            post_ptr[term + 1 : stop + 1] = used + runs_before[local_ptr[1:]]
+            if found:
+                rows_out[used : used + found] = rows[run_at]
+                np.add.reduceat(weight, run_at, out=tf_out[used : used + found])
+            doc_lens += np.bincount(rows - first_row, weights=weight, minlength=len(doc_lens))
+            used += found
+            del rows, weight, runs_before, run_at
+            term = stop
+        rows_out.resize(used, refcheck=False)  # shrinks in place: no copy
+        tf_out.resize(used, refcheck=False)
+        return post_ptr, rows_out, tf_out, doc_lens
 
     def _idf_of(self, df: np.ndarray, n_docs: int) -> np.ndarray:
         if self.idf_kind == "lucene":
