@@ -50,11 +50,11 @@ class SlackUnreachable(RuntimeError):
 
 @dataclass
 class Post:
-    """One message to send; `thread_of` names the parent post whose ts becomes thread_ts."""
+    """One message to send: a digest's parent, or a reply in its thread."""
 
     key: object  # what the caller records the result against
     render: Callable[[], tuple[str, list[dict]]]
-    is_parent: bool = False
+    is_parent: bool = False  # replies go in the thread of the outbox's parent
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Outbox:
 class DeliveryReport:
     posted: int = 0
     failed_channels: dict[str, str] = field(default_factory=dict)  # channel -> error
-    left_pending: int = 0
+    left_pending: int = 0  # messages a transient error held back (failed channels aside)
     retry_errors: set[str] = field(default_factory=set)  # other Slack errors, for next run
 
 
@@ -146,7 +146,9 @@ def deliver(
                         logger.warning(
                             "post to %s failed: %s; the next run retries", box.channel_id, error
                         )
-                    if error in CHANNEL_ERRORS or post.is_parent:
+                    if error in CHANNEL_ERRORS:
+                        box.posts.clear()  # reported in failed_channels, retried when fixed
+                    elif post.is_parent:
                         report.left_pending += len(box.posts)
                         box.posts.clear()
                     else:

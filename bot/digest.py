@@ -5,7 +5,10 @@ not yet sent to the channel) against the channel's topics. `run_digest` does it 
 subscribed channel: under a per-channel lease it writes the plan (one digest row, one
 delivery row per paper) before posting anything, then posts parent and replies through
 `bot.delivery`, recording each Slack `ts` as it arrives. A digest cut short by a crash, a
-Slack outage or a channel error is finished in the same thread by the next run. With
+Slack outage or a channel error is finished in the same thread by the next run. A channel
+Slack refuses (not invited, archived, …) is paused: no new digests are planned for it, and
+each run retries only its oldest unfinished one, so fixing it brings one thread, not a
+backlog. With
 `dry_run` nothing is written or posted: the plans are returned for printing.
 Called by `bot.jobs` (scheduler, CLI) and tests.
 """
@@ -181,7 +184,12 @@ def run_digest(
                 summary.busy.append(channel_id)
                 continue
             leased.append((team_id, channel_id))
-            if queries.get_digest(team_id, channel_id, today, session=session) is None:
+            state = queries.channel_state(team_id, channel_id, session=session)
+            paused = state is not None and state.error is not None
+            if (
+                not paused
+                and queries.get_digest(team_id, channel_id, today, session=session) is None
+            ):
                 topics = [s.topic for s in subs]
                 matches, _ = _plan_today(
                     session, archive, settings, team_id, channel_id, topics, today
@@ -194,10 +202,10 @@ def run_digest(
                         digest, [_delivery_row(m) for m in matches], session=session
                     )
                     session.commit()
-            boxes = [
-                _outbox(session, archive, digest)
-                for digest in queries.unfinished_digests(team_id, channel_id, session=session)
-            ]
+            unfinished = queries.unfinished_digests(team_id, channel_id, session=session)
+            if paused:  # one probe: the oldest digest; new ones wait until the channel works
+                unfinished = unfinished[:1]
+            boxes = [_outbox(session, archive, digest) for digest in unfinished]
             if not any(box.posts for box in boxes):
                 summary.nothing_new.append(channel_id)
             outboxes.extend(box for box in boxes if box.posts)
