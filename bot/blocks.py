@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 Message = tuple[str, list[dict]]
 
@@ -71,11 +72,19 @@ def _links(paper: PaperView) -> str:
         f"<https://arxiv.org/abs/{paper.id}|arXiv>",
         f"<https://arxiv.org/pdf/{paper.id}|PDF>",
     ]
-    if paper.github_repo and paper.github_repo.startswith("https://"):
+    if safe_url(paper.github_repo):
         links.append(f"<{paper.github_repo}|Code>")
-    if paper.project_page and paper.project_page.startswith("https://"):
+    if safe_url(paper.project_page):
         links.append(f"<{paper.project_page}|Project page>")
     return " · ".join(links)
+
+
+def safe_url(url: str | None) -> bool:
+    """An https URL that can sit inside Slack's `<url|label>` without breaking out of it."""
+    if not url or any(ch in url for ch in "<>| \t\n\r"):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme == "https" and bool(parts.hostname)
 
 
 def why_line(paper: PaperView) -> str:

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 from sqlmodel import Session
 
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the bot (Socket Mode or HTTP) and the daily job")
-    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", 3000) or 3000))
+    run.add_argument("--port", type=int, help="HTTP mode: port (default $PORT or 3000)")
     run.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on")
 
     fetch = sub.add_parser("fetch", help="store the papers listed on some days")
@@ -117,40 +118,50 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def open_database(settings: Settings):
-    from sqlalchemy.exc import OperationalError
+@contextmanager
+def database_errors(settings: Settings):
+    """Turn a bad DATABASE_URL, an unreachable server or a wrong schema into one line."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-    from storage.db import SchemaError, ensure_schema, open_engine
+    from storage.db import SchemaError
 
     try:
-        engine = open_engine(settings.database_url)
-        ensure_schema(engine)
+        yield
     except SchemaError as exc:
         raise UserError(str(exc)) from None
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise UserError(
+            f"DATABASE_URL is not a database URL I can use ({exc}); "
+            "e.g. sqlite:///papers.db or postgresql://user:password@host:5432/papers"
+        ) from None
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise UserError(f"cannot open the database ({_safe_url(settings)}): {reason}") from None
+
+
+def open_database(settings: Settings):
+    from storage.db import ensure_schema, open_engine
+
+    with database_errors(settings):
+        engine = open_engine(settings.database_url)
+        ensure_schema(engine)
     return engine
 
 
 def _safe_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
-    return make_url(settings.database_url).render_as_string(hide_password=True)
+    try:
+        return make_url(settings.database_url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL may still hold a password: show nothing of it
+        return "DATABASE_URL"
 
 
 def cmd_migrate(args, settings: Settings) -> int:
-    from sqlalchemy.exc import OperationalError
+    from storage.db import open_engine, upgrade
 
-    from storage.db import SchemaError, open_engine, upgrade
-
-    try:
+    with database_errors(settings):
         before, after = upgrade(open_engine(settings.database_url))
-    except SchemaError as exc:
-        raise UserError(str(exc)) from None
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise UserError(f"cannot open the database ({_safe_url(settings)}): {reason}") from None
     if before == after:
         print(f"database schema is up to date ({after})")
     else:
@@ -387,6 +398,12 @@ def cmd_feedback(args, settings: Settings) -> int:
 
 
 def cmd_run(args, settings: Settings) -> int:
+    port = args.port
+    if port is None:
+        raw = os.environ.get("PORT") or "3000"
+        if not raw.isdigit():
+            raise UserError(f"PORT={raw!r} must be a port number")
+        port = int(raw)
     socket_mode = bool(settings.slack_app_token)
     missing = settings.missing_for_slack(http=not socket_mode)
     if missing:
@@ -404,7 +421,7 @@ def cmd_run(args, settings: Settings) -> int:
     from bot.server import serve
 
     engine = open_database(settings)
-    return serve(settings, engine, host=args.host, port=args.port, socket_mode=socket_mode)
+    return serve(settings, engine, host=args.host, port=port, socket_mode=socket_mode)
 
 
 COMMANDS = {

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from bot import ranking
 from bot.archive import Archive
+from bot.blocks import escape
 from bot.subscriptions import Refused
 from storage import queries
 from storage.models import Paper
@@ -39,13 +40,14 @@ def parse_since(query: str, today: dt.date) -> tuple[str, dt.date | None]:
     for raw in _SINCE.findall(query):
         value = raw.lower()
         if m := re.fullmatch(r"(\d{1,4})([dwmy])", value):
-            since = today - dt.timedelta(days=int(m[1]) * _UNITS[m[2]])
+            days = int(m[1]) * _UNITS[m[2]]
+            since = today - dt.timedelta(days=days) if days < 36500 else dt.date.min
             continue
         try:
             since = dt.date.fromisoformat(value)
         except ValueError:
             raise Refused(
-                f"`since:{raw}` is not a date filter I understand. "
+                f"`since:{escape(raw[:40])}` is not a date filter I understand. "
                 "Use `since:30d`, `since:2w`, `since:6m` or `since:2024-07-01`."
             ) from None
     return " ".join(_SINCE.sub(" ", query).split()), since

@@ -94,3 +94,17 @@ def test_search_results_page_and_more_button():
     assert json.loads(button["value"]) == {"q": "contrastive", "o": 10}
     text, body = blocks.search_results("zzz", [], 0, more=False)
     assert text.startswith("Nothing found for “zzz”")
+
+
+def test_source_urls_cannot_break_out_of_a_link():
+    for url in (
+        "https://github.com/x> <!channel|Code",
+        "https://github.com/x|label",
+        "https://github.com/a b",
+        "http://github.com/x",
+        "https:///nohost",
+    ):
+        assert not blocks.safe_url(url), url
+        view = PaperView(id="2407.00001", title="T", authors=[], summary="", github_repo=url)
+        assert "Code>" not in json.dumps(blocks.paper_message(view)[1])
+    assert blocks.safe_url("https://github.com/org/repo")
