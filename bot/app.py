@@ -3,18 +3,14 @@
 `create_app(settings, client=None, engine=None, archive=None)` lets tests inject a
 `WebClient` pointed at a loopback fake Slack, the way bolt-python tests itself.
 `make_client(settings)` builds the Web API client every part of the bot shares: the
-base URL comes from `SLACK_API_URL`, and rate-limit (429 + Retry-After) and connection
-errors are retried. Called by `bot.cli` and tests.
+base URL comes from `SLACK_API_URL`, and rate limits (429 + Retry-After) are waited out. Called by `bot.cli` and tests.
 """
 
 from __future__ import annotations
 
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine
 
 from bot.archive import Archive
@@ -28,10 +24,9 @@ def make_client(settings: Settings, *, timeout: int = 15) -> WebClient:
     client = WebClient(
         token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=timeout
     )
-    client.retry_handlers = [
-        ConnectionErrorRetryHandler(max_retry_count=1),
-        RateLimitErrorRetryHandler(max_retry_count=5),
-    ]
+    # Only 429s are retried here: a dropped connection may come after Slack accepted a
+    # message, and a blind retry would post it twice; the next run resumes instead.
+    client.retry_handlers = [RateLimitErrorRetryHandler(max_retry_count=5)]
     return client
 
 

@@ -82,23 +82,31 @@ def _subscribe(deps: Deps, command, arg: str, respond, client) -> None:
     with session_scope(deps.engine) as session:
         existing = queries.channel_subscriptions(team, channel, session=session)
         topic, key = check_new_topic(arg, existing)
-        if not queries.add_subscription(
+        added = queries.add_subscription(
             team, channel, topic.text, key, command.get("user_id", ""), session=session
-        ):
-            raise Refused(f"This channel already follows *{blocks.escape(topic.text)}*.")
-        when = f"{deps.settings.digest_time:%H:%M} {deps.settings.digest_timezone}"
-        note = (
-            f"{_who(command)} subscribed this channel to *{blocks.escape(topic.text)}*. "
-            f"New papers on it arrive in the daily digest at {when}."
         )
-        try:
-            client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note)[1])
-        except SlackApiError as exc:
-            if exc.response.get("error") in ("not_in_channel", "channel_not_found"):
-                session.rollback()
-                respond(text=NOT_IN_CHANNEL, response_type="ephemeral")
-                return
-            raise
+        if added is None:
+            raise Refused(f"This channel already follows *{blocks.escape(topic.text)}*.")
+    # Committed before talking to Slack, so no database lock is held during the call.
+    when = f"{deps.settings.digest_time:%H:%M} {deps.settings.digest_timezone}"
+    note = (
+        f"{_who(command)} subscribed this channel to *{blocks.escape(topic.text)}*. "
+        f"New papers on it arrive in the daily digest at {when}."
+    )
+    try:
+        client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note)[1])
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error not in ("not_in_channel", "channel_not_found"):
+            respond(
+                text=f"Done: this channel now follows *{blocks.escape(topic.text)}* "
+                f"(I could not announce it in the channel: `{error}`).",
+                response_type="ephemeral",
+            )
+            return
+        with session_scope(deps.engine) as session:
+            queries.delete_subscription(added, session=session)
+        respond(text=NOT_IN_CHANNEL, response_type="ephemeral")
 
 
 def _unsubscribe(deps: Deps, command, arg: str, respond, client) -> None:

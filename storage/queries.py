@@ -154,8 +154,8 @@ def channel_subscriptions(team_id: str, channel_id: str, *, session: Session) ->
 
 def add_subscription(
     team_id: str, channel_id: str, topic: str, topic_key: str, user_id: str, *, session: Session
-) -> bool:
-    """Store a topic for a channel; False if the channel already follows it."""
+) -> int | None:
+    """Store a topic for a channel; its id, or None if the channel already follows it."""
     row = {
         "team_id": team_id,
         "channel_id": channel_id,
@@ -164,7 +164,14 @@ def add_subscription(
         "created_by": user_id,
         "created_at": utcnow(),
     }
-    return _insert_ignore(session, Subscription, [row], ("team_id", "channel_id", "topic_key")) > 0
+    if not _insert_ignore(session, Subscription, [row], ("team_id", "channel_id", "topic_key")):
+        return None
+    stmt = select(Subscription.id).where(
+        Subscription.team_id == team_id,
+        Subscription.channel_id == channel_id,
+        Subscription.topic_key == topic_key,
+    )
+    return session.exec(stmt).one()
 
 
 def delete_subscription(subscription_id: int, *, session: Session) -> bool:

@@ -92,3 +92,10 @@ def test_list_warns_when_the_last_digest_failed(stack):
     _, reply = stack.command("list")
     assert "My last digest here failed (`not_in_channel`)" in str(reply["blocks"])
     assert "/invite @papers-bot" in str(reply["blocks"])
+
+
+def test_subscription_kept_and_said_when_only_the_announcement_fails(stack):
+    stack.slack.fail_next("chat.postMessage", error="internal_error", status=500, times=3)
+    _, reply = stack.command("subscribe contrastive learning")
+    assert "Done: this channel now follows *contrastive learning*" in reply["text"]
+    assert topics(stack) == ["contrastive learning"]
