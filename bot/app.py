@@ -3,7 +3,8 @@
 `create_app(settings, client=None, engine=None, archive=None)` lets tests inject a
 `WebClient` pointed at a loopback fake Slack, the way bolt-python tests itself.
 `make_client(settings)` builds the Web API client every part of the bot shares: the
-base URL comes from `SLACK_API_URL`, and rate limits (429 + Retry-After) are waited out. Called by `bot.cli` and tests.
+base URL comes from `SLACK_API_URL`, and rate limits (429 + Retry-After) are waited
+out. Called by `bot.cli` and tests.
 """
 
 from __future__ import annotations
