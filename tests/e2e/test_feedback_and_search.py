@@ -177,3 +177,18 @@ def test_reactions_lift_similar_papers_in_the_next_digest(stack, seed_items):
     day_two = [p for p in stack.slack.posts("C0001")[before:] if p.thread_ts]
     assert day_two
     assert any("lifted by this channel's reactions" in json.dumps(p.blocks) for p in day_two)
+
+
+def test_a_late_redelivery_of_an_add_does_not_undo_a_removal(stack):
+    reply = _digest(stack)[0]
+    stack.react("reaction_added", reaction="+1", channel="C0001", ts=reply.ts, event_id="EvA")
+    assert len(_wait_feedback(stack, 1)) == 1
+    stack.react("reaction_removed", reaction="+1", channel="C0001", ts=reply.ts, event_id="EvB")
+    assert _wait_feedback(stack, 0) == []
+    stack.react(
+        "reaction_added", reaction="+1", channel="C0001", ts=reply.ts, event_id="EvA", retry_num=2
+    )
+    deadline = time.monotonic() + 1.0  # a stored redelivery would show within milliseconds
+    while time.monotonic() < deadline:
+        assert stack.cli_json("feedback", "--json") == []
+        time.sleep(0.05)
