@@ -209,6 +209,8 @@ def cmd_digest(args, settings: Settings) -> int:
 
     if args.topic and not args.dry_run:
         raise UserError("--topic only works with --dry-run (it previews a channel)")
+    if args.topic and args.channel:
+        raise UserError("use --topic or --channel, not both")
     for topic in args.topic:
         try:
             parse_topic(topic)
@@ -282,7 +284,8 @@ def cmd_digest(args, settings: Settings) -> int:
                     + "; run the command again to post them"
                 )
     if fetch_error:
-        raise UserError(f"posted from stored papers only: {fetch_error}")
+        used = "ranked" if args.dry_run else "posted from"
+        raise UserError(f"{used} stored papers only: {fetch_error}")
     return 0
 
 
