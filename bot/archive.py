@@ -2,8 +2,10 @@
 
 Built once from storage (IDF statistics come from the whole archive, not one day's
 batch) and extended in place when the fetch job stores new papers, so a long-running bot
-never rebuilds it from scratch. Thread-safe: Slack listeners search while the scheduler
-ingests. Created by `bot.cli` and `bot.app`, used by `bot.digest` and `bot.search`.
+never rebuilds it from scratch; `sync` picks up papers other processes stored (another
+replica's fetch, an operator's `papers-bot fetch`). Thread-safe: Slack listeners search
+while the scheduler ingests. Created by `bot.cli` and `bot.app`, used by `bot.digest`
+and `bot.search`.
 
 Start-up cost is mostly tokenizing every title and abstract (about 5 of the 7 s an
 index of 100,000 papers takes). So once the archive has `SNAPSHOT_MIN_PAPERS` papers, the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import datetime as dt
 import hashlib
 import logging
 import os
@@ -32,9 +35,12 @@ from sqlmodel import Session
 
 from bot.index import Bm25Index, Doc
 from storage import queries
+from storage.models import utcnow
 
 logger = logging.getLogger(__name__)
 SNAPSHOT_MIN_PAPERS = 5000  # smaller archives build in well under a second
+SYNC_SECONDS = 60.0  # how often `sync` looks for papers other processes stored
+SYNC_MARGIN = dt.timedelta(minutes=10)  # clock differences between replicas
 
 
 def doc_from_row(paper_id: str, title: str, abstract: str, authors: str, upvotes: int) -> Doc:
@@ -75,6 +81,8 @@ class Archive:
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._savers: list[threading.Thread] = []
+        self._synced_at = utcnow()  # papers stored since then may be missing from the index
+        self._checked = time.monotonic()
         if snapshot is True:
             self.snapshot_path = default_snapshot_path(engine)
         else:
@@ -85,6 +93,7 @@ class Archive:
         with self._lock:
             if self._index is None:
                 started = time.monotonic()
+                self._synced_at, self._checked = utcnow(), started
                 with Session(self._engine) as session:
                     rows = queries.iter_index_rows(session=session)
                     self._index = Bm25Index.build(
@@ -112,6 +121,24 @@ class Archive:
                 release_free_memory()
                 if self._index.revision != before:
                     self._save_later()
+
+    def sync(self, *, every: float = SYNC_SECONDS) -> int:
+        """Index papers another process stored (another replica's fetch, `papers-bot fetch`).
+
+        At most once per `every` seconds; a no-op before the first load. Looks back
+        `SYNC_MARGIN` before the last check, since replicas' clocks differ; papers already
+        indexed are replaced by themselves, which costs next to nothing. Returns how many
+        rows were read.
+        """
+        with self._lock:
+            if self._index is None or time.monotonic() - self._checked < every:
+                return 0
+            since, self._synced_at = self._synced_at - SYNC_MARGIN, utcnow()
+            self._checked = time.monotonic()
+            with Session(self._engine) as session:
+                rows = queries.index_rows_fetched_since(since, session=session)
+            self.add(doc_from_row(*row) for row in rows)
+            return len(rows)
 
     def _save_later(self) -> None:
         """Write the snapshot in a background thread (big enough archives only)."""

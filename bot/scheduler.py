@@ -35,6 +35,10 @@ def start_scheduler(
     *, engine: Engine, client: WebClient, settings: Settings, archive: Archive
 ) -> BackgroundScheduler:
     def tick() -> None:
+        try:
+            archive.sync(every=0)  # papers another replica or `papers-bot fetch` stored
+        except Exception:
+            logger.exception("could not refresh the paper index")
         if not due(settings, dt.datetime.now(dt.UTC)):
             return
         try:

@@ -121,6 +121,12 @@ def iter_index_rows(*, session: Session, batch: int = 5000):
     yield from result
 
 
+def index_rows_fetched_since(since: dt.datetime, *, session: Session) -> list[tuple]:
+    """`iter_index_rows` of the papers first stored at or after `since`."""
+    stmt = select(Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.upvotes)
+    return list(session.exec(stmt.where(Paper.fetched_at >= since).order_by(Paper.id)))
+
+
 def count_papers(*, session: Session) -> int:
     return session.exec(select(func.count()).select_from(Paper)).one()
 

@@ -102,3 +102,23 @@ def test_default_snapshot_path(tmp_path, monkeypatch):
     assert default_snapshot_path(open_engine("sqlite://")) is None
     pg = default_snapshot_path(open_engine("postgresql://bot:secret@db.example/papers"))
     assert pg is not None and pg.parent == one.parent and "secret" not in str(pg)
+
+
+def test_sync_picks_up_papers_another_process_stored(engine):
+    day = dt.date(2024, 7, 29)
+    archive = Archive(engine, snapshot=None)
+    assert len(archive.index) == 0
+    assert archive.sync() == 0  # throttled: just built
+    with Session(engine) as session:  # "another replica" stores a paper
+        record = PaperRecord(
+            id="2407.99999",
+            title="Sparse autoencoders",
+            abstract="We train sparse autoencoders.",
+            listed_on=day,
+        )
+        queries.upsert_papers([record], session=session)
+        session.commit()
+    assert "2407.99999" not in archive.index
+    assert archive.sync(every=0) == 1
+    assert "2407.99999" in archive.index
+    assert search(archive.index, "sparse autoencoders", limit=5)[0] == ["2407.99999"]
