@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -211,7 +212,8 @@ def run_digest(
             outboxes.extend(box for box in boxes if box.posts)
         total = sum(len(box.posts) for box in outboxes)
         progress(f"posting {total} messages to {len({b.channel_id for b in outboxes})} channels")
-        report, replies = _post(session, client, outboxes, interval, progress)
+        leases = [f"digest:{team}:{chan}" for team, chan in leased]
+        report, replies = _post(session, client, outboxes, interval, progress, (leases, owner))
     finally:
         for team_id, channel_id in leased:
             queries.release_lease(f"digest:{team_id}:{channel_id}", owner, session=session)
@@ -266,11 +268,18 @@ def _post(
     outboxes: list[Outbox],
     interval: float,
     progress: Callable[[str], None],
+    leases: tuple[list[str], str],
 ) -> tuple[DeliveryReport, int]:
     replies = 0
+    renewed = time.monotonic()
 
     def on_posted(box: Outbox, post: Post, ts: str) -> None:
-        nonlocal replies
+        nonlocal replies, renewed
+        if time.monotonic() - renewed > LEASE_SECONDS / 3:  # a long run keeps its channels
+            names, owner = leases
+            for name in names:
+                queries.acquire_lease(name, owner, LEASE_SECONDS, session=session)
+            renewed = time.monotonic()
         row = session.merge(post.key)
         if isinstance(row, Digest):
             row.parent_ts = ts
