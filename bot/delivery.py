@@ -68,7 +68,6 @@ class Outbox:
 
 @dataclass
 class DeliveryReport:
-    posted: int = 0
     failed_channels: dict[str, str] = field(default_factory=dict)  # channel -> error
     left_pending: int = 0  # messages a transient error held back (failed channels aside)
     retry_errors: set[str] = field(default_factory=set)  # other Slack errors, for next run
@@ -162,7 +161,6 @@ def deliver(
                 if post.is_parent:
                     box.thread_ts = ts
                 on_posted(box, post, ts)
-                report.posted += 1
             if unreachable is not None:
                 raise SlackUnreachable(f"Slack did not answer: {unreachable}") from unreachable
             active = [box for box in active if box.posts]

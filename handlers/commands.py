@@ -62,8 +62,10 @@ def register(app: App, deps: Deps) -> None:
 
 
 def _clean(text: str) -> str:
-    """Drop control characters and collapse whitespace; cap the length."""
-    text = "".join(ch if ch.isprintable() else " " for ch in text[: MAX_TEXT * 5])
+    """Undo Slack's &amp;/&lt;/&gt; escaping (everything shown is escaped again), drop
+    control characters, collapse whitespace and cap the length."""
+    text = text[: MAX_TEXT * 5].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
     return " ".join(text.split())[:MAX_TEXT]
 
 

@@ -99,3 +99,11 @@ def test_subscription_kept_and_said_when_only_the_announcement_fails(stack):
     _, reply = stack.command("subscribe contrastive learning")
     assert "Done: this channel now follows *contrastive learning*" in reply["text"]
     assert topics(stack) == ["contrastive learning"]
+
+
+def test_slack_escaped_text_is_read_and_shown_once_escaped(stack):
+    _, post = stack.command("subscribe diffusion &amp; flow matching", wait="post")
+    assert "*diffusion &amp; flow matching*" in post["text"]  # shows as "diffusion & flow…"
+    assert topics(stack) == ["diffusion & flow matching"]
+    _, post = stack.command("subscribe &lt;!channel&gt; transformers", wait="post")
+    assert "<!channel>" not in post["text"] and topics(stack)[-1] == "transformers"
