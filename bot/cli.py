@@ -421,10 +421,21 @@ def cmd_run(args, settings: Settings) -> int:
         )
         print("\n".join(lines), file=sys.stderr)
         return 2
+    from urllib.error import URLError
+
+    from slack_bolt.error import BoltError
+    from slack_sdk.errors import SlackApiError
+
     from bot.server import serve
 
     engine = open_database(settings)
-    return serve(settings, engine, host=args.host, port=port, socket_mode=socket_mode)
+    try:
+        return serve(settings, engine, host=args.host, port=port, socket_mode=socket_mode)
+    except (URLError, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"cannot reach Slack at {settings.slack_api_url}: {reason}") from None
+    except (SlackApiError, BoltError) as exc:
+        raise UserError(f"Slack refused the bot token or app token: {exc}") from None
 
 
 COMMANDS = {

@@ -80,3 +80,31 @@ def test_run_without_tokens_names_what_is_missing(tmp_path):
     for needle in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "--dry-run"):
         assert needle in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_run_with_slack_unreachable_or_token_refused_is_one_line(tmp_path):
+    with FakeSlack() as slack:
+        slack.revoke_token("xoxb-revoked")
+        cases = {
+            "http://127.0.0.1:9/api/": ("xoxb-run", "papers-bot: cannot reach Slack at"),
+            slack.base_url: ("xoxb-revoked", "papers-bot: Slack refused the bot token"),
+        }
+        for url, (token, message) in cases.items():
+            env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+            env |= {
+                "SLACK_BOT_TOKEN": token,
+                "SLACK_SIGNING_SECRET": SECRET,
+                "SLACK_API_URL": url,
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+            }
+            done = subprocess.run(
+                [sys.executable, "-m", "bot.cli", "run", "--host", "127.0.0.1", "--port", "0"],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert done.returncode == 1
+            assert done.stderr.splitlines()[-1].startswith(message), done.stderr
+            assert "Traceback" not in done.stderr
