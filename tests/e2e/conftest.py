@@ -122,7 +122,16 @@ def stack(db_url, seed_items, tmp_path, monkeypatch, capsys):
         server = create_server(
             health_wrapped(SlackRequestHandler(app)), host="127.0.0.1", port=0, threads=4
         )
-        thread = threading.Thread(target=server.run, daemon=True)
+        closing = threading.Event()
+
+        def serve() -> None:
+            try:
+                server.run()
+            except OSError:  # closing the socket under waitress's select() at teardown
+                if not closing.is_set():
+                    raise
+
+        thread = threading.Thread(target=serve, daemon=True)
         thread.start()
         try:
             yield Stack(
@@ -137,6 +146,7 @@ def stack(db_url, seed_items, tmp_path, monkeypatch, capsys):
                 capsys=capsys,
             )
         finally:
+            closing.set()
             server.close()
             thread.join(timeout=5)
             engine.dispose()
