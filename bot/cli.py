@@ -400,6 +400,14 @@ def cmd_feedback(args, settings: Settings) -> int:
     return 0
 
 
+def _program() -> str:
+    """How the user invoked papers-bot, so a suggested command can be pasted as is."""
+    invoked = sys.argv[0] if sys.argv else ""
+    if not invoked.endswith("papers-bot") or os.sep not in invoked:
+        return "papers-bot"
+    return os.path.relpath(invoked)
+
+
 def cmd_run(args, settings: Settings) -> int:
     port = args.port
     if port is None:
@@ -416,8 +424,8 @@ def cmd_run(args, settings: Settings) -> int:
             lines.append(f"  (or SLACK_APP_TOKEN: {TOKEN_HELP['SLACK_APP_TOKEN']})")
         lines.append("Put them in the environment or in a .env file (see README.md).")
         lines.append(
-            "No Slack app yet? Preview a digest without one: "
-            "papers-bot digest --dry-run --topic 'contrastive learning'"
+            f"No Slack app yet? Preview a digest without one: {_program()} digest --dry-run "
+            "--topic 'contrastive learning'"
         )
         print("\n".join(lines), file=sys.stderr)
         return 2
