@@ -1,6 +1,6 @@
 """Fixtures for the ranking tests: the 70 sample papers of `../shared/data/`.
 
-The shared folder sits next to the repository root (/work/shared beside /work/main).
+The shared folder (`shared/`) sits next to the repository root.
 """
 
 from __future__ import annotations
