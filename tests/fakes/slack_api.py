@@ -13,6 +13,10 @@ Used by the Slack tests (``tests/test_fakes.py`` and the bot's handler and job t
         client.chat_postMessage(channel="C0001", text="hi")
         assert slack.posts("C0001")[0].text == "hi"
 
+Socket Mode: ``apps.connections.open`` takes an app-level ``xapp-`` token (a bot token gets
+``not_allowed_token_type``) and answers ``{"ok": true, "url": socket_url}``; set ``socket_url``
+(e.g. to ``tests.fakes.socket_mode.FakeSocketMode().url``) before the app connects.
+
 Fault injection (all thread-safe): ``set_channel_error``/``clear_channel_error``, ``fail_next``
 (429, 5xx, any API error, or a slow answer), ``enforce_rate_limit`` (a per-channel token bucket
 for ``chat.postMessage``), ``revoke_token`` and ``stop``/``start`` (Slack unreachable, then back).
@@ -221,6 +225,8 @@ class FakeSlack:
         self.bot_id = bot_id
         self.app_id = app_id
         self.scopes = ",".join(scopes)
+        #: What ``apps.connections.open`` hands out (a ``ws://`` URL); None answers an error.
+        self.socket_url: str | None = None
 
         self._cond = threading.Condition(threading.Lock())
         self._calls: list[Call] = []
@@ -518,6 +524,8 @@ class FakeSlack:
         self, method: str, params: dict[str, Any], headers: dict[str, str], call: Call
     ) -> _Answer:
         token = self._token(params, headers)
+        if method == "apps.connections.open":
+            return self._connections_open(token)
         if not token or not token.startswith("xoxb-"):
             return _error("invalid_auth")  # real Slack says "not_authed" when there is no token
         if token in self._revoked:
@@ -525,6 +533,18 @@ class FakeSlack:
         answer = self._method(method, params, call)
         answer.headers.setdefault("x-oauth-scopes", self.scopes)
         return answer
+
+    def _connections_open(self, token: str | None) -> _Answer:
+        """Socket Mode's ``apps.connections.open``: app-level (``xapp-``) tokens only."""
+        if not token:
+            return _error("not_authed")
+        if not token.startswith("xapp-"):
+            return _error("not_allowed_token_type" if token.startswith("xox") else "invalid_auth")
+        if token in self._revoked:
+            return _error(self._revoked[token])
+        if self.socket_url is None:
+            return _error("socket_url_not_set")  # a harness error: the test forgot socket_url
+        return _Answer(200, {"ok": True, "url": self.socket_url})
 
     def _method(self, method: str, params: dict[str, Any], call: Call) -> _Answer:
         if method == "auth.test":
