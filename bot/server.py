@@ -9,6 +9,7 @@ production WSGI server, taking slash commands, events and interactivity at
 from __future__ import annotations
 
 import logging
+import signal
 import time
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -40,6 +41,7 @@ def serve(settings: Settings, engine: Engine, *, host: str, port: int, socket_mo
     client = make_client(settings)
     app = create_app(settings, client, engine=engine, archive=archive)
     scheduler = start_scheduler(engine=engine, client=client, settings=settings, archive=archive)
+    signal.signal(signal.SIGTERM, _stop)  # orchestrators stop with SIGTERM: shut down cleanly
     logger.info("index ready: %d papers in %.1f s", papers, time.monotonic() - started)
     try:
         if socket_mode:
@@ -56,6 +58,14 @@ def serve(settings: Settings, engine: Engine, *, host: str, port: int, socket_mo
                 threads=8,
                 ident="papers-bot",
             )
+    except SystemExit:
+        pass  # SIGTERM in Socket Mode (waitress handles it itself)
     finally:
         scheduler.shutdown(wait=False)
+        archive.flush(timeout=30)  # let a snapshot being written finish
+        logger.info("stopped")
     return 0
+
+
+def _stop(_signum, _frame) -> None:
+    raise SystemExit(0)

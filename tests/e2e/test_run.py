@@ -61,6 +61,8 @@ def test_run_serves_slash_commands_and_health(tmp_path):
         finally:
             proc.terminate()
             output, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0  # SIGTERM is a clean stop
+    assert "INFO bot.server: stopped" in output
     assert "listening on http://127.0.0.1" in output
     assert "daily digest scheduled at 09:00 UTC" in output
     assert "xoxb-run" not in output and SECRET not in output

@@ -106,6 +106,7 @@ def test_run_in_socket_mode_acks_envelopes_and_answers_commands(tmp_path):
                 proc.kill()
                 output, _ = proc.communicate(timeout=5)
     assert "connecting to Slack over Socket Mode" in output
+    assert proc.returncode == 0 and "INFO bot.server: stopped" in output  # SIGTERM: clean stop
     assert "Traceback" not in output
     assert BOT_TOKEN not in output and APP_TOKEN not in output
     assert "zq7token" not in output  # nor any fragment of either token
