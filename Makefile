@@ -21,8 +21,14 @@ test: $(BIN)/papers-bot
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
+# Every benchmark; each rewrites its table in benchmarks/results/ (a few minutes in all).
 bench: $(BIN)/papers-bot
 	$(BIN)/python benchmarks/eval_relevance.py
+	$(BIN)/python benchmarks/feedback_eval.py
+	$(BIN)/python benchmarks/bench_search.py
+	$(BIN)/python benchmarks/bench_matching.py
+	$(BIN)/python benchmarks/bench_delivery.py
+	$(BIN)/python benchmarks/bench_startup.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
