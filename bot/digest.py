@@ -186,7 +186,9 @@ def run_digest(
                 continue
             leased.append((team_id, channel_id))
             state = queries.channel_state(team_id, channel_id, session=session)
-            paused = state is not None and state.error is not None
+            unfinished = queries.unfinished_digests(team_id, channel_id, session=session)
+            # Paused while Slack refuses it; its oldest unfinished digest is the probe.
+            paused = state is not None and state.error is not None and bool(unfinished)
             if (
                 not paused
                 and queries.get_digest(team_id, channel_id, today, session=session) is None
@@ -203,8 +205,8 @@ def run_digest(
                         digest, [_delivery_row(m) for m in matches], session=session
                     )
                     session.commit()
-            unfinished = queries.unfinished_digests(team_id, channel_id, session=session)
-            if paused:  # one probe: the oldest digest; new ones wait until the channel works
+                    unfinished = queries.unfinished_digests(team_id, channel_id, session=session)
+            if paused:  # one probe; new digests wait until the channel works again
                 unfinished = unfinished[:1]
             boxes = [_outbox(session, archive, digest) for digest in unfinished]
             if not any(box.posts for box in boxes):
