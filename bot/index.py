@@ -34,7 +34,7 @@ from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -826,6 +826,31 @@ class Bm25Index:
     def row(self, doc_id: str) -> int:
         """The row of a doc id in `scores` (KeyError if absent)."""
         return self._rows[doc_id]
+
+    def rows_of(self, doc_ids: Iterable[str]) -> np.ndarray:
+        """Sorted, distinct rows of the indexed ids among `doc_ids` (others are skipped)."""
+        ids = list(doc_ids)
+        n_docs = self._state.n_docs
+        rows = np.fromiter(map(self._rows.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
+        rows = np.sort(rows[(rows >= 0) & (rows < n_docs)])
+        return rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
+
+    def ids_at(self, rows: Iterable[int]) -> list[str]:
+        """The doc ids of these rows."""
+        ids = self._ids
+        return [ids[r] for r in rows]
+
+    def rows_with_term(self, term: str) -> np.ndarray:
+        """Sorted rows of the docs containing the stem (none for a stem never seen)."""
+        state = self._state
+        tid = self._vocab.get(term)
+        if tid is None or tid >= len(state.idf):
+            return np.empty(0, dtype=np.int64)
+        return state.rows_with(tid)
+
+    def folded_authors(self, row: int) -> str:
+        """The row's author names, lowercased, accent-free and "\n"-joined."""
+        return self._authors[row]
 
     def title(self, doc_id: str) -> str:
         return self._titles[self._rows[doc_id]]

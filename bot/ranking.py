@@ -65,7 +65,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import pairwise, repeat
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -237,18 +237,14 @@ def _filter_mask(index: Bm25Index, topic: Topic, rows: np.ndarray) -> np.ndarray
     mask = np.ones(len(rows), dtype=bool)
     if not (topic.excluded or topic.authors or topic.phrases):
         return mask
-    state = index._state
     for term in topic.excluded:
-        tid = index._vocab.get(term)
-        if tid is not None and tid < len(state.idf):
-            mask &= ~_member(rows, state.rows_with(tid))
+        mask &= ~_member(rows, index.rows_with_term(term))
     for phrase in topic.phrases:
         mask &= _member(rows, index.phrase_rows(phrase))
     if topic.authors:
-        authors = index._authors
         wanted = topic.authors
         mask &= np.fromiter(
-            (all(w in authors[r] for w in wanted) for r in rows.tolist()),
+            (all(w in index.folded_authors(r) for w in wanted) for r in rows.tolist()),
             dtype=bool,
             count=len(rows),
         )
@@ -265,13 +261,9 @@ def _surface_words(topic: Topic) -> dict[str, str]:
 
 
 def _candidate_rows(index: Bm25Index, candidate_ids: Iterable[str] | None) -> np.ndarray:
-    n_docs = len(index)
     if candidate_ids is None:
-        return np.arange(n_docs)
-    ids = list(candidate_ids)
-    rows = np.fromiter(map(index._rows.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
-    rows = np.sort(rows[(rows >= 0) & (rows < n_docs)])
-    return rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
+        return np.arange(len(index))
+    return index.rows_of(candidate_ids)
 
 
 def _topic_pairs(topic: Topic) -> list[tuple[str, str]]:
@@ -402,8 +394,7 @@ def match_topics(
         shift = FEEDBACK_WEIGHT * _feedback_scores(index, extra_terms, rows[kept], kept_block)
         final = final + shift
     final = np.clip(final, 0.0, 1.0)
-    ids = index._ids
-    kept_ids = [ids[r] for r in rows[kept].tolist()]
+    kept_ids = index.ids_at(rows[kept].tolist())
     votes = np.array(
         [
             (popularity.get(pid, 0) if popularity is not None else index.upvotes(pid))
@@ -463,11 +454,11 @@ def search(
         scores, _coverage, mask = _topic_arrays(index, topic, rows, raw[top], coverage)
     else:
         scores, _coverage, mask = _topic_arrays(index, topic, rows, None, None)
-    ids = index._ids
     keep = np.flatnonzero(mask & (scores > 0))
     limit = max(limit, 0)
     if len(keep) > limit:  # only the papers that can make the page need sorting
         cut = np.partition(-scores[keep], limit - 1)[limit - 1] if limit else -np.inf
         keep = keep[-scores[keep] <= cut]
-    order = sorted(keep.tolist(), key=lambda i: (-scores[i], ids[rows[i]]))[:limit]
-    return [ids[rows[i]] for i in order], [round(float(scores[i]), 6) for i in order]
+    kept_ids = index.ids_at(rows[keep].tolist())
+    order = sorted(range(len(keep)), key=lambda i: (-scores[keep[i]], kept_ids[i]))[:limit]
+    return [kept_ids[i] for i in order], [round(float(scores[keep[i]]), 6) for i in order]
