@@ -9,7 +9,11 @@ API and a fake Hugging Face API on loopback, and the real `papers-bot` CLI in-pr
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +95,30 @@ class Stack:
         code, out, err = self.cli(*args)
         assert code == 0, err
         return json.loads(out)
+
+
+@contextmanager
+def bot_process(env: dict, cwd: Path, *args: str) -> Iterator[tuple[subprocess.Popen, list]]:
+    """`papers-bot run ARGS` as a real process; on exit it gets SIGTERM (killed after 10 s)
+    and its combined output lands in the yielded list."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        yield proc, output
+    finally:
+        proc.terminate()
+        try:
+            output.append(proc.communicate(timeout=10)[0])
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output.append(proc.communicate(timeout=5)[0])
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import time
 
 import httpx
 
+from tests.e2e.conftest import bot_process
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import post_signed, slash_command_body
 
@@ -34,15 +35,10 @@ def test_run_serves_slash_commands_and_health(tmp_path):
             "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
         }
         env.pop("SLACK_APP_TOKEN", None)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
+        with bot_process(env, tmp_path, "--host", "127.0.0.1", "--port", str(port)) as (
+            proc,
+            output,
+        ):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 try:
@@ -58,9 +54,7 @@ def test_run_serves_slash_commands_and_health(tmp_path):
             reply = slack.wait_for("response_url", 1)[0].params
             assert "/papers subscribe" in reply["text"]
             assert post_signed(url, body, "wrong-secret").status_code == 401
-        finally:
-            proc.terminate()
-            output, _ = proc.communicate(timeout=10)
+    output = output[0]
     assert proc.returncode == 0  # SIGTERM is a clean stop
     assert "INFO bot.server: stopped" in output
     assert "listening on http://127.0.0.1" in output

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from urllib.parse import parse_qsl
 
+from tests.e2e.conftest import bot_process
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import reaction_event_body, slash_command_body
 from tests.fakes.socket_mode import FakeSocketMode
@@ -40,15 +39,7 @@ def test_run_in_socket_mode_acks_envelopes_and_answers_commands(tmp_path):
         def left() -> float:
             return max(0.1, deadline - time.monotonic())
 
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
+        with bot_process(env, tmp_path) as (proc, output):
             conn = socket_mode.wait_for_connection(timeout=left())
             assert conn.path.startswith("/link/?ticket=")
             opened = slack.calls("apps.connections.open")
@@ -98,13 +89,7 @@ def test_run_in_socket_mode_acks_envelopes_and_answers_commands(tmp_path):
                 r.connection for r in socket_mode.received() if r.data == {"envelope_id": again}
             ] == [second.id]
             assert proc.poll() is None, "papers-bot run exited early"
-        finally:
-            proc.terminate()
-            try:
-                output, _ = proc.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                output, _ = proc.communicate(timeout=5)
+    output = output[0]
     assert "connecting to Slack over Socket Mode" in output
     assert proc.returncode == 0 and "INFO bot.server: stopped" in output  # SIGTERM: clean stop
     assert "Traceback" not in output

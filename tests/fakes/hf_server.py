@@ -32,9 +32,10 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes import Running
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def _listing_day(items: list[dict[str, Any]]) -> str | None:
     return None
 
 
-class FakeHF:
+class FakeHF(Running):
     """A fake `daily_papers` API on 127.0.0.1, served from a daemon thread."""
 
     def __init__(
@@ -136,17 +137,6 @@ class FakeHF:
             self._thread.join(timeout=5)
         self._server = None
         self._thread = None
-
-    def __enter__(self) -> FakeHF:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

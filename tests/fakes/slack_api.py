@@ -31,9 +31,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes import Running
 
 __all__ = ["DEFAULT_SCOPES", "Call", "FakeSlack", "Post"]
 
@@ -198,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (timeout) before the slow answer came
 
 
-class FakeSlack:
+class FakeSlack(Running):
     """A loopback Slack Web API that records every call; use it as a context manager.
 
     Tokens starting with ``xoxb-`` are valid unless revoked with :meth:`revoke_token`.
@@ -247,18 +248,6 @@ class FakeSlack:
         self._stopping = threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> FakeSlack:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start serving; after :meth:`stop` this binds the same port again ("Slack is back")."""

@@ -36,8 +36,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
+
+from tests.fakes import Running
 
 __all__ = ["Connection", "FakeSocketMode", "Received"]
 
@@ -264,7 +265,7 @@ class _Handler(socketserver.BaseRequestHandler):
             conn.send_frame(OP_CLOSE, struct.pack("!H", code))
 
 
-class FakeSocketMode:
+class FakeSocketMode(Running):
     """A loopback Socket Mode endpoint; use it as a context manager.
 
     ``hello`` (default True) sends Slack's ``hello`` on every connection; ``app_id`` goes into
@@ -282,18 +283,6 @@ class FakeSocketMode:
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> FakeSocketMode:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._server is not None:
