@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -37,6 +37,16 @@ class Paper(SQLModel, table=True):
     @property
     def author_list(self) -> list[str]:
         return [a for a in self.authors.split("\n") if a]
+
+
+class PaperVector(SQLModel, table=True):
+    """A paper's title + abstract embedded by the sentence encoder named in `model`."""
+
+    __tablename__ = "paper_vectors"
+
+    paper_id: str = Field(foreign_key="papers.id", primary_key=True, max_length=32)
+    model: str = Field(max_length=64)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float16, unit norm
 
 
 class Subscription(SQLModel, table=True):
@@ -97,6 +107,7 @@ class Delivery(SQLModel, table=True):
     topic: str = Field(default="", max_length=200)
     terms: str = Field(default="", max_length=500)  # ", "-joined matched words
     boosted: bool = False  # team feedback lifted it
+    semantic: bool = False  # let in by closeness in meaning (words mentioned only briefly)
     reply_ts: str | None = Field(default=None, max_length=32, index=True)
     delivered_at: dt.datetime | None = None
 

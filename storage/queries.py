@@ -25,6 +25,7 @@ from storage.models import (
     JobRun,
     Lease,
     Paper,
+    PaperVector,
     Reaction,
     SlackEvent,
     Subscription,
@@ -66,6 +67,7 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
     existing = {p.id: p for p in session.exec(select(Paper).where(col(Paper.id).in_(list(by_id))))}
     new = updated = 0
     rows = []
+    stale = []  # papers whose text changed: their vectors no longer describe them
     for record in by_id.values():
         paper = existing.get(record.id)
         fields = {
@@ -89,11 +91,15 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
                 }
             )
         elif any(getattr(paper, k) != v for k, v in fields.items() if k != "published_at"):
+            if (paper.title, paper.abstract) != (record.title, record.abstract):
+                stale.append(record.id)
             for key, value in fields.items():
                 setattr(paper, key, value)
             updated += 1
     for start in range(0, len(rows), 500):  # SQLite caps the parameters of one statement
         new += _insert_ignore(session, Paper, rows[start : start + 500], ("id",))
+    if stale:
+        session.execute(delete(PaperVector).where(col(PaperVector.paper_id).in_(stale)))
     session.flush()
     return new, updated
 
@@ -125,6 +131,60 @@ def index_rows_fetched_since(since: dt.datetime, *, session: Session) -> list[tu
     """`iter_index_rows` of the papers first stored at or after `since`."""
     stmt = select(Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.upvotes)
     return list(session.exec(stmt.where(Paper.fetched_at >= since).order_by(Paper.id)))
+
+
+def papers_without_vector(
+    model: str, *, session: Session, paper_ids: Sequence[str] | None = None, limit: int = 0
+) -> list[tuple[str, str, str]]:
+    """(id, title, abstract) of papers with no vector from `model`, among `paper_ids` (or
+    all papers), oldest id first; at most `limit` (0: all)."""
+    have = select(PaperVector.paper_id).where(PaperVector.model == model)
+    stmt = select(Paper.id, Paper.title, Paper.abstract).where(col(Paper.id).not_in(have))
+    if paper_ids is not None:
+        if not paper_ids:
+            return []
+        stmt = stmt.where(col(Paper.id).in_(list(paper_ids)))
+    stmt = stmt.order_by(Paper.id)
+    return list(session.exec(stmt.limit(limit) if limit else stmt))
+
+
+def count_papers_without_vector(model: str, *, session: Session) -> int:
+    have = select(PaperVector.paper_id).where(PaperVector.model == model)
+    stmt = select(func.count()).select_from(Paper).where(col(Paper.id).not_in(have))
+    return session.exec(stmt).one()
+
+
+def store_vectors(model: str, vectors: Sequence[tuple[str, bytes]], *, session: Session) -> None:
+    """Save paper vectors, replacing any from another model (two replicas encoding the same
+    paper at once both succeed: the vectors are the same)."""
+    if not vectors:
+        return
+    ids = [paper_id for paper_id, _ in vectors]
+    session.execute(
+        delete(PaperVector).where(
+            col(PaperVector.paper_id).in_(ids), col(PaperVector.model) != model
+        )
+    )
+    rows = [{"paper_id": pid, "model": model, "vector": blob} for pid, blob in vectors]
+    for start in range(0, len(rows), 500):
+        _insert_ignore(session, PaperVector, rows[start : start + 500], ("paper_id",))
+    session.flush()
+
+
+def iter_vectors(model: str, *, session: Session, batch: int = 5000):
+    """(paper id, vector bytes) of every paper encoded by `model`, streamed."""
+    stmt = select(PaperVector.paper_id, PaperVector.vector).where(PaperVector.model == model)
+    yield from session.exec(stmt.order_by(PaperVector.paper_id).execution_options(yield_per=batch))
+
+
+def vectors_of(model: str, paper_ids: Sequence[str], *, session: Session) -> list[tuple]:
+    """(paper id, vector bytes) of the given papers encoded by `model`."""
+    if not paper_ids:
+        return []
+    stmt = select(PaperVector.paper_id, PaperVector.vector).where(
+        PaperVector.model == model, col(PaperVector.paper_id).in_(list(paper_ids))
+    )
+    return list(session.exec(stmt))
 
 
 def count_papers(*, session: Session) -> int:
@@ -276,6 +336,7 @@ def plan_deliveries(digest: Digest, rows: Sequence[dict], *, session: Session) -
             "digest_id": digest.id,
             "position": start + i,
             "boosted": False,
+            "semantic": False,
             **row,
         }
         for i, row in enumerate(rows)

@@ -2,8 +2,8 @@
 naming `papers-bot migrate`; `migrate` creates, upgrades (keeping subscriptions, deliveries
 and reactions) or adopts a database, and refuses one from a newer papers-bot.
 
-The "older" database is real: the test adds a second revision to a copy of the migrations,
-so the database at 0001 is one step behind, the way it is after upgrading papers-bot.
+The "older" database is real: the test adds a revision to a copy of the migrations, so the
+database at the current head is one step behind, the way it is after upgrading papers-bot.
 """
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ from storage.db import current_revision, open_engine
 from storage.models import Delivery, Reaction, Subscription
 from tests.faults.conftest import DAY, error_lines, subscribe, wait_until
 
-REVISION_0002 = '''"""an index, standing in for the next schema change
+HEAD = db.head_revision()
+NEXT = f"{int(HEAD) + 1:04d}"
+REVISION_NEXT = f'''"""an index, standing in for the next schema change
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: {NEXT}
+Revises: {HEAD}
 """
 
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{NEXT}"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -68,13 +70,13 @@ def test_run_and_digest_refuse_an_older_schema_until_migrated(stack, tmp_path):
 
     newer = tmp_path / "migrations"
     shutil.copytree(db.MIGRATIONS, newer, ignore=shutil.ignore_patterns("__pycache__"))
-    (newer / "versions" / "0002_next.py").write_text(REVISION_0002)
-    stack.monkeypatch.setattr(db, "MIGRATIONS", newer)  # this papers-bot now needs 0002
+    (newer / "versions" / f"{NEXT}_next.py").write_text(REVISION_NEXT)
+    stack.monkeypatch.setattr(db, "MIGRATIONS", newer)  # this papers-bot now needs NEXT
 
     code, out, err = stack.cli("digest", "--date", DAY)
     assert code == 1 and out == ""
     assert error_lines(err) == [
-        "papers-bot: the database schema (0001) is older than this papers-bot needs (0002); "
+        f"papers-bot: the database schema ({HEAD}) is older than this papers-bot needs ({NEXT}); "
         "run `papers-bot migrate` to upgrade it (subscriptions, deliveries and reactions "
         "are kept)"
     ]
@@ -94,8 +96,8 @@ def test_run_and_digest_refuse_an_older_schema_until_migrated(stack, tmp_path):
 
     code, out, err = stack.cli("migrate")
     assert code == 0, err
-    assert out.strip() == "database schema upgraded from 0001 to 0002"
-    assert current_revision(stack.engine) == "0002"
+    assert out.strip() == f"database schema upgraded from {HEAD} to {NEXT}"
+    assert current_revision(stack.engine) == NEXT
     assert _counts(stack.engine) == before
     code, out, err = stack.cli("digest", "--date", DAY)
     assert code == 0, err
