@@ -327,6 +327,29 @@ def _fill(engine, n: int, progress) -> None:
         progress(f"stored {min(first + step, n)}/{n} papers")
 
 
+def fill_vectors(engine, model_id: str, progress=lambda _msg: None) -> None:
+    """Give every stored paper a random unit vector under `model_id` (encoding 100,000
+    synthetic papers would take hours; loading and holding vectors costs the same)."""
+    import numpy as np
+    from sqlmodel import Session
+
+    from bot.semantic import to_blob
+    from storage import queries
+
+    rng = np.random.default_rng(20240726)
+    while True:
+        with Session(engine) as session:
+            todo = queries.papers_without_vector(model_id, session=session, limit=5000)
+            if not todo:
+                return
+            vectors = rng.standard_normal((len(todo), 384)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            blobs = [(row[0], to_blob(v)) for row, v in zip(todo, vectors, strict=True)]
+            queries.store_vectors(model_id, blobs, session=session)
+            session.commit()
+        progress(f"stored {len(todo)} more random paper vectors")
+
+
 def sqlite_archive(n: int, progress=lambda _msg: None) -> str:
     """URL of a SQLite database holding the first n synthetic papers (cached)."""
     from storage.db import open_engine, upgrade

@@ -15,6 +15,10 @@ index's token streams are written to a snapshot file in the user's cache directo
 database as always, reuses the tokens of every paper whose title and abstract are
 unchanged, and tokenizes only the rest: the same index in about 2 s. The database stays
 the only source of truth; a missing, stale or damaged snapshot only costs time.
+
+With an encoder (SEMANTIC_MODEL), the archive also holds every stored paper vector
+(`bot.semantic.Semantics`, loaded from `paper_vectors` on first use) and `embed` encodes
+the papers that have none yet.
 """
 
 from __future__ import annotations
@@ -27,13 +31,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bot.embedding import Encoder
 from bot.index import Bm25Index, Doc
+from bot.semantic import Semantics, from_blob, paper_text, to_blob
 from storage import queries
 from storage.models import utcnow
 
@@ -41,6 +47,7 @@ logger = logging.getLogger(__name__)
 SNAPSHOT_MIN_PAPERS = 5000  # smaller archives build in well under a second
 SYNC_SECONDS = 60.0  # how often `sync` looks for papers other processes stored
 SYNC_MARGIN = dt.timedelta(minutes=10)  # clock differences between replicas
+EMBED_BATCH = 64  # papers encoded, then stored, at a time
 
 
 def doc_from_row(paper_id: str, title: str, abstract: str, authors: str, upvotes: int) -> Doc:
@@ -72,12 +79,21 @@ class Archive:
     """The shared index of one database.
 
     `snapshot`: True (the default) for the default path in the user's cache directory,
-    a path, or None for no snapshot.
+    a path, or None for no snapshot. `encoder`: the sentence encoder for matching by
+    meaning (`bot.semantic.load_encoder`), or None to match by words only.
     """
 
-    def __init__(self, engine: Engine, *, snapshot: bool | str | Path | None = True) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        snapshot: bool | str | Path | None = True,
+        encoder: Encoder | None = None,
+    ) -> None:
         self._engine = engine
         self._index: Bm25Index | None = None
+        self._encoder = encoder
+        self._semantics: Semantics | None = None
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._savers: list[threading.Thread] = []
@@ -111,6 +127,67 @@ class Archive:
                     self._save_later()
             return self._index
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def encoder(self) -> Encoder | None:
+        return self._encoder
+
+    @property
+    def semantics(self) -> Semantics | None:
+        """Every stored paper vector of the encoder (loaded on first use); None without one."""
+        if self._encoder is None:
+            return None
+        with self._lock:
+            if self._semantics is None:
+                semantics = Semantics(self._encoder)
+                with Session(self._engine) as session:
+                    self._load_vectors(
+                        semantics, queries.iter_vectors(semantics.model_id, session=session)
+                    )
+                self._semantics = semantics
+                logger.info("loaded %d paper vectors (%s)", len(semantics), semantics.model_id)
+            return self._semantics
+
+    def _load_vectors(self, semantics: Semantics, rows: Iterable[tuple[str, bytes]]) -> None:
+        dim = semantics.encoder.dim
+        semantics.add((pid, v) for pid, blob in rows if (v := from_blob(blob, dim)) is not None)
+
+    def embed(
+        self,
+        paper_ids: Sequence[str] | None = None,
+        *,
+        progress: Callable[[int, int], None] = lambda _done, _total: None,
+    ) -> int:
+        """Encode and store the vectors that `paper_ids` (None: every stored paper) lack.
+
+        Returns how many were encoded; 0 without an encoder. Vectors of `paper_ids` that
+        another process stored are loaded too. `progress(done, total)` follows each batch.
+        """
+        if self._encoder is None:
+            return 0
+        model = self._encoder.model_id
+        semantics = self._semantics
+        with Session(self._engine) as session:
+            todo = queries.papers_without_vector(model, session=session, paper_ids=paper_ids)
+            if semantics is not None and paper_ids is not None:
+                absent = semantics.missing(paper_ids)
+                self._load_vectors(semantics, queries.vectors_of(model, absent, session=session))
+        for start in range(0, len(todo), EMBED_BATCH):
+            batch = todo[start : start + EMBED_BATCH]
+            vectors = self._encoder.encode([paper_text(title, text) for _, title, text in batch])
+            pairs = [(row[0], vector) for row, vector in zip(batch, vectors, strict=True)]
+            with Session(self._engine) as session:
+                blobs = [(pid, to_blob(vector)) for pid, vector in pairs]
+                queries.store_vectors(model, blobs, session=session)
+                session.commit()
+            if semantics is not None:
+                semantics.add(pairs)
+            progress(start + len(batch), len(todo))
+        return len(todo)
+
     def add(self, docs: Iterable[Doc]) -> None:
         """Index newly stored papers (a known id is replaced); a no-op before the first load."""
         docs = list(docs)
@@ -137,6 +214,11 @@ class Archive:
             self._checked = time.monotonic()
             with Session(self._engine) as session:
                 rows = queries.index_rows_fetched_since(since, session=session)
+                if self._semantics is not None and rows:
+                    ids = [row[0] for row in rows]
+                    model = self._semantics.model_id
+                    vectors = queries.vectors_of(model, ids, session=session)
+                    self._load_vectors(self._semantics, vectors)
             self.add(doc_from_row(*row) for row in rows)
             return len(rows)
 

@@ -18,7 +18,8 @@ Message = tuple[str, list[dict]]
 
 HELP_TOPIC_SYNTAX = (
     "*Topic syntax*\n"
-    "• plain words match anywhere in title or abstract: `contrastive learning`\n"
+    "• plain words match anywhere in title or abstract: `contrastive learning`; a paper "
+    "that mentions them only briefly still comes if its abstract is close in meaning\n"
     '• `"quoted phrase"` must appear as written: `"sparse autoencoders"`\n'
     "• `-word` excludes papers that mention it: `diffusion -audio`\n"
     '• `author:name` only papers by that author: `author:hinton` or `author:"Yann LeCun"`'
@@ -52,7 +53,11 @@ class PaperView:
     project_page: str | None = None
     upvotes: int = 0
     boosted: bool = False
+    semantic: bool = False  # let in on closeness in meaning
     listed_on: dt.date | None = None
+
+
+SEMANTIC_NOTE = "the words appear briefly, but the abstract is close in meaning to the topic"
 
 
 def paper_url(paper_id: str) -> str:
@@ -92,6 +97,8 @@ def why_line(paper: PaperView) -> str:
         return ""
     terms = ", ".join(f"_{escape(t)}_" for t in paper.terms)
     line = f"Matched *{escape(paper.topic)}*" + (f" on {terms}" if terms else "")
+    if paper.semantic:
+        line += f" · {SEMANTIC_NOTE}"
     if paper.boosted:
         line += " · lifted by this channel's reactions"
     return line
@@ -124,6 +131,8 @@ def paper_plain_text(paper: PaperView) -> str:
     if paper.topic:
         terms = ", ".join(paper.terms)
         lines.append(f"  why: {paper.topic}" + (f" ({terms})" if terms else ""))
+        if paper.semantic:
+            lines.append(f"  {SEMANTIC_NOTE}")
         if paper.boosted:
             lines.append("  lifted by this channel's reactions")
     if paper.summary:

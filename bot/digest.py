@@ -15,11 +15,12 @@ Called by `bot.jobs` (scheduler, CLI) and tests.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from slack_sdk import WebClient
@@ -30,7 +31,7 @@ from bot.archive import Archive
 from bot.blocks import PaperView, digest_parent, paper_message
 from bot.delivery import CHANNEL_ERRORS, DeliveryReport, Outbox, Post, deliver
 from bot.index import Bm25Index
-from bot.ranking import Match, TopicError, match_topics, parse_topic
+from bot.ranking import Closeness, Match, TopicError, match_topics, parse_topic
 from bot.settings import Settings
 from bot.summary import summarize
 from storage import queries
@@ -79,7 +80,14 @@ def make_view(paper: Paper, index: Bm25Index | None = None, **why) -> PaperView:
 
 def _views(matches: Sequence[Match], papers: dict[str, Paper], index: Bm25Index) -> list[PaperView]:
     return [
-        make_view(papers[m.paper_id], index, topic=m.topic, terms=m.terms, boosted=m.boosted)
+        make_view(
+            papers[m.paper_id],
+            index,
+            topic=m.topic,
+            terms=m.terms,
+            boosted=m.boosted,
+            semantic=m.semantic,
+        )
         for m in matches
     ]
 
@@ -99,6 +107,7 @@ def plan_channel(
     *,
     limit: int,
     extra_terms: dict[str, float] | None = None,
+    semantics: Closeness | None = None,
 ) -> list[Match]:
     parsed = []
     for text in topics:
@@ -115,7 +124,17 @@ def plan_channel(
         limit=limit,
         extra_terms=extra_terms,
         popularity={p.id: p.upvotes for p in candidates},
+        semantics=semantics,
     )
+
+
+def _topic_words(topics: Iterable[str]) -> list[str]:
+    """What the sentence encoder reads of each topic that parses."""
+    words = []
+    for text in topics:
+        with contextlib.suppress(TopicError):
+            words.append(parse_topic(text).words)
+    return words
 
 
 def preview(
@@ -123,7 +142,14 @@ def preview(
 ) -> ChannelPlan:
     """What a channel following `topics` would get today (nothing stored, nothing sent)."""
     candidates = recent_candidates(today, settings.digest_lookback_days, set(), session=session)
-    matches = plan_channel(archive.index, topics, candidates, limit=settings.digest_max_papers)
+    archive.embed([p.id for p in candidates])
+    matches = plan_channel(
+        archive.index,
+        topics,
+        candidates,
+        limit=settings.digest_max_papers,
+        semantics=archive.semantics,
+    )
     views = _views(matches, {p.id: p for p in candidates}, archive.index)
     return ChannelPlan("", "", list(topics), views)
 
@@ -143,7 +169,12 @@ def _plan_today(
         archive.index, team_id, channel_id, settings=settings, session=session
     )
     matches = plan_channel(
-        archive.index, topics, candidates, limit=settings.digest_max_papers, extra_terms=extra
+        archive.index,
+        topics,
+        candidates,
+        limit=settings.digest_max_papers,
+        extra_terms=extra,
+        semantics=archive.semantics,
     )
     return matches, {p.id: p for p in candidates}
 
@@ -163,6 +194,11 @@ def run_digest(
     summary = DigestSummary(day=today)
     channels = queries.subscribed_channels(session=session, channel_id=channel)
     summary.channels = len(channels)
+    if channels and archive.semantics is not None:
+        # Every candidate paper and topic is encoded once, in batches, before planning.
+        start = today - dt.timedelta(days=settings.digest_lookback_days)
+        archive.embed(queries.paper_ids_listed_since(start, session=session))
+        archive.semantics.warm(_topic_words(s.topic for subs in channels.values() for s in subs))
     if dry_run:
         for (team_id, channel_id), subs in channels.items():
             topics = [s.topic for s in subs]
@@ -236,6 +272,7 @@ def _delivery_row(match: Match) -> dict:
         "topic": match.topic[:200],
         "terms": ", ".join(match.terms)[:500],
         "boosted": match.boosted,
+        "semantic": match.semantic,
     }
 
 
@@ -259,6 +296,7 @@ def _outbox(session: Session, archive: Archive, digest: Digest) -> Outbox:
             topic=delivery.topic,
             terms=[t for t in delivery.terms.split(", ") if t],
             boosted=delivery.boosted,
+            semantic=delivery.semantic,
         )
         box.posts.append(Post(key=delivery, render=lambda v=view: paper_message(v)))
     return box

@@ -90,6 +90,7 @@ def fetch_days(
                 doc_from_row(p.id, p.title, p.abstract, "\n".join(p.authors), p.upvotes)
                 for p in result.papers
             )
+            archive.embed([p.id for p in result.papers])
         summary.days += 1
         summary.new += new
         summary.updated += updated

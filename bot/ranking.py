@@ -47,6 +47,16 @@ something the archive lacks ("quantum error correction") passes nothing. Nothing
 on the day's batch, so a day with nothing relevant posts nothing. Quoted phrases,
 `-exclusions` and `author:` are hard filters on top.
 
+Closeness in meaning (`semantics`, see `bot.semantic`). Words miss papers that name their
+subject once, in passing: their score stays under MIN_SCORE although the abstract is about
+the topic. So a paper that has the topic's words (coverage as above) and scores at least
+NEAR_SCORE (0.3: about each word once) also passes when its closeness z-score is at least
+MIN_CLOSENESS (2.5: closer to the topic than about 99% of the archive, if cosines were
+normal). Closeness confirms faint words; it never stands in for missing ones, so the
+coverage rule keeps channels on topics the archive lacks empty. It also moves the score of
+every paper it looks at by SEMANTIC_WEIGHT x z / 3, at most +-SEMANTIC_WEIGHT (0.1), which
+orders papers of similar wording by meaning; papers without a vector keep their score.
+
 The index itself (layout, snapshot, speed) is `bot.index.Bm25Index`.
 
 Ordering among the papers that pass: by score, with two bounded adjustments that never
@@ -66,7 +76,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -81,10 +91,14 @@ from bot.text import (
 __all__ = [
     "FEEDBACK_WEIGHT",
     "MAX_TOPIC_CHARS",
+    "MIN_CLOSENESS",
     "MIN_COVERAGE",
     "MIN_SCORE",
+    "NEAR_SCORE",
     "POPULARITY_WEIGHT",
     "PROXIMITY_WEIGHT",
+    "SEMANTIC_WEIGHT",
+    "Closeness",
     "Match",
     "Topic",
     "TopicError",
@@ -102,6 +116,9 @@ MIN_COVERAGE = 0.7  # share of the topic's IDF mass present in the paper
 FEEDBACK_WEIGHT = 0.25  # most that feedback expansion terms can move a score
 BOOSTED_SHIFT = FEEDBACK_WEIGHT / 3  # a lift this large is shown in the reply
 POPULARITY_WEIGHT = 0.02  # most that upvotes can move a score (orders near-ties only)
+NEAR_SCORE = 0.3  # a paper this close to MIN_SCORE may pass on closeness in meaning
+MIN_CLOSENESS = 2.5  # ... if its closeness z-score to the topic is at least this
+SEMANTIC_WEIGHT = 0.1  # most that closeness in meaning moves a score (z of +-3 or beyond)
 MAX_TOPIC_CHARS = 200
 MAX_MATCH_TERMS = 5
 MAX_FEEDBACK_TERMS = 2
@@ -118,7 +135,8 @@ class Topic:
     `terms` are the stems scored with BM25 (including the words of quoted phrases);
     `phrases` must each occur contiguously (stopwords aside) in title or abstract;
     `excluded` stems drop any paper containing one; `authors` must each match, as a
-    case- and accent-insensitive substring, one of the paper's author names.
+    case- and accent-insensitive substring, one of the paper's author names; `words` is
+    what a sentence encoder reads.
     """
 
     text: str
@@ -126,6 +144,7 @@ class Topic:
     phrases: tuple[tuple[str, ...], ...] = ()
     excluded: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
+    words: str = ""  # the topic's own words as typed, without -exclusions or author:
 
 
 @dataclass(frozen=True)
@@ -137,6 +156,15 @@ class Match:
     topic: str
     terms: tuple[str, ...]
     boosted: bool = False  # team feedback lifted it noticeably
+    semantic: bool = False  # passed on closeness in meaning, its words being faint
+
+
+class Closeness(Protocol):
+    """Closeness in meaning of papers to a text (`bot.semantic.Semantics`)."""
+
+    def closeness(self, text: str, paper_ids: Sequence[str]) -> np.ndarray:
+        """A z-score per paper (higher: closer than most of the archive); NaN if unknown."""
+        ...
 
 
 # --------------------------------------------------------------------------- topics
@@ -181,6 +209,7 @@ def parse_topic(text: str) -> Topic:
     phrases: list[tuple[str, ...]] = []
     excluded: list[str] = []
     authors: list[str] = []
+    plain: list[str] = []
     for part in _TOPIC_PART_RE.finditer(balanced):
         words = part.group("quoted") if part.group("word") is None else part.group("word")
         negated = part.group("neg") is not None
@@ -201,6 +230,7 @@ def parse_topic(text: str) -> Topic:
             continue
         stems = tokenize(words, compounds=False)
         terms.extend(stems)
+        plain.append(words)
         if part.group("quoted") is not None and len(stems) > 1:
             phrases.append(tuple(stems))
     if not terms and not authors:
@@ -214,6 +244,7 @@ def parse_topic(text: str) -> Topic:
         phrases=tuple(dict.fromkeys(phrases)),
         excluded=_unique(excluded),
         authors=_unique(authors),
+        words=" ".join(plain) if terms else "",
     )
 
 
@@ -360,6 +391,7 @@ def match_topics(
     limit: int,
     extra_terms: Mapping[str, float] | None = None,
     popularity: Mapping[str, int] | None = None,
+    semantics: Closeness | None = None,
 ) -> list[Match]:
     """The papers a channel gets among `candidate_ids`, best first, at most `limit`.
 
@@ -368,6 +400,8 @@ def match_topics(
     from team feedback) shifts kept papers' scores by at most FEEDBACK_WEIGHT and never
     decides whether a paper is kept. `popularity` (id -> upvotes, defaulting to the upvotes
     stored in the index) only orders papers whose scores are within POPULARITY_WEIGHT.
+    `semantics` (closeness in meaning) lets in papers between NEAR_SCORE and MIN_SCORE that
+    are at least MIN_CLOSENESS close, and moves kept papers by at most SEMANTIC_WEIGHT.
 
     The candidates' weights come from `index.block`, shared by every channel of a digest
     run: a channel costs its topics' few postings within the candidates, not the archive's.
@@ -378,12 +412,19 @@ def match_topics(
     block = index.block(rows) if len(rows) <= BLOCK_MAX_ROWS else None
     best = np.full(len(rows), -1.0)
     best_topic = np.full(len(rows), -1)
+    by_meaning = np.zeros(len(rows), dtype=bool)
     for number, topic in enumerate(topics):
         scores, coverage, mask = topic_scores(index, topic, rows, block=block)
-        passed = mask & (scores >= MIN_SCORE) & (coverage >= MIN_COVERAGE)
+        eligible = mask & (coverage >= MIN_COVERAGE)
+        passed = eligible & (scores >= MIN_SCORE)
+        near = np.zeros(len(rows), dtype=bool)
+        if semantics is not None and topic.words:
+            scores, near = _with_closeness(index, semantics, topic, rows, scores, eligible)
+        passed |= near
         better = passed & (scores > best)
         best[better] = scores[better]
         best_topic[better] = number
+        by_meaning[better] = near[better]
     kept = np.flatnonzero(best_topic >= 0)
     if not len(kept):
         return []
@@ -413,8 +454,37 @@ def match_topics(
         topic = topics[int(best_topic[kept[i]])]
         terms = _matched_terms(index, kept_ids[i], topic, extra_terms)
         boosted = bool(shift[i] >= BOOSTED_SHIFT)
-        out.append(Match(kept_ids[i], round(float(final[i]), 4), topic.text, terms, boosted))
+        semantic = bool(by_meaning[kept[i]])
+        score = round(float(final[i]), 4)
+        out.append(Match(kept_ids[i], score, topic.text, terms, boosted, semantic))
     return out
+
+
+def _with_closeness(
+    index: Bm25Index,
+    semantics: Closeness,
+    topic: Topic,
+    rows: np.ndarray,
+    scores: np.ndarray,
+    eligible: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores moved by closeness in meaning, rows let in on closeness).
+
+    Only rows with the topic's words (`eligible`) and at least NEAR_SCORE are looked at:
+    the move is SEMANTIC_WEIGHT x z / 3, bounded to +-SEMANTIC_WEIGHT, and a row below
+    MIN_SCORE passes when its z is at least MIN_CLOSENESS. Rows without a vector keep
+    their score.
+    """
+    near = np.zeros(len(rows), dtype=bool)
+    look = np.flatnonzero(eligible & (scores >= NEAR_SCORE))
+    if not len(look):
+        return scores, near
+    z = semantics.closeness(topic.words, index.ids_at(rows[look].tolist()))
+    known = ~np.isnan(z)
+    moved = scores.copy()
+    moved[look[known]] += SEMANTIC_WEIGHT * np.clip(z[known] / 3, -1.0, 1.0)
+    near[look[known]] = (scores[look[known]] < MIN_SCORE) & (z[known] >= MIN_CLOSENESS)
+    return moved, near
 
 
 def _top_rows(values: np.ndarray, depth: int) -> np.ndarray:
@@ -435,13 +505,15 @@ def search(
     *,
     limit: int,
     candidate_ids: Iterable[str] | None = None,
+    semantics: Closeness | None = None,
 ) -> tuple[list[str], list[float]]:
     """BM25 ranking of a query (topic syntax) over the whole index or a subset of ids.
 
     No threshold; papers scoring zero or failing the query's filters are left out. The
     score is the one `match_topics` thresholds (BM25 over its best possible value, with the
-    word-pair proximity term), computed for the RERANK_DEPTH best by plain BM25. Raises
-    TopicError for an unusable query.
+    word-pair proximity term, moved by closeness in meaning when `semantics` is given),
+    computed for the RERANK_DEPTH best by plain BM25. Raises TopicError for an unusable
+    query.
     """
     topic = parse_topic(query)
     rows = _candidate_rows(index, candidate_ids)
@@ -451,7 +523,10 @@ def search(
         top = _top_rows(raw, max(RERANK_DEPTH, limit))
         rows = rows[top]
         coverage = index.coverage(query_terms)[rows]
-        scores, _coverage, mask = _topic_arrays(index, topic, rows, raw[top], coverage)
+        scores, coverage, mask = _topic_arrays(index, topic, rows, raw[top], coverage)
+        if semantics is not None and topic.words:
+            eligible = mask & (coverage >= MIN_COVERAGE)
+            scores = _with_closeness(index, semantics, topic, rows, scores, eligible)[0]
     else:
         scores, _coverage, mask = _topic_arrays(index, topic, rows, None, None)
     keep = np.flatnonzero(mask & (scores > 0))

@@ -14,7 +14,6 @@ import time
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from sqlalchemy import Engine
 
 from bot.app import create_app, make_client
 from bot.archive import Archive
@@ -34,15 +33,21 @@ def health_wrapped(slack_wsgi):
     return app
 
 
-def serve(settings: Settings, engine: Engine, *, host: str, port: int, socket_mode: bool) -> int:
+def serve(settings: Settings, archive: Archive, *, host: str, port: int, socket_mode: bool) -> int:
     started = time.monotonic()
-    archive = Archive(engine)
+    engine = archive.engine
     papers = len(archive.index)
+    semantics = archive.semantics  # loaded now rather than on the first search
     client = make_client(settings)
     app = create_app(settings, client, engine=engine, archive=archive)
     scheduler = start_scheduler(engine=engine, client=client, settings=settings, archive=archive)
     signal.signal(signal.SIGTERM, _stop)  # orchestrators stop with SIGTERM: shut down cleanly
-    logger.info("index ready: %d papers in %.1f s", papers, time.monotonic() - started)
+    logger.info(
+        "index ready: %d papers%s in %.1f s",
+        papers,
+        "" if semantics is None else f", {len(semantics)} vectors",
+        time.monotonic() - started,
+    )
     try:
         if socket_mode:
             logger.info("connecting to Slack over Socket Mode")

@@ -47,6 +47,7 @@ class Settings:
     negative_reactions: frozenset[str] = field(default_factory=lambda: _emoji_set(DEFAULT_NEGATIVE))
     post_interval: float = 1.0  # seconds between two messages to one channel
     log_level: str = "INFO"
+    semantic_model: str = "auto"  # "auto" (the bundled encoder if installed), "off" or a folder
 
     @property
     def tz(self) -> ZoneInfo:
@@ -121,6 +122,14 @@ class Settings:
                 raise SettingsError(f"DIGEST_POST_INTERVAL={raw!r} must be seconds") from None
         if raw := get("LOG_LEVEL"):
             kwargs["log_level"] = raw.upper()
+        if raw := get("SEMANTIC_MODEL"):
+            choice = raw.lower() if raw.lower() in ("auto", "off") else raw
+            if choice not in ("auto", "off") and not Path(choice).is_dir():
+                raise SettingsError(
+                    f"SEMANTIC_MODEL={raw!r} must be auto, off or the folder of a "
+                    "sentence-transformers model (all-MiniLM-L6-v2 layout)"
+                )
+            kwargs["semantic_model"] = choice
         token = kwargs["slack_bot_token"]
         if token and not str(token).startswith("xoxb-"):
             raise SettingsError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")

@@ -42,6 +42,13 @@ def _postgres_available() -> str | None:
     return _pg_error
 
 
+@pytest.fixture(autouse=True)
+def words_only_by_default(monkeypatch):
+    """Tests match by words unless they ask for the sentence encoder (SEMANTIC_MODEL=auto):
+    encoding every sample paper in each of hundreds of fresh databases adds minutes."""
+    monkeypatch.setenv("SEMANTIC_MODEL", "off")
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     if request.param == "sqlite":

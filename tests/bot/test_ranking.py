@@ -66,7 +66,9 @@ def ids_of(matches: list[Match]) -> list[str]:
 
 def test_parse_plain_topic():
     topic = parse_topic("  Contrastive   Learning ")
-    assert topic == Topic(text="Contrastive Learning", terms=("contrast", "learn"))
+    assert topic == Topic(
+        text="Contrastive Learning", terms=("contrast", "learn"), words="Contrastive Learning"
+    )
     assert hash(topic) == hash(parse_topic("Contrastive Learning"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         topic.text = "x"  # type: ignore[misc]
@@ -102,6 +104,12 @@ def test_quoted_phrases():
     assert topic.terms == ("spars", "autoencod", "interpret")
     # Slack turns quotes into smart quotes
     assert parse_topic("“sparse autoencoders”").phrases == (("spars", "autoencod"),)
+
+
+def test_words_for_the_encoder_leave_out_exclusions_and_authors():
+    topic = parse_topic('"sparse autoencoders" -vision author:Olah interpretability')
+    assert topic.words == "sparse autoencoders interpretability"
+    assert parse_topic("author:Hinton").words == ""
 
 
 def test_unbalanced_quotes_are_plain_words():

@@ -35,12 +35,20 @@ def test_env_file_is_read_and_environment_wins(tmp_path):
         ("DIGEST_MAX_PAPERS", "0", "between 1 and 50"),
         ("SLACK_BOT_TOKEN", "xoxp-user", "xoxb-"),
         ("SLACK_APP_TOKEN", "xoxb-wrong", "xapp-"),
+        ("SEMANTIC_MODEL", "/no/such/folder", "auto, off or the folder"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_setting(tmp_path, name, value, message):
     with pytest.raises(SettingsError, match=message) as err:
         Settings.from_env({name: value}, env_file=tmp_path / "none")
     assert name in str(err.value)
+
+
+def test_semantic_model_choices(tmp_path):
+    assert Settings.from_env({}, env_file=tmp_path / "none").semantic_model == "auto"
+    assert Settings.from_env({"SEMANTIC_MODEL": "OFF"}, env_file=None).semantic_model == "off"
+    folder = str(tmp_path)
+    assert Settings.from_env({"SEMANTIC_MODEL": folder}, env_file=None).semantic_model == folder
 
 
 def test_secrets_never_in_repr():

