@@ -140,7 +140,8 @@ def _topic_words(topics: Iterable[str]) -> list[str]:
 def preview(
     session: Session, archive: Archive, settings: Settings, topics: Sequence[str], today: dt.date
 ) -> ChannelPlan:
-    """What a channel following `topics` would get today (nothing stored, nothing sent)."""
+    """What a channel following `topics` would get today (no digest stored, nothing sent;
+    papers without a vector get one)."""
     candidates = recent_candidates(today, settings.digest_lookback_days, set(), session=session)
     archive.embed([p.id for p in candidates])
     matches = plan_channel(
@@ -197,7 +198,8 @@ def run_digest(
     if channels and archive.semantics is not None:
         # Every candidate paper and topic is encoded once, in batches, before planning.
         start = today - dt.timedelta(days=settings.digest_lookback_days)
-        archive.embed(queries.paper_ids_listed_since(start, session=session))
+        if encoded := archive.embed(queries.paper_ids_listed_since(start, session=session)):
+            progress(f"encoded {encoded} papers for matching by meaning")
         archive.semantics.warm(_topic_words(s.topic for subs in channels.values() for s in subs))
     if dry_run:
         for (team_id, channel_id), subs in channels.items():

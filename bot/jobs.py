@@ -82,6 +82,7 @@ def fetch_days(
                 else f"{day}: failed"
             )
             break
+        encoded = 0
         new, updated = queries.upsert_papers(result.papers, session=session)
         queries.record_fetched_day("hf", day, len(result.papers), result.skipped, session=session)
         session.commit()
@@ -90,13 +91,14 @@ def fetch_days(
                 doc_from_row(p.id, p.title, p.abstract, "\n".join(p.authors), p.upvotes)
                 for p in result.papers
             )
-            archive.embed([p.id for p in result.papers])
+            encoded = archive.embed([p.id for p in result.papers])
         summary.days += 1
         summary.new += new
         summary.updated += updated
         summary.skipped += result.skipped
         skipped = f", {result.skipped} unusable items skipped" if result.skipped else ""
-        progress(f"{day}: {len(result.papers)} papers listed, {new} new{skipped}")
+        vectors = f", {encoded} encoded" if encoded else ""
+        progress(f"{day}: {len(result.papers)} papers listed, {new} new{skipped}{vectors}")
     return summary
 
 

@@ -135,6 +135,16 @@ def test_closeness_is_a_z_score_over_the_archive(seed_semantics, seed_vectors, s
     assert np.isnan(seed_semantics.closeness("medical imaging", ["9999.99999"])).all()
 
 
+def test_topics_warmed_in_one_batch_match_topics_encoded_alone(encoder):
+    semantics = Semantics(encoder)
+    topics = ["medical imaging", "contrastive learning", "", "recommender systems"]
+    semantics.warm(topics)
+    for topic in ("medical imaging", "recommender systems"):
+        np.testing.assert_allclose(
+            semantics.topic_vector(topic), encoder.encode([topic])[0], atol=1e-5
+        )
+
+
 def test_too_few_vectors_give_no_closeness(encoder, seed_vectors):
     semantics = Semantics(encoder)
     semantics.add(list(seed_vectors.items())[: MIN_REFERENCE - 1])

@@ -22,6 +22,7 @@ def test_digest_brings_in_a_close_paper_and_explains_why(stack):
     stack.command("subscribe medical imaging", wait="post")
     code, out, err = stack.cli("digest", "--date", DAY)
     assert code == 0, err
+    assert "encoded 70 papers for matching by meaning" in err
     replies = [p for p in stack.slack.posts("C0001") if p.thread_ts]
     by_id = {r.text.rsplit("/", 1)[-1]: r for r in replies}
     # 2407.20024 is about medical image analysis in so many words; 2407.20000 names its
