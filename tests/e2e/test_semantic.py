@@ -60,3 +60,14 @@ def test_embed_backfills_with_progress_and_refuses_when_off(stack):
     assert code == 0, err
     assert "encoded 70/70 papers" in err
     assert out.strip() == "encoded 70 papers; every stored paper has a vector"
+
+
+def test_a_folder_without_a_model_is_one_clear_line(stack, tmp_path):
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    stack.monkeypatch.setenv("SEMANTIC_MODEL", str(empty))
+    code, out, err = stack.cli("search", "contrastive", "learning")
+    assert code == 1 and out == ""
+    lines = [line for line in err.splitlines() if line.startswith("papers-bot:")]
+    assert len(lines) == 1 and f"SEMANTIC_MODEL={empty}" in lines[0]
+    assert "Traceback" not in err
