@@ -16,7 +16,9 @@ Timed: `bot.digest.plan_channel` for every channel, as `run_digest` calls it (to
 over all channels: the first run starts cold (no candidate block, no cached word-pair
 statistics), the second shows the steady state. Side by side: the same channels through the
 unbatched path (every topic scored over the whole archive, as before the candidate block),
-on the first 50 channels, with its results compared to the batched ones.
+on the first 50 channels, with its results compared to the batched ones. Then, when the
+sentence encoder is installed, every channel again with closeness in meaning (the distinct
+topics encoded in one batch, as `run_digest` does, timed apart; random paper vectors).
 """
 
 from __future__ import annotations

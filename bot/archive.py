@@ -16,9 +16,9 @@ database as always, reuses the tokens of every paper whose title and abstract ar
 unchanged, and tokenizes only the rest: the same index in about 2 s. The database stays
 the only source of truth; a missing, stale or damaged snapshot only costs time.
 
-With an encoder (SEMANTIC_MODEL), the archive also holds every stored paper vector
-(`bot.semantic.Semantics`, loaded from `paper_vectors` on first use) and `embed` encodes
-the papers that have none yet.
+With an encoder (SEMANTIC_MODEL), the archive also serves paper vectors
+(`bot.semantic.Semantics`, reading `paper_vectors` as needed) and `embed` encodes the
+papers that have none yet.
 """
 
 from __future__ import annotations
@@ -34,12 +34,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.embedding import Encoder
 from bot.index import Bm25Index, Doc
-from bot.semantic import Semantics, from_blob, paper_text, to_blob
+from bot.semantic import REFERENCE_SIZE, Semantics, from_blob, paper_text, to_blob
 from storage import queries
 from storage.models import utcnow
 
@@ -137,23 +138,32 @@ class Archive:
 
     @property
     def semantics(self) -> Semantics | None:
-        """Every stored paper vector of the encoder (loaded on first use); None without one."""
+        """Paper vectors of the encoder, read from the database as needed; None without one."""
         if self._encoder is None:
             return None
         with self._lock:
             if self._semantics is None:
-                semantics = Semantics(self._encoder)
-                with Session(self._engine) as session:
-                    self._load_vectors(
-                        semantics, queries.iter_vectors(semantics.model_id, session=session)
-                    )
-                self._semantics = semantics
-                logger.info("loaded %d paper vectors (%s)", len(semantics), semantics.model_id)
+                self._semantics = Semantics(self._encoder, fetch=self._fetch_vectors)
+                self._refresh_reference()
             return self._semantics
 
-    def _load_vectors(self, semantics: Semantics, rows: Iterable[tuple[str, bytes]]) -> None:
+    def _fetch_vectors(self, paper_ids: list[str]) -> list[tuple[str, np.ndarray]]:
+        assert self._encoder is not None
+        with Session(self._engine) as session:
+            rows = queries.vectors_of(self._encoder.model_id, paper_ids, session=session)
+        dim = self._encoder.dim
+        return [(pid, v) for pid, blob in rows if (v := from_blob(blob, dim)) is not None]
+
+    def _refresh_reference(self) -> None:
+        """Give the semantics the vectors of the most recent papers as reference sample."""
+        semantics = self._semantics
+        if semantics is None:
+            return
         dim = semantics.encoder.dim
-        semantics.add((pid, v) for pid, blob in rows if (v := from_blob(blob, dim)) is not None)
+        with Session(self._engine) as session:
+            rows = queries.recent_vectors(semantics.model_id, REFERENCE_SIZE, session=session)
+        vectors = [v for _pid, blob in rows if (v := from_blob(blob, dim)) is not None]
+        semantics.set_reference(np.stack(vectors) if vectors else np.zeros((0, dim)))
 
     def embed(
         self,
@@ -163,18 +173,17 @@ class Archive:
     ) -> int:
         """Encode and store the vectors that `paper_ids` (None: every stored paper) lack.
 
-        Returns how many were encoded; 0 without an encoder. Vectors of `paper_ids` that
-        another process stored are loaded too. `progress(done, total)` follows each batch.
+        Returns how many were encoded; 0 without an encoder. `progress(done, total)`
+        follows each batch.
         """
         if self._encoder is None:
             return 0
         model = self._encoder.model_id
         semantics = self._semantics
+        if semantics is not None:
+            semantics.forget_absent()
         with Session(self._engine) as session:
             todo = queries.papers_without_vector(model, session=session, paper_ids=paper_ids)
-            if semantics is not None and paper_ids is not None:
-                absent = semantics.missing(paper_ids)
-                self._load_vectors(semantics, queries.vectors_of(model, absent, session=session))
         for start in range(0, len(todo), EMBED_BATCH):
             batch = todo[start : start + EMBED_BATCH]
             vectors = self._encoder.encode([paper_text(title, text) for _, title, text in batch])
@@ -186,6 +195,8 @@ class Archive:
             if semantics is not None:
                 semantics.add(pairs)
             progress(start + len(batch), len(todo))
+        if todo:
+            self._refresh_reference()
         return len(todo)
 
     def add(self, docs: Iterable[Doc]) -> None:
@@ -214,12 +225,9 @@ class Archive:
             self._checked = time.monotonic()
             with Session(self._engine) as session:
                 rows = queries.index_rows_fetched_since(since, session=session)
-                if self._semantics is not None and rows:
-                    ids = [row[0] for row in rows]
-                    model = self._semantics.model_id
-                    vectors = queries.vectors_of(model, ids, session=session)
-                    self._load_vectors(self._semantics, vectors)
             self.add(doc_from_row(*row) for row in rows)
+            if rows:  # other processes may have encoded them: a newer reference sample
+                self._refresh_reference()
             return len(rows)
 
     def _save_later(self) -> None:

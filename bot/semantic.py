@@ -6,20 +6,23 @@ all-MiniLM-L6-v2) maps a topic and a paper's title + abstract to unit vectors wh
 measures closeness in meaning. Cosines of different topics are not comparable (short
 topics about broad subjects sit closer to everything), so `Semantics.closeness` reports a
 z-score: how many standard deviations a paper's cosine lies above the topic's mean cosine
-over the archive (a fixed, evenly spaced sample of up to `REFERENCE_SIZE` stored papers).
+over the archive (a sample of up to `REFERENCE_SIZE` stored papers).
 `bot.ranking` uses it to confirm papers whose words are there but faint, and to order
 papers that pass; it never lets in a paper without the topic's words.
 
-Vectors are computed once per paper (at fetch, or for the digest's candidates if missing),
-stored as float16 in `paper_vectors` and held here in memory: 768 bytes per paper, about
-77 MB for 100,000 papers. `papers-bot embed` encodes an archive stored before.
+Vectors are computed once per paper (at fetch, or for the digest's candidates if missing)
+and stored as float16 in `paper_vectors` (768 bytes a paper). A running bot holds only the
+reference sample (the `REFERENCE_SIZE` most recent papers) and the vectors it used lately,
+and reads the others from the database when a digest or search needs them.
+`papers-bot embed` encodes an archive stored before.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +34,7 @@ logger = logging.getLogger(__name__)
 REFERENCE_SIZE = 5000  # papers whose cosines give a topic's mean and spread
 MIN_REFERENCE = 50  # below this, closeness is unknown (the spread means nothing yet)
 TOPIC_CACHE = 20_000  # topic vectors kept (a channel's topics are encoded once)
+VECTOR_CACHE = 20_000  # paper vectors an archive keeps in memory (15 MB); others are fetched
 
 
 def load_encoder(choice: str) -> Encoder | None:
@@ -67,13 +71,28 @@ def from_blob(blob: bytes, dim: int) -> np.ndarray | None:
 
 
 class Semantics:
-    """Unit vectors of stored papers, from one encoder; thread-safe."""
+    """Paper vectors of one encoder, and topics' closeness to papers; thread-safe.
 
-    def __init__(self, encoder: Encoder) -> None:
+    Standalone, it holds every vector `add`ed and draws the reference sample from them. With
+    `fetch` (the archive's: vectors by paper id from the database), it keeps at most
+    `cache_size` vectors, the most recently used, fetches the others when asked, and takes
+    the reference sample it is given (`set_reference`): memory stays small however large
+    the archive grows.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        *,
+        fetch: Callable[[list[str]], Iterable[tuple[str, np.ndarray]]] | None = None,
+        cache_size: int = VECTOR_CACHE,
+    ) -> None:
         self.encoder = encoder
-        self._rows: dict[str, int] = {}
-        self._matrix = np.zeros((0, encoder.dim), dtype=np.float16)
-        self._pending: list[tuple[str, np.ndarray]] = []
+        self._fetch = fetch
+        self._cache_size = cache_size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._absent: set[str] = set()  # asked for, and not in the store
+        self._given: np.ndarray | None = None  # the reference sample set_reference gave
         self._reference: np.ndarray | None = None
         self._stats: dict[str, tuple[float, float]] = {}
         self._topics: dict[str, np.ndarray] = {}
@@ -84,41 +103,53 @@ class Semantics:
         return self.encoder.model_id
 
     def __len__(self) -> int:
+        """Vectors held in memory."""
         with self._lock:
-            self._settle()
-            return len(self._rows)
-
-    def __contains__(self, paper_id: object) -> bool:
-        with self._lock:
-            self._settle()
-            return paper_id in self._rows
-
-    def missing(self, paper_ids: Iterable[str]) -> list[str]:
-        with self._lock:
-            self._settle()
-            return [pid for pid in dict.fromkeys(paper_ids) if pid not in self._rows]
+            return len(self._vectors)
 
     def add(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        """Hold paper vectors (a known id is replaced); cheap, merged on next use."""
+        """Hold paper vectors (a known id is replaced)."""
         with self._lock:
-            self._pending.extend((pid, np.asarray(v, dtype=np.float16)) for pid, v in items)
+            for pid, vector in items:
+                self._vectors[pid] = np.asarray(vector, dtype=np.float16)
+                self._vectors.move_to_end(pid)
+                self._absent.discard(pid)
+            self._trim()
+            if self._given is None:
+                self._reference, self._stats = None, {}
 
-    def _settle(self) -> None:
-        """Merge pending vectors into the matrix (under the lock)."""
-        if not self._pending:
-            return
-        fresh: dict[str, np.ndarray] = {}
-        for pid, vector in self._pending:
-            if pid in self._rows:
-                self._matrix[self._rows[pid]] = vector
-            else:
-                fresh[pid] = vector
-        self._pending = []
-        if fresh:
-            start = len(self._rows)
-            self._rows.update((pid, start + i) for i, pid in enumerate(fresh))
-            self._matrix = np.concatenate([self._matrix, np.stack(list(fresh.values()))])
-        self._reference, self._stats = None, {}
+    def forget_absent(self) -> None:
+        """Ask the store again for papers it lacked (another process may have added them)."""
+        with self._lock:
+            self._absent.clear()
+
+    def set_reference(self, vectors: np.ndarray) -> None:
+        """The archive sample that topics' mean and spread come from."""
+        with self._lock:
+            self._given = self._reference = np.asarray(vectors, dtype=np.float32)
+            self._stats = {}
+
+    def vectors(self, paper_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The vectors of those papers that have one (held, or fetched from the store)."""
+        with self._lock:
+            found = {pid: self._vectors[pid] for pid in paper_ids if pid in self._vectors}
+            wanted = [
+                p for p in dict.fromkeys(paper_ids) if p not in found and p not in self._absent
+            ]
+            for pid in found:
+                self._vectors.move_to_end(pid)
+        if wanted and self._fetch is not None:
+            fetched = dict(self._fetch(wanted))
+            with self._lock:
+                self._absent.update(pid for pid in wanted if pid not in fetched)
+            self.add(fetched.items())
+            found.update((pid, np.asarray(v, dtype=np.float16)) for pid, v in fetched.items())
+        return found
+
+    def _trim(self) -> None:
+        if self._fetch is not None:
+            while len(self._vectors) > self._cache_size:
+                self._vectors.popitem(last=False)
 
     def warm(self, texts: Iterable[str]) -> None:
         """Encode the topics not seen yet in one batch (much faster than one at a time)."""
@@ -138,32 +169,44 @@ class Semantics:
         return vector if vector is not None else self.encoder.encode([text])[0]
 
     def closeness(self, text: str, paper_ids: Sequence[str]) -> np.ndarray:
-        """z-score of each paper's cosine to `text` against the archive sample; NaN for a
-        paper without a vector, and for all when fewer than MIN_REFERENCE are stored."""
+        """z-score of each paper's cosine to `text` against the reference sample; NaN for a
+        paper without a vector, and for all while the sample has fewer than MIN_REFERENCE."""
         out = np.full(len(paper_ids), np.nan)
         if not text.strip() or not len(paper_ids):
             return out
         query = self.topic_vector(text)
-        with self._lock:
-            self._settle()
-            if len(self._rows) < MIN_REFERENCE:
-                return out
-            mean, spread = self._topic_stats(text, query)
-            at = [(i, self._rows[pid]) for i, pid in enumerate(paper_ids) if pid in self._rows]
-            if not at or spread <= 0:
-                return out
-            positions, rows = (np.array(x) for x in zip(*at, strict=True))
-            cosines = self._matrix[rows].astype(np.float32) @ query
-        out[positions] = (cosines - mean) / spread
+        stats = self._topic_stats(text, query)
+        if stats is None:
+            return out
+        mean, spread = stats
+        found = self.vectors(paper_ids)
+        at = [i for i, pid in enumerate(paper_ids) if pid in found]
+        if at:
+            matrix = np.stack([found[paper_ids[i]] for i in at]).astype(np.float32)
+            out[at] = (matrix @ query - mean) / spread
         return out
 
-    def _topic_stats(self, text: str, query: np.ndarray) -> tuple[float, float]:
+    def _topic_stats(self, text: str, query: np.ndarray) -> tuple[float, float] | None:
         """Mean and standard deviation of the topic's cosine over the reference sample."""
-        if text not in self._stats:
-            if self._reference is None:
-                n = len(self._rows)
-                picks = np.linspace(0, n - 1, min(n, REFERENCE_SIZE)).astype(np.int64)
-                self._reference = self._matrix[np.unique(picks)].astype(np.float32)
-            cosines = self._reference @ query
-            self._stats[text] = (float(cosines.mean()), float(cosines.std()))
-        return self._stats[text]
+        with self._lock:
+            if text not in self._stats:
+                reference = self._reference_sample()
+                if len(reference) < MIN_REFERENCE:
+                    return None
+                cosines = reference @ query
+                self._stats[text] = (float(cosines.mean()), float(cosines.std()))
+            mean, spread = self._stats[text]
+        return (mean, spread) if spread > 0 else None
+
+    def _reference_sample(self) -> np.ndarray:
+        """The given sample, else up to REFERENCE_SIZE evenly spaced held vectors."""
+        if self._reference is None:
+            held = list(self._vectors.values())
+            picks = np.unique(np.linspace(0, len(held) - 1, min(len(held), REFERENCE_SIZE)))
+            rows = [held[int(i)] for i in picks] if held else []
+            self._reference = (
+                np.stack(rows).astype(np.float32)
+                if rows
+                else np.zeros((0, self.encoder.dim), np.float32)
+            )
+        return self._reference

@@ -171,10 +171,10 @@ def store_vectors(model: str, vectors: Sequence[tuple[str, bytes]], *, session: 
     session.flush()
 
 
-def iter_vectors(model: str, *, session: Session, batch: int = 5000):
-    """(paper id, vector bytes) of every paper encoded by `model`, streamed."""
+def recent_vectors(model: str, limit: int, *, session: Session) -> list[tuple]:
+    """(paper id, vector bytes) of the `limit` newest papers (by id) encoded by `model`."""
     stmt = select(PaperVector.paper_id, PaperVector.vector).where(PaperVector.model == model)
-    yield from session.exec(stmt.order_by(PaperVector.paper_id).execution_options(yield_per=batch))
+    return list(session.exec(stmt.order_by(col(PaperVector.paper_id).desc()).limit(limit)))
 
 
 def vectors_of(model: str, paper_ids: Sequence[str], *, session: Session) -> list[tuple]:

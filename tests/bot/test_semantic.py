@@ -26,7 +26,7 @@ from bot.ranking import (
     search,
     topic_scores,
 )
-from bot.semantic import MIN_REFERENCE, Semantics, from_blob, load_encoder, to_blob
+from bot.semantic import MIN_REFERENCE, Semantics, from_blob, load_encoder, paper_text, to_blob
 from bot.sources import PaperRecord
 from storage import queries
 from tests.bot.test_archive import records
@@ -188,8 +188,9 @@ def test_load_encoder_choices(tmp_path):
 # --------------------------------------------------------------------------- the archive
 
 
-def test_archive_encodes_each_paper_once_and_reloads_vectors(engine, encoder, seed_docs):
+def test_archive_encodes_each_paper_once_and_reads_vectors_back(engine, encoder, seed_docs):
     docs = seed_docs[:12]
+    ids = [d.id for d in docs]
     with Session(engine) as session:
         queries.upsert_papers(records(docs), session=session)
         session.commit()
@@ -198,11 +199,16 @@ def test_archive_encodes_each_paper_once_and_reloads_vectors(engine, encoder, se
     assert archive.embed(progress=lambda done, total: seen.append((done, total))) == 12
     assert seen[-1] == (12, 12)
     assert archive.embed() == 0
-    assert len(archive.semantics) == 12
+    # 12 papers are too few to say what is unusually close
+    assert np.isnan(archive.semantics.closeness("contrastive learning", ids)).all()
 
     fresh = Archive(engine, snapshot=None, encoder=encoder)
-    assert len(fresh.semantics) == 12  # loaded from the database, not encoded again
-    assert fresh.embed([d.id for d in docs]) == 0
+    assert len(fresh.semantics) == 0  # nothing read until asked
+    stored = fresh.semantics.vectors(ids)
+    assert sorted(stored) == sorted(ids)
+    expected = encoder.encode([paper_text(docs[0].title, docs[0].abstract)])[0]
+    assert float(stored[ids[0]].astype(np.float32) @ expected) > 0.9999
+    assert fresh.embed(ids) == 0
 
     # A paper whose abstract changes is encoded again; one whose upvotes change is not.
     changed = records(docs[:2])
@@ -211,28 +217,47 @@ def test_archive_encodes_each_paper_once_and_reloads_vectors(engine, encoder, se
     with Session(engine) as session:
         queries.upsert_papers(changed, session=session)
         session.commit()
-        assert [
-            row[0] for row in queries.papers_without_vector(encoder.model_id, session=session)
-        ] == [docs[0].id]
-    assert fresh.embed([d.id for d in docs]) == 1
+        missing = queries.papers_without_vector(encoder.model_id, session=session)
+        assert [row[0] for row in missing] == [docs[0].id]
+    assert fresh.embed(ids) == 1
     assert Archive(engine, snapshot=None).embed() == 0  # without an encoder: nothing
 
 
-def test_archive_picks_up_vectors_another_process_stored(engine, encoder, seed_docs):
+def test_archive_sees_vectors_another_process_stored(engine, encoder, seed_docs):
     docs = seed_docs[:6]
+    ids = [d.id for d in docs]
     with Session(engine) as session:
-        queries.upsert_papers(records(docs[:3]), session=session)
+        queries.upsert_papers(records(docs), session=session)
         session.commit()
     ours = Archive(engine, snapshot=None, encoder=encoder)
-    ours.embed()
-    assert len(ours.semantics) == 3
     theirs = Archive(engine, snapshot=None, encoder=encoder)
-    with Session(engine) as session:
-        queries.upsert_papers(records(docs[3:]), session=session)
-        session.commit()
-    assert theirs.embed([d.id for d in docs[3:]]) == 3
-    assert ours.embed([d.id for d in docs]) == 0  # nothing to encode: loaded instead
-    assert ours.semantics.missing([d.id for d in docs]) == []
+    assert theirs.embed(ids[:3]) == 3
+    assert sorted(ours.semantics.vectors(ids)) == ids[:3]
+    assert theirs.embed(ids[3:]) == 3
+    assert sorted(ours.semantics.vectors(ids)) == ids[:3]  # known absent: not asked again
+    assert ours.embed(ids) == 0  # nothing to encode; the next read asks the database again
+    assert sorted(ours.semantics.vectors(ids)) == ids
+
+
+def test_semantics_with_a_store_keeps_few_vectors_and_a_given_reference(encoder, seed_vectors):
+    asked = []
+
+    def fetch(wanted):
+        asked.append(list(wanted))
+        return [(pid, seed_vectors[pid]) for pid in wanted if pid in seed_vectors]
+
+    semantics = Semantics(encoder, fetch=fetch, cache_size=5)
+    ids = list(seed_vectors)
+    assert np.isnan(semantics.closeness("contrastive learning", ids[:8])).all()  # no sample yet
+    semantics.set_reference(np.stack([seed_vectors[i] for i in ids]))
+    z = semantics.closeness("contrastive learning", [*ids[:8], "0000.00000"])
+    assert not np.isnan(z[:8]).any() and np.isnan(z[8])
+    assert asked == [[*ids[:8], "0000.00000"]]
+    assert len(semantics) == 5  # the 5 most recently used
+    semantics.closeness("contrastive learning", ids[3:8])
+    assert len(asked) == 1  # all held: no second read
+    semantics.set_reference(np.stack([seed_vectors[i] for i in ids[: MIN_REFERENCE - 1]]))
+    assert np.isnan(semantics.closeness("contrastive learning", ids[:3])).all()
 
 
 # --------------------------------------------------------------------------- replies
