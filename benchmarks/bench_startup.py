@@ -228,11 +228,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--backends", default="sqlite,postgres")
     args = parser.parse_args()
-    from bot.embedding import Encoder, bundled_model_dir
     from tests.fakes.slack_api import FakeSlack
 
-    folder = bundled_model_dir()  # with the encoder installed, `run` loads it and the vectors
-    encoder_id = Encoder.load(folder).model_id if folder else None
+    encoder_id = synthetic.encoder_id()  # with the encoder installed, `run` loads it
     results, skipped = [], []
     with FakeSlack() as slack:
         for backend in args.backends.split(","):
@@ -249,12 +247,6 @@ def main() -> int:
                 if url is None:
                     skipped.append(f"PostgreSQL (not reachable at {synthetic.postgres_base()})")
                     continue
-            if encoder_id:
-                from storage.db import open_engine
-
-                engine = open_engine(url)
-                synthetic.fill_vectors(engine, encoder_id, progress)
-                engine.dispose()
             print(f"startup: {name}, {args.papers:,} papers", file=sys.stderr, flush=True)
             results.append((name, args.papers, measure(url, slack.base_url, args.runs)))
     common.write_result("startup", report(results, skipped, encoder_id))

@@ -327,15 +327,27 @@ def _fill(engine, n: int, progress) -> None:
         progress(f"stored {min(first + step, n)}/{n} papers")
 
 
-def fill_vectors(engine, model_id: str, progress=lambda _msg: None) -> None:
-    """Give every stored paper a random unit vector under `model_id` (encoding 100,000
-    synthetic papers would take hours; loading and holding vectors costs the same)."""
+def encoder_id() -> str | None:
+    """The model id of the bundled sentence encoder, None if it is not installed."""
+    from bot.embedding import Encoder, bundled_model_dir
+
+    folder = bundled_model_dir()
+    return Encoder.load(folder).model_id if folder else None
+
+
+def fill_vectors(engine, progress=lambda _msg: None) -> None:
+    """With the encoder installed, give every stored paper a random unit vector under its
+    model id (encoding 100,000 synthetic papers would take hours; storing, reading and
+    scoring vectors costs the same)."""
     import numpy as np
     from sqlmodel import Session
 
     from bot.semantic import to_blob
     from storage import queries
 
+    model_id = encoder_id()
+    if model_id is None:
+        return
     rng = np.random.default_rng(20240726)
     while True:
         with Session(engine) as session:
@@ -359,6 +371,7 @@ def sqlite_archive(n: int, progress=lambda _msg: None) -> str:
     engine = open_engine(url)
     upgrade(engine)
     _fill(engine, n, progress)
+    fill_vectors(engine, progress)
     engine.dispose()
     return url
 
@@ -383,5 +396,6 @@ def postgres_archive(n: int, progress=lambda _msg: None, base: str = POSTGRES_UR
     engine = open_engine(url)
     upgrade(engine)
     _fill(engine, n, progress)
+    fill_vectors(engine, progress)
     engine.dispose()
     return url

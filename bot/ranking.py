@@ -525,7 +525,11 @@ def search(
         coverage = index.coverage(query_terms)[rows]
         scores, coverage, mask = _topic_arrays(index, topic, rows, raw[top], coverage)
         if semantics is not None and topic.words:
-            eligible = mask & (coverage >= MIN_COVERAGE)
+            # Closeness moves a score by at most SEMANTIC_WEIGHT, so only papers within
+            # twice that of the page's last lexical score can enter or leave the page.
+            listed = scores[mask & (scores > 0)]
+            cut = -np.partition(-listed, limit - 1)[limit - 1] if 0 < limit <= len(listed) else 0
+            eligible = mask & (coverage >= MIN_COVERAGE) & (scores >= cut - 2 * SEMANTIC_WEIGHT)
             scores = _with_closeness(index, semantics, topic, rows, scores, eligible)[0]
     else:
         scores, _coverage, mask = _topic_arrays(index, topic, rows, None, None)

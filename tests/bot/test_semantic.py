@@ -169,6 +169,17 @@ def test_the_encoder_brings_in_a_medical_paper_that_names_its_field_once(
     assert "2407.20000" in ranked
 
 
+@pytest.mark.parametrize(
+    "query", ["contrastive learning", "medical imaging", "recommender systems", "noisy labels"]
+)
+def test_search_pages_are_the_same_as_the_full_ranking_cut(seed_index, seed_semantics, query):
+    """Search looks up closeness only near the page's cut; that changes no page."""
+    full, full_scores = search(seed_index, query, limit=70, semantics=seed_semantics)
+    for limit in (1, 3, 5):
+        page, scores = search(seed_index, query, limit=limit, semantics=seed_semantics)
+        assert page == full[:limit] and scores == full_scores[:limit]
+
+
 def test_vectors_survive_storage_as_float16(seed_vectors):
     vector = next(iter(seed_vectors.values()))
     back = from_blob(to_blob(vector), len(vector))
