@@ -11,9 +11,7 @@ seeded RNG into 10,000 and 100,000 papers, stored in a real database. Each measu
 in a fresh worker process:
 
 - served: `bot.archive.Archive` builds the index from the database, as `papers-bot run`
-  does (no snapshot: every abstract tokenized; with the sentence encoder when installed,
-  the papers' vectors being random, see `synthetic.fill_vectors`), then
-  `bot.search.search_papers` answers
+  does (no snapshot: every abstract tokenized), then `bot.search.search_papers` answers
   the fixed queries (`synthetic.queries()`: the eight graded topics and 44 realistic
   searches, some with topic syntax) exactly as `/papers search` does, database look-up of
   the page included, Slack excluded. "first" is each query's first run after the build
@@ -64,14 +62,13 @@ def served_worker(n: int, url: str, reps: int) -> dict:
     from bot.archive import Archive
     from bot.index import Doc
     from bot.search import search_papers
-    from bot.semantic import load_encoder
     from storage.db import open_engine
 
     engine = open_engine(url)
     today = synthetic.day_of(n - 1)
     queries = synthetic.queries()
     rss_start = common.rss_mb()
-    archive = Archive(engine, snapshot=None, encoder=load_encoder("auto"))
+    archive = Archive(engine, snapshot=None)
     started = time.perf_counter()
     index = archive.index
     build_s = time.perf_counter() - started

@@ -505,15 +505,14 @@ def search(
     *,
     limit: int,
     candidate_ids: Iterable[str] | None = None,
-    semantics: Closeness | None = None,
 ) -> tuple[list[str], list[float]]:
     """BM25 ranking of a query (topic syntax) over the whole index or a subset of ids.
 
     No threshold; papers scoring zero or failing the query's filters are left out. The
     score is the one `match_topics` thresholds (BM25 over its best possible value, with the
-    word-pair proximity term, moved by closeness in meaning when `semantics` is given),
-    computed for the RERANK_DEPTH best by plain BM25. Raises TopicError for an unusable
-    query.
+    word-pair proximity term; words only: closeness in meaning would cost an encoder pass
+    per new query and a vector read per hit, more than a search's whole budget), computed
+    for the RERANK_DEPTH best by plain BM25. Raises TopicError for an unusable query.
     """
     topic = parse_topic(query)
     rows = _candidate_rows(index, candidate_ids)
@@ -523,14 +522,7 @@ def search(
         top = _top_rows(raw, max(RERANK_DEPTH, limit))
         rows = rows[top]
         coverage = index.coverage(query_terms)[rows]
-        scores, coverage, mask = _topic_arrays(index, topic, rows, raw[top], coverage)
-        if semantics is not None and topic.words:
-            # Closeness moves a score by at most SEMANTIC_WEIGHT, so only papers within
-            # twice that of the page's last lexical score can enter or leave the page.
-            listed = scores[mask & (scores > 0)]
-            cut = -np.partition(-listed, limit - 1)[limit - 1] if 0 < limit <= len(listed) else 0
-            eligible = mask & (coverage >= MIN_COVERAGE) & (scores >= cut - 2 * SEMANTIC_WEIGHT)
-            scores = _with_closeness(index, semantics, topic, rows, scores, eligible)[0]
+        scores, _coverage, mask = _topic_arrays(index, topic, rows, raw[top], coverage)
     else:
         scores, _coverage, mask = _topic_arrays(index, topic, rows, None, None)
     keep = np.flatnonzero(mask & (scores > 0))

@@ -72,11 +72,7 @@ def search_papers(
         if not candidates:
             return SearchPage(query, [], offset, False)
     ids, scores = ranking.search(
-        archive.index,
-        text,
-        limit=offset + limit + 1,
-        candidate_ids=candidates,
-        semantics=archive.semantics,
+        archive.index, text, limit=offset + limit + 1, candidate_ids=candidates
     )
     page_ids = list(ids[offset : offset + limit])
     papers = queries.get_papers(page_ids, session=session)

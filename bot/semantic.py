@@ -13,7 +13,7 @@ papers that pass; it never lets in a paper without the topic's words.
 Vectors are computed once per paper (at fetch, or for the digest's candidates if missing)
 and stored as float16 in `paper_vectors` (768 bytes a paper). A running bot holds only the
 reference sample (the `REFERENCE_SIZE` most recent papers) and the vectors it used lately,
-and reads the others from the database when a digest or search needs them.
+and reads the others from the database when a digest needs them.
 `papers-bot embed` encodes an archive stored before.
 """
 

@@ -23,7 +23,6 @@ from bot.ranking import (
     SEMANTIC_WEIGHT,
     match_topics,
     parse_topic,
-    search,
     topic_scores,
 )
 from bot.semantic import MIN_REFERENCE, Semantics, from_blob, load_encoder, paper_text, to_blob
@@ -165,19 +164,6 @@ def test_the_encoder_brings_in_a_medical_paper_that_names_its_field_once(
     both = match_topics(seed_index, topic, seed_index.ids, limit=10, semantics=seed_semantics)
     semantic = {m.paper_id for m in both if m.semantic}
     assert semantic == {"2407.20000"}
-    ranked, _ = search(seed_index, "medical imaging", limit=3, semantics=seed_semantics)
-    assert "2407.20000" in ranked
-
-
-@pytest.mark.parametrize(
-    "query", ["contrastive learning", "medical imaging", "recommender systems", "noisy labels"]
-)
-def test_search_pages_are_the_same_as_the_full_ranking_cut(seed_index, seed_semantics, query):
-    """Search looks up closeness only near the page's cut; that changes no page."""
-    full, full_scores = search(seed_index, query, limit=70, semantics=seed_semantics)
-    for limit in (1, 3, 5):
-        page, scores = search(seed_index, query, limit=limit, semantics=seed_semantics)
-        assert page == full[:limit] and scores == full_scores[:limit]
 
 
 def test_vectors_survive_storage_as_float16(seed_vectors):
