@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -74,10 +73,11 @@ class Semantics:
     """Paper vectors of one encoder, and topics' closeness to papers; thread-safe.
 
     Standalone, it holds every vector `add`ed and draws the reference sample from them. With
-    `fetch` (the archive's: vectors by paper id from the database), it keeps at most
-    `cache_size` vectors, the most recently used, fetches the others when asked, and takes
-    the reference sample it is given (`set_reference`): memory stays small however large
-    the archive grows.
+    `fetch` (the archive's: vectors by paper id from the database), it holds at most
+    `cache_size` vectors (the oldest added make room), fetches the others when asked, and
+    takes the reference sample it is given (`set_reference`): memory stays small however
+    large the archive grows. Vectors sit in one float16 matrix, so scoring a topic against
+    a digest's candidates is one lookup and one product.
     """
 
     def __init__(
@@ -90,7 +90,10 @@ class Semantics:
         self.encoder = encoder
         self._fetch = fetch
         self._cache_size = cache_size
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._slot: dict[str, int] = {}  # paper id -> row of _matrix
+        self._ids: list[str] = []  # row -> paper id
+        self._matrix = np.zeros((64, encoder.dim), dtype=np.float16)
+        self._next = 0  # with a store and a full cache: the row to reuse next
         self._absent: set[str] = set()  # asked for, and not in the store
         self._given: np.ndarray | None = None  # the reference sample set_reference gave
         self._reference: np.ndarray | None = None
@@ -105,18 +108,34 @@ class Semantics:
     def __len__(self) -> int:
         """Vectors held in memory."""
         with self._lock:
-            return len(self._vectors)
+            return len(self._slot)
 
     def add(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
         """Hold paper vectors (a known id is replaced)."""
         with self._lock:
             for pid, vector in items:
-                self._vectors[pid] = np.asarray(vector, dtype=np.float16)
-                self._vectors.move_to_end(pid)
+                row = self._row_for(pid)  # may grow the matrix
+                self._matrix[row] = vector
                 self._absent.discard(pid)
-            self._trim()
             if self._given is None:
                 self._reference, self._stats = None, {}
+
+    def _row_for(self, pid: str) -> int:
+        """The matrix row of `pid`, making room for it if new (under the lock)."""
+        row = self._slot.get(pid)
+        if row is not None:
+            return row
+        if self._fetch is not None and len(self._ids) >= self._cache_size:
+            row, self._next = self._next, (self._next + 1) % self._cache_size
+            del self._slot[self._ids[row]]
+            self._ids[row] = pid
+        else:
+            row = len(self._ids)
+            self._ids.append(pid)
+            if row == len(self._matrix):
+                self._matrix = np.concatenate([self._matrix, np.zeros_like(self._matrix)])
+        self._slot[pid] = row
+        return row
 
     def forget_absent(self) -> None:
         """Ask the store again for papers it lacked (another process may have added them)."""
@@ -131,25 +150,27 @@ class Semantics:
 
     def vectors(self, paper_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The vectors of those papers that have one (held, or fetched from the store)."""
+        self._fetch_missing(paper_ids)
         with self._lock:
-            found = {pid: self._vectors[pid] for pid in paper_ids if pid in self._vectors}
+            return {
+                pid: self._matrix[self._slot[pid]].copy() for pid in paper_ids if pid in self._slot
+            }
+
+    def _fetch_missing(self, paper_ids: Sequence[str]) -> None:
+        """Read the vectors not held from the store (none standalone)."""
+        if self._fetch is None:
+            return
+        with self._lock:
             wanted = [
-                p for p in dict.fromkeys(paper_ids) if p not in found and p not in self._absent
+                pid
+                for pid in dict.fromkeys(paper_ids)
+                if pid not in self._slot and pid not in self._absent
             ]
-            for pid in found:
-                self._vectors.move_to_end(pid)
-        if wanted and self._fetch is not None:
+        if wanted:
             fetched = dict(self._fetch(wanted))
             with self._lock:
                 self._absent.update(pid for pid in wanted if pid not in fetched)
             self.add(fetched.items())
-            found.update((pid, np.asarray(v, dtype=np.float16)) for pid, v in fetched.items())
-        return found
-
-    def _trim(self) -> None:
-        if self._fetch is not None:
-            while len(self._vectors) > self._cache_size:
-                self._vectors.popitem(last=False)
 
     def warm(self, texts: Iterable[str]) -> None:
         """Encode the topics not seen yet in one batch (much faster than one at a time)."""
@@ -179,11 +200,12 @@ class Semantics:
         if stats is None:
             return out
         mean, spread = stats
-        found = self.vectors(paper_ids)
-        at = [i for i, pid in enumerate(paper_ids) if pid in found]
-        if at:
-            matrix = np.stack([found[paper_ids[i]] for i in at]).astype(np.float32)
-            out[at] = (matrix @ query - mean) / spread
+        self._fetch_missing(paper_ids)
+        with self._lock:
+            rows = np.array([self._slot.get(pid, -1) for pid in paper_ids], dtype=np.int64)
+            at = np.flatnonzero(rows >= 0)
+            cosines = self._matrix[rows[at]].astype(np.float32) @ query
+        out[at] = (cosines - mean) / spread
         return out
 
     def _topic_stats(self, text: str, query: np.ndarray) -> tuple[float, float] | None:
@@ -201,12 +223,7 @@ class Semantics:
     def _reference_sample(self) -> np.ndarray:
         """The given sample, else up to REFERENCE_SIZE evenly spaced held vectors."""
         if self._reference is None:
-            held = list(self._vectors.values())
-            picks = np.unique(np.linspace(0, len(held) - 1, min(len(held), REFERENCE_SIZE)))
-            rows = [held[int(i)] for i in picks] if held else []
-            self._reference = (
-                np.stack(rows).astype(np.float32)
-                if rows
-                else np.zeros((0, self.encoder.dim), np.float32)
-            )
+            held = len(self._ids)
+            picks = np.unique(np.linspace(0, held - 1, min(held, REFERENCE_SIZE)).astype(int))
+            self._reference = self._matrix[picks].astype(np.float32)
         return self._reference

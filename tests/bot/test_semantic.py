@@ -243,17 +243,28 @@ def test_semantics_with_a_store_keeps_few_vectors_and_a_given_reference(encoder,
         asked.append(list(wanted))
         return [(pid, seed_vectors[pid]) for pid in wanted if pid in seed_vectors]
 
-    semantics = Semantics(encoder, fetch=fetch, cache_size=5)
+    semantics = Semantics(encoder, fetch=fetch, cache_size=10)
     ids = list(seed_vectors)
     assert np.isnan(semantics.closeness("contrastive learning", ids[:8])).all()  # no sample yet
+    assert asked == []  # without a sample nothing is read
     semantics.set_reference(np.stack([seed_vectors[i] for i in ids]))
     z = semantics.closeness("contrastive learning", [*ids[:8], "0000.00000"])
     assert not np.isnan(z[:8]).any() and np.isnan(z[8])
     assert asked == [[*ids[:8], "0000.00000"]]
-    assert len(semantics) == 5  # the 5 most recently used
-    semantics.closeness("contrastive learning", ids[3:8])
-    assert len(asked) == 1  # all held: no second read
-    semantics.set_reference(np.stack([seed_vectors[i] for i in ids[: MIN_REFERENCE - 1]]))
+    semantics.closeness("contrastive learning", [*ids[3:8], "0000.00000"])
+    assert len(asked) == 1  # held, or known to be absent: no second read
+    later = semantics.closeness("contrastive learning", ids[5:15])
+    assert not np.isnan(later).any() and asked[-1] == ids[8:15]
+    assert len(semantics) == 10  # the oldest made room
+    reference = np.stack([seed_vectors[i] for i in ids])
+    cosines = reference @ semantics.topic_vector("contrastive learning")
+    expected = (
+        seed_vectors[ids[14]].astype(np.float16).astype(np.float32)
+        @ semantics.topic_vector("contrastive learning")
+        - cosines.mean()
+    ) / cosines.std()
+    assert later[-1] == pytest.approx(expected, abs=1e-3)
+    semantics.set_reference(reference[: MIN_REFERENCE - 1])
     assert np.isnan(semantics.closeness("contrastive learning", ids[:3])).all()
 
 
