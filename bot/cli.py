@@ -335,6 +335,7 @@ def _summary_text(summary) -> str:
 
 
 def cmd_search(args, settings: Settings) -> int:
+    from bot.archive import Archive
     from bot.blocks import paper_url
     from bot.ranking import TopicError
     from bot.search import search_papers
@@ -348,7 +349,7 @@ def cmd_search(args, settings: Settings) -> int:
             page = search_papers(
                 " ".join(args.query),
                 session=session,
-                archive=open_archive(settings, engine),
+                archive=Archive(engine),  # search matches by words only: no encoder
                 today=settings.today(),
                 limit=args.limit,
             )

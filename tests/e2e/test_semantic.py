@@ -64,7 +64,7 @@ def test_a_folder_without_a_model_is_one_clear_line(stack, tmp_path):
     empty = tmp_path / "no-model"
     empty.mkdir()
     stack.monkeypatch.setenv("SEMANTIC_MODEL", str(empty))
-    code, out, err = stack.cli("search", "contrastive", "learning")
+    code, out, err = stack.cli("digest", "--date", DAY, "--dry-run", "--topic", "medical imaging")
     assert code == 1 and out == ""
     lines = [line for line in err.splitlines() if line.startswith("papers-bot:")]
     assert len(lines) == 1 and f"SEMANTIC_MODEL={empty}" in lines[0]
