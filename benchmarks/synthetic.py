@@ -342,24 +342,27 @@ def fill_vectors(engine, progress=lambda _msg: None) -> None:
     import numpy as np
     from sqlmodel import Session
 
-    from bot.semantic import to_blob
+    from bot.semantic import text_hash, to_blob
     from storage import queries
 
     model_id = encoder_id()
     if model_id is None:
         return
+    with Session(engine) as session:
+        todo = queries.papers_without_vector(model_id, session=session)
     rng = np.random.default_rng(20240726)
-    while True:
+    for start in range(0, len(todo), 5000):
+        batch = todo[start : start + 5000]
+        vectors = rng.standard_normal((len(batch), 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        rows = [
+            (pid, text_hash(title, abstract), to_blob(vector))
+            for (pid, title, abstract), vector in zip(batch, vectors, strict=True)
+        ]
         with Session(engine) as session:
-            todo = queries.papers_without_vector(model_id, session=session, limit=5000)
-            if not todo:
-                return
-            vectors = rng.standard_normal((len(todo), 384)).astype(np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            blobs = [(row[0], to_blob(v)) for row, v in zip(todo, vectors, strict=True)]
-            queries.store_vectors(model_id, blobs, session=session)
+            queries.store_vectors(model_id, rows, session=session)
             session.commit()
-        progress(f"stored {len(todo)} more random paper vectors")
+        progress(f"stored {start + len(batch)}/{len(todo)} random paper vectors")
 
 
 def sqlite_archive(n: int, progress=lambda _msg: None) -> str:

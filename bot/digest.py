@@ -32,6 +32,7 @@ from bot.blocks import PaperView, digest_parent, paper_message
 from bot.delivery import CHANNEL_ERRORS, DeliveryReport, Outbox, Post, deliver
 from bot.index import Bm25Index
 from bot.ranking import Closeness, Match, TopicError, match_topics, parse_topic
+from bot.semantic import Semantics
 from bot.settings import Settings
 from bot.summary import summarize
 from storage import queries
@@ -143,13 +144,14 @@ def preview(
     """What a channel following `topics` would get today (no digest stored, nothing sent;
     papers without a vector get one)."""
     candidates = recent_candidates(today, settings.digest_lookback_days, set(), session=session)
-    archive.embed([p.id for p in candidates])
+    ids = [p.id for p in candidates]
+    archive.embed(ids)
     matches = plan_channel(
         archive.index,
         topics,
         candidates,
         limit=settings.digest_max_papers,
-        semantics=archive.semantics,
+        semantics=archive.semantics_for(ids),
     )
     views = _views(matches, {p.id: p for p in candidates}, archive.index)
     return ChannelPlan("", "", list(topics), views)
@@ -163,6 +165,7 @@ def _plan_today(
     channel_id: str,
     topics: list[str],
     today: dt.date,
+    semantics: Semantics | None,
 ) -> tuple[list[Match], dict[str, Paper]]:
     exclude = queries.delivered_or_planned_ids(team_id, channel_id, session=session)
     candidates = recent_candidates(today, settings.digest_lookback_days, exclude, session=session)
@@ -175,7 +178,7 @@ def _plan_today(
         candidates,
         limit=settings.digest_max_papers,
         extra_terms=extra,
-        semantics=archive.semantics,
+        semantics=semantics,
     )
     return matches, {p.id: p for p in candidates}
 
@@ -195,17 +198,21 @@ def run_digest(
     summary = DigestSummary(day=today)
     channels = queries.subscribed_channels(session=session, channel_id=channel)
     summary.channels = len(channels)
-    if channels and archive.semantics is not None:
+    semantics = None
+    if channels and archive.encoder is not None:
         # Every candidate paper and topic is encoded once, in batches, before planning.
         start = today - dt.timedelta(days=settings.digest_lookback_days)
-        if encoded := archive.embed(queries.paper_ids_listed_since(start, session=session)):
+        window = queries.paper_ids_listed_since(start, session=session)
+        if encoded := archive.embed(window):
             progress(f"encoded {encoded} papers for matching by meaning")
-        archive.semantics.warm(_topic_words(s.topic for subs in channels.values() for s in subs))
+        semantics = archive.semantics_for(window)
+        if semantics is not None:
+            semantics.warm(_topic_words(s.topic for subs in channels.values() for s in subs))
     if dry_run:
         for (team_id, channel_id), subs in channels.items():
             topics = [s.topic for s in subs]
             matches, papers = _plan_today(
-                session, archive, settings, team_id, channel_id, topics, today
+                session, archive, settings, team_id, channel_id, topics, today, semantics
             )
             views = _views(matches, papers, archive.index)
             summary.plans.append(ChannelPlan(team_id, channel_id, topics, views))
@@ -233,7 +240,7 @@ def run_digest(
             ):
                 topics = [s.topic for s in subs]
                 matches, _ = _plan_today(
-                    session, archive, settings, team_id, channel_id, topics, today
+                    session, archive, settings, team_id, channel_id, topics, today, semantics
                 )
                 if matches:
                     digest = queries.create_digest(

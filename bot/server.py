@@ -37,7 +37,6 @@ def serve(settings: Settings, archive: Archive, *, host: str, port: int, socket_
     started = time.monotonic()
     engine = archive.engine
     papers = len(archive.index)
-    semantics = archive.semantics  # loaded now rather than on the first search
     client = make_client(settings)
     app = create_app(settings, client, engine=engine, archive=archive)
     scheduler = start_scheduler(engine=engine, client=client, settings=settings, archive=archive)
@@ -45,7 +44,7 @@ def serve(settings: Settings, archive: Archive, *, host: str, port: int, socket_
     logger.info(
         "index ready: %d papers%s in %.1f s",
         papers,
-        "" if semantics is None else f", {len(semantics)} vectors",
+        "" if archive.encoder is None else f", sentence encoder {archive.encoder.model_id}",
         time.monotonic() - started,
     )
     try:

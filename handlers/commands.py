@@ -45,7 +45,9 @@ def register(app: App, deps: Deps) -> None:
             if handler is None:
                 hint = f"I don't know `{blocks.escape(verb[:40])}`. Here is what I can do:"
                 text, body = blocks.help_message(
-                    MAX_TOPICS, hint if verb.lower() != "help" and verb else None
+                    MAX_TOPICS,
+                    hint if verb.lower() != "help" and verb else None,
+                    by_meaning=deps.archive.encoder is not None,
                 )
                 respond(text=text, blocks=body, response_type="ephemeral")
                 return

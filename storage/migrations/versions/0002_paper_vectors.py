@@ -19,9 +19,10 @@ def upgrade() -> None:
         "paper_vectors",
         sa.Column("paper_id", sa.String(length=32), nullable=False),
         sa.Column("model", sa.String(length=64), nullable=False),
+        sa.Column("text_hash", sa.String(length=16), nullable=False),
         sa.Column("vector", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(["paper_id"], ["papers.id"]),
-        sa.PrimaryKeyConstraint("paper_id"),
+        sa.PrimaryKeyConstraint("paper_id", "model"),
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.add_column(
