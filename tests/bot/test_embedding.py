@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bot.embedding import Encoder, EncoderError, bundled_model_dir
+from bot import embedding
+from bot.embedding import Encoder, EncoderError, _WordPiece, bundled_model_dir
+from bot.semantic import paper_text
 
 MODEL_DIR = bundled_model_dir()
+MAX_LENGTH = 256  # word pieces, [CLS] and [SEP] included (sentence_bert_config.json)
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "minilm_reference.json"
 
 pytestmark = pytest.mark.skipif(
@@ -139,5 +144,188 @@ def test_error_messages_are_one_line(tmp_path: Path) -> None:
     copy = _copy_model(tmp_path)
     (copy / "config.json").write_text("{broken", encoding="utf-8")
     with pytest.raises(EncoderError) as caught:
+        Encoder.load(copy)
+    assert "\n" not in str(caught.value)
+
+
+# ------------------------------------------------------------------------------------ tokenizer
+# bot.embedding tokenises with its own WordPiece code (vocab.txt); these tests hold it to the
+# ids of the HF `tokenizers` package (a dev dependency), configured as the encoder once used it.
+
+TRICKY_TEXTS = [
+    "",
+    "   ",
+    "\u0301",
+    "Café déjà vu — naïve Zürich façade: ÉLAN, señor; “quoted” text… résumé!",
+    "COMBINING e\u0301 o\u0308 A\u030a n\u0303 and precomposed é ö Å ñ",
+    "Straße STRASSE ß ẞ Maß",
+    "İstanbul İI ıi I\u0307 — Turkish dotted and dotless i",
+    "ΟΔΟΣ ΣΟΦΟΣ σοφός ς Σ. ΑΣ",
+    "Ω Å K ǅ Ǆ ǆ ͅ x²³ ½ ① ﬁnancial ﬂow ＦＵＬＬＷＩＤＴＨ ｶﾀｶﾅ",
+    "漢字 中文 北京大学 in 2024年 日本語のかなカナ 한국어 𠀋𪜀 丽 \U0002b820 \U0002b920",
+    "emoji 😀 👩‍🔬 👍🏽 🇫🇷 ❤️ ✅ 🥰 🫠",
+    "zero\u200bwidth\u200djoiner\u200cnon\u2060joiner\ufeffbom\u00adsoft\u200ehyphen",
+    "ctrl\x00\x01\x07\x1b\x7f\x85\x9f chars \ufffd replacement \ue000 private \U000f0000",
+    "tabs\tand\nnewlines\r\nand\x0bvertical\x0cfeeds\x1cseparators\x1f",
+    "non\xa0breaking\u2009thin\u202fnarrow\u3000ideographic\u2028line\u2029para\u1680ogham",
+    "x" * 150,
+    "y" * 100 + " " + "z" * 101 + " " + "é" * 100 + " " + "é" * 101,
+    "supercalifragilisticexpialidocious pneumonoultramicroscopicsilicovolcanoconiosis",
+    "telecommunications (the longest vocabulary entry) interdisciplinary telecommunicationss",
+    "don't it's O'Neil’s rock ’n’ roll ‘single’ «guillemets» „low“",
+    "long-range hyphen‐ated non‑breaking en–dash em—dash − minus ⸺ two-em",
+    r"$\alpha$-stable $\mathcal{O}(n \log n)$ \cite{foo} $x_{i,j}^{(t)}$ \textbf{bold}",
+    "https://arxiv.org/abs/2407.20000v2?x=1&y=%20#sec-3 user@example.com www.github.io/a_b",
+    "1,000,000 3.14 1e-5 10^9 50% ±0.5 $1.5M 2024-07-29 12:30 v1.2.3",
+    "C++ C# F# .NET Node.js state-of-the-art end-to-end GPT-4o LLaMA-2-7B",
+    "[CLS] [SEP] [MASK] [PAD] [UNK] [cls] a[SEP]b [[UNK]] [ CLS ]",
+    "Adlam \U0001e944 Dives Akuru \U00011938 Hanunoo \u1734 Sogdian \U00010f55 Chakma \U000111c9",
+    "Ahom \U0001171d Arabic \u0890 \u08e2 Canadian \u166d Egyptian \U00013430 Garay \ua7cb",
+    "RTL \u202b text \u202c and \u2066isolates\u2069 مرحبا بالعالم עברית हिन्दी ไทย",
+    "word " * 300,
+    "é" * 80 + " " + "😀" * 300,
+]
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer():
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        pytest.skip(f"cannot compare with the HF 'tokenizers' package (a dev dependency): {exc}")
+    assert MODEL_DIR is not None
+    tokenizer = Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
+    # As bot.embedding configured it before it had a tokenizer of its own.
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=MAX_LENGTH)
+    return tokenizer
+
+
+@pytest.fixture(scope="module")
+def wordpiece() -> _WordPiece:
+    assert MODEL_DIR is not None
+    return _WordPiece.load(MODEL_DIR / "vocab.txt", MAX_LENGTH)
+
+
+def _assert_same_ids(hf_tokenizer, wordpiece: _WordPiece, texts: list[str]) -> list[list[int]]:
+    expected = [enc.ids for enc in hf_tokenizer.encode_batch(texts, add_special_tokens=True)]
+    got = [wordpiece.encode(text) for text in texts]
+    mismatches = [
+        text for text, want, have in zip(texts, expected, got, strict=True) if want != have
+    ]
+    assert not mismatches, f"{len(mismatches)} texts differ, e.g. {mismatches[0][:80]!r}"
+    return expected
+
+
+def test_max_length_is_the_models() -> None:
+    assert MODEL_DIR is not None
+    config = json.loads((MODEL_DIR / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    assert config["max_seq_length"] == MAX_LENGTH
+
+
+def test_vocabulary_matches_tokenizer_json(hf_tokenizer, wordpiece: _WordPiece) -> None:
+    assert wordpiece.vocab_size == hf_tokenizer.get_vocab_size()
+    assert wordpiece._vocab == hf_tokenizer.get_vocab(with_added_tokens=True)
+
+
+def test_ids_match_hf_on_seed_papers(hf_tokenizer, wordpiece: _WordPiece, seed_items) -> None:
+    papers = [item["paper"] for item in seed_items]
+    texts = [f"{paper['title']}. {paper['summary']}" for paper in papers]
+    texts += [paper_text(paper["title"], paper["summary"]) for paper in papers]
+    assert len(texts) == 140
+    _assert_same_ids(hf_tokenizer, wordpiece, texts)
+
+
+def test_ids_match_hf_on_reference_texts(hf_tokenizer, wordpiece: _WordPiece, reference) -> None:
+    texts, _ = reference
+    _assert_same_ids(hf_tokenizer, wordpiece, texts)
+
+
+@pytest.mark.parametrize("text", TRICKY_TEXTS, ids=range(len(TRICKY_TEXTS)))
+def test_ids_match_hf_on_tricky_text(hf_tokenizer, wordpiece: _WordPiece, text: str) -> None:
+    expected = hf_tokenizer.encode(text, add_special_tokens=True).ids
+    assert wordpiece.encode(text) == expected
+    assert wordpiece.encode(text) == expected  # again, from the word cache
+
+
+def test_ids_match_hf_at_every_code_point(hf_tokenizer, wordpiece: _WordPiece) -> None:
+    """Each character inside a word, and after an accented letter and before a combining mark.
+
+    Planes 0, 1 and 14 completely, the edges of every range in the tokenizer's tables, and a
+    sample of the rest (planes 2-3 are CJK and unassigned, 15-16 private use).
+    """
+    code_points = {*range(0x20000), *range(0xE0000, 0xE1000), *range(0x20000, 0x110000, 97)}
+    for spec in (
+        embedding._CONTROL_CHARS,
+        embedding._WHITESPACE_CHARS,
+        embedding._CJK_CHARS,
+        embedding._MARK_CHARS,
+        embedding._PUNCTUATION_CHARS,
+    ):
+        for first, last in embedding._ranges(spec):
+            code_points.update((first - 1, first, last, last + 1))
+    chars = [
+        chr(cp) for cp in sorted(code_points) if 0 <= cp < 0x110000 and not 0xD800 <= cp < 0xE000
+    ]
+    pattern = "a{0}b É{0}\u0301"  # inside a word; after an accent and before a mark
+    texts = [
+        " ".join(pattern.format(c) for c in chars[i : i + 30]) for i in range(0, len(chars), 30)
+    ]
+    expected = _assert_same_ids(hf_tokenizer, wordpiece, texts)
+    assert max(map(len, expected)) < MAX_LENGTH  # nothing was cut off unseen
+
+
+def test_truncates_to_max_length(wordpiece: _WordPiece) -> None:
+    ids = wordpiece.encode("word " * 1000)
+    assert len(ids) == MAX_LENGTH
+    assert ids[0] == wordpiece._cls and ids[-1] == wordpiece._sep
+    assert wordpiece.encode("") == [wordpiece._cls, wordpiece._sep]
+
+
+def test_encoder_does_not_import_tokenizers() -> None:
+    code = (
+        "import sys; from bot.embedding import Encoder, bundled_model_dir; "
+        "Encoder.load(bundled_model_dir()).encode(['a test']); "
+        "assert 'tokenizers' not in sys.modules"
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+
+
+def _write_vocab(tmp_path: Path, content: bytes) -> Path:
+    copy = _copy_model(tmp_path)
+    (copy / "vocab.txt").write_bytes(content)
+    return copy
+
+
+def test_loads_without_tokenizer_json(tmp_path: Path, encoder: Encoder) -> None:
+    assert MODEL_DIR is not None
+    copy = _copy_model(tmp_path)
+    (copy / "tokenizer.json").unlink()
+    (copy / "model.safetensors").symlink_to(MODEL_DIR / "model.safetensors")
+    text = "Only vocab.txt is read: naïve Straße, 漢字, state-of-the-art."
+    np.testing.assert_array_equal(Encoder.load(copy).encode([text]), encoder.encode([text]))
+
+
+def test_load_rejects_a_missing_vocabulary(tmp_path: Path) -> None:
+    copy = _copy_model(tmp_path)
+    (copy / "vocab.txt").unlink()
+    with pytest.raises(EncoderError, match=r"missing.*vocab\.txt"):
+        Encoder.load(copy)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "lacks"),
+        (b"[PAD]\n[CLS]\n[SEP]\nthe\n", r"lacks \[UNK\]"),
+        (b"[UNK]\n[CLS]\n[SEP]\nthe\nthe\n", "repeated"),
+        (b"[UNK]\n[CLS]\n\n[SEP]\n", "empty"),
+        (b"[UNK]\n[CLS]\n[SEP]\n\xff\xfe\n", "cannot read"),
+    ],
+)
+def test_load_rejects_a_malformed_vocabulary(tmp_path: Path, content: bytes, message: str) -> None:
+    copy = _write_vocab(tmp_path, content)
+    with pytest.raises(EncoderError, match=message) as caught:
         Encoder.load(copy)
     assert "\n" not in str(caught.value)
