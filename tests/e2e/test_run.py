@@ -23,18 +23,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def http_mode_env(slack: FakeSlack, tmp_path, **extra: str) -> dict[str, str]:
+    """Environment for `papers-bot run` in HTTP mode against the fake Slack."""
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": "xoxb-run",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "HF_API_URL": "http://127.0.0.1:9/api",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+        **extra,
+    }
+    env.pop("SLACK_APP_TOKEN", None)
+    return env
+
+
 def test_run_serves_slash_commands_and_health(tmp_path):
     port = free_port()
     with FakeSlack() as slack:
-        env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": "xoxb-run",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.base_url,
-            "HF_API_URL": "http://127.0.0.1:9/api",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
-        }
-        env.pop("SLACK_APP_TOKEN", None)
+        env = http_mode_env(slack, tmp_path)
         with bot_process(env, tmp_path, "--host", "127.0.0.1", "--port", str(port)) as (
             proc,
             output,

@@ -4,7 +4,6 @@ bundled encoder, stores their vectors, and a paper let in on closeness says so i
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 
 import httpx
@@ -19,7 +18,7 @@ from bot.jobs import daily_job
 from storage import queries
 from storage.models import PaperVector
 from tests.e2e.conftest import DAY, bot_process
-from tests.e2e.test_run import SECRET, free_port
+from tests.e2e.test_run import SECRET, free_port, http_mode_env
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import post_signed, slash_command_body
 
@@ -103,16 +102,7 @@ def test_the_daily_job_matches_by_meaning(stack):
 def test_run_loads_the_encoder_and_help_says_so(tmp_path):
     port = free_port()
     with FakeSlack() as slack:
-        env = {
-            **os.environ,
-            "SLACK_BOT_TOKEN": "xoxb-run",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.base_url,
-            "HF_API_URL": "http://127.0.0.1:9/api",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
-            "SEMANTIC_MODEL": "auto",
-        }
-        env.pop("SLACK_APP_TOKEN", None)
+        env = http_mode_env(slack, tmp_path, SEMANTIC_MODEL="auto")
         with bot_process(env, tmp_path, "--host", "127.0.0.1", "--port", str(port)) as (_, out):
             url = f"http://127.0.0.1:{port}"
             for _attempt in range(300):
