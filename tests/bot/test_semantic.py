@@ -194,13 +194,18 @@ def test_load_encoder_choices(tmp_path):
 # --------------------------------------------------------------------------- the archive
 
 
-def test_archive_encodes_each_paper_once_and_reads_vectors_back(engine, encoder, seed_docs):
-    docs = seed_docs[:12]
-    ids = [d.id for d in docs]
+def stored_archive(engine, encoder, docs) -> Archive:
+    """An archive with the encoder over a database holding `docs`, none encoded yet."""
     with Session(engine) as session:
         queries.upsert_papers(records(docs), session=session)
         session.commit()
-    archive = Archive(engine, snapshot=None, encoder=encoder)
+    return Archive(engine, snapshot=None, encoder=encoder)
+
+
+def test_archive_encodes_each_paper_once_and_reads_vectors_back(engine, encoder, seed_docs):
+    docs = seed_docs[:12]
+    ids = [d.id for d in docs]
+    archive = stored_archive(engine, encoder, docs)
     seen = []
     assert archive.embed(progress=lambda done, total: seen.append((done, total))) == 12
     assert seen[-1] == (12, 12)
@@ -222,10 +227,7 @@ def test_archive_encodes_each_paper_once_and_reads_vectors_back(engine, encoder,
 def test_a_paper_whose_text_changes_is_encoded_again(engine, encoder, seed_docs):
     docs = seed_docs[:3]
     ids = [d.id for d in docs]
-    with Session(engine) as session:
-        queries.upsert_papers(records(docs), session=session)
-        session.commit()
-    archive = Archive(engine, snapshot=None, encoder=encoder)
+    archive = stored_archive(engine, encoder, docs)
     assert archive.embed() == 3
     changed = records(docs[:2])
     changed[0] = PaperRecord(**{**vars(changed[0]), "abstract": "A different abstract."})
