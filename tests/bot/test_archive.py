@@ -55,8 +55,9 @@ def test_snapshot_is_written_then_reused(stored, seed_docs, tmp_path):
 
 def test_changed_and_new_papers_are_tokenized_again(stored, seed_docs, tmp_path):
     path = tmp_path / "index.npz"
-    Archive(stored, snapshot=path).index  # noqa: B018  (builds and saves)
-    Archive(stored, snapshot=path).flush()
+    first = Archive(stored, snapshot=path)
+    assert first.index.reused == 0
+    first.flush()  # the snapshot is written in the background
     changed = seed_docs[0].id
     with Session(stored) as session:
         title = {changed: "Quantum error correction with surface codes"}
