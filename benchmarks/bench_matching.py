@@ -166,22 +166,24 @@ def worker(n: int, new: int, channels: int, per_channel: int) -> dict:
 
 def with_meaning(index, topics: list[list[str]], plan_all) -> dict:
     """The same channels with closeness in meaning: the bundled encoder for the topics, and
-    random unit vectors for the papers (encoding 100,000 synthetic abstracts would take
-    hours; scoring costs the same). Empty without the encoder."""
+    random unit vectors for the newest REFERENCE_SIZE papers, the new ones among them
+    (encoding 100,000 synthetic abstracts would take hours; scoring costs the same). As a
+    digest run has it, those are both the reference sample and the papers scored. Empty
+    without the encoder."""
     import numpy as np
 
     from bot.digest import _topic_words
     from bot.embedding import Encoder, bundled_model_dir
-    from bot.semantic import Semantics
+    from bot.semantic import REFERENCE_SIZE, Semantics
 
     folder = bundled_model_dir()
     if folder is None:
         return {}
-    semantics = Semantics(Encoder.load(folder))
-    vectors = np.random.default_rng(1).standard_normal((len(index), semantics.encoder.dim))
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    semantics.add(zip(index.ids, vectors.astype(np.float32), strict=True))
-    len(semantics)  # merged into one matrix here, not in the timed part
+    encoder = Encoder.load(folder)
+    newest = index.ids[-REFERENCE_SIZE:]  # synthetic ids grow with the day listed
+    vectors = np.random.default_rng(1).standard_normal((len(newest), encoder.dim))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    semantics = Semantics(encoder, vectors, zip(newest, vectors, strict=True))
     words = _topic_words({t for channel in topics for t in channel})
     started = time.perf_counter()
     semantics.warm(words)

@@ -125,10 +125,10 @@ def load_semantics(docs: list[Doc]) -> Semantics | None:
     folder = bundled_model_dir()
     if folder is None:
         return None
-    semantics = Semantics(Encoder.load(folder))
-    vectors = semantics.encoder.encode([paper_text(d.title, d.abstract) for d in docs])
-    semantics.add(zip([d.id for d in docs], vectors, strict=True))
-    return semantics
+    encoder = Encoder.load(folder)
+    vectors = encoder.encode([paper_text(d.title, d.abstract) for d in docs])
+    # as in a digest run: the reference is the newest stored papers (here all 70)
+    return Semantics(encoder, vectors, zip([d.id for d in docs], vectors, strict=True))
 
 
 def evaluate(
@@ -151,7 +151,7 @@ def run() -> str:
     index = Bm25Index.build(docs)
     semantics = load_semantics(docs)
     method = (
-        f"words and meaning ({semantics.model_id})"
+        f"words and meaning ({semantics.encoder.model_id})"
         if semantics
         else "words only (the sentence encoder is not installed)"
     )

@@ -342,7 +342,7 @@ def fill_vectors(engine, progress=lambda _msg: None) -> None:
     import numpy as np
     from sqlmodel import Session
 
-    from bot.semantic import text_hash, to_blob
+    from bot.semantic import to_blob
     from storage import queries
 
     model_id = encoder_id()
@@ -351,12 +351,13 @@ def fill_vectors(engine, progress=lambda _msg: None) -> None:
     with Session(engine) as session:
         todo = queries.papers_without_vector(model_id, session=session)
     rng = np.random.default_rng(20240726)
-    for start in range(0, len(todo), 5000):
-        batch = todo[start : start + 5000]
+    for start in range(0, len(todo), queries.IN_LIST):
+        with Session(engine) as session:
+            batch = queries.paper_texts(todo[start : start + queries.IN_LIST], session=session)
         vectors = rng.standard_normal((len(batch), 384)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         rows = [
-            (pid, text_hash(title, abstract), to_blob(vector))
+            (pid, queries.text_hash(title, abstract), to_blob(vector))
             for (pid, title, abstract), vector in zip(batch, vectors, strict=True)
         ]
         with Session(engine) as session:

@@ -39,7 +39,7 @@ from sqlmodel import Session
 
 from bot.embedding import Encoder
 from bot.index import Bm25Index, Doc
-from bot.semantic import REFERENCE_SIZE, Semantics, from_blob, paper_text, text_hash, to_blob
+from bot.semantic import REFERENCE_SIZE, Semantics, from_blob, paper_text, to_blob
 from storage import queries
 from storage.models import utcnow
 
@@ -144,11 +144,11 @@ class Archive:
             sample = queries.recent_vectors(model, REFERENCE_SIZE, session=session)
             held = queries.vectors_of(model, paper_ids, session=session)
         reference = [v for _pid, blob in sample if (v := from_blob(blob, dim)) is not None]
-        semantics = Semantics(
-            self._encoder, np.stack(reference) if reference else np.zeros((0, dim))
+        return Semantics(
+            self._encoder,
+            np.array(reference, np.float32).reshape(-1, dim),
+            ((pid, v) for pid, blob in held if (v := from_blob(blob, dim)) is not None),
         )
-        semantics.add((pid, v) for pid, blob in held if (v := from_blob(blob, dim)) is not None)
-        return semantics
 
     def embed(
         self,
@@ -166,18 +166,26 @@ class Archive:
         model = self._encoder.model_id
         with Session(self._engine) as session:
             todo = queries.papers_without_vector(model, session=session, paper_ids=paper_ids)
+        stored = 0
         for start in range(0, len(todo), EMBED_BATCH):
-            batch = todo[start : start + EMBED_BATCH]
+            with Session(self._engine) as session:
+                batch = queries.paper_texts(todo[start : start + EMBED_BATCH], session=session)
             vectors = self._encoder.encode([paper_text(title, text) for _, title, text in batch])
             rows = [
-                (pid, text_hash(title, text), to_blob(vector))
+                (pid, queries.text_hash(title, text), to_blob(vector))
                 for (pid, title, text), vector in zip(batch, vectors, strict=True)
+                if np.isfinite(vector).all()
             ]
+            if len(rows) < len(batch):  # kept out, so the next run tries them again
+                logger.warning(
+                    "the encoder gave %d papers no usable vector", len(batch) - len(rows)
+                )
             with Session(self._engine) as session:
                 queries.store_vectors(model, rows, session=session)
                 session.commit()
+            stored += len(rows)
             progress(start + len(batch), len(todo))
-        return len(todo)
+        return stored
 
     def add(self, docs: Iterable[Doc]) -> None:
         """Index newly stored papers (a known id is replaced); a no-op before the first load."""

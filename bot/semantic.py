@@ -20,9 +20,7 @@ the reference sample (the `REFERENCE_SIZE` newest papers) into a `Semantics` of 
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -69,63 +67,38 @@ def from_blob(blob: bytes, dim: int) -> np.ndarray | None:
     return vector if vector.shape == (dim,) and np.isfinite(vector).all() else None
 
 
-def text_hash(title: str, abstract: str) -> str:
-    """Fingerprint of what the encoder read, stored beside the vector."""
-    return hashlib.sha256(paper_text(title, abstract).encode()).hexdigest()[:16]
-
-
 class Semantics:
-    """Paper vectors of one encoder, and topics' closeness to them; thread-safe.
+    """Topics' closeness to some papers, measured against a reference sample.
 
-    Holds the vectors `add`ed (one float16 matrix, so scoring a topic against a digest's
-    candidates is one lookup and one product) and a reference sample: the one given, else
-    up to REFERENCE_SIZE evenly spaced held vectors.
+    `reference`: the vectors whose cosines to a topic give its mean and spread (the
+    REFERENCE_SIZE newest stored papers); `papers`: (id, vector) of the papers to score,
+    held in one float16 matrix so scoring a topic is one lookup and one product. Each
+    digest run builds its own and uses it from one thread.
     """
 
-    def __init__(self, encoder: Encoder, reference: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        reference: np.ndarray,
+        papers: Iterable[tuple[str, np.ndarray]] = (),
+    ) -> None:
         self.encoder = encoder
-        self._given = reference is not None
-        self._reference = None if reference is None else np.asarray(reference, np.float32)
-        self._slot: dict[str, int] = {}  # paper id -> row of _matrix
-        self._matrix = np.zeros((64, encoder.dim), dtype=np.float16)
-        self._stats: dict[str, tuple[float, float]] = {}
+        self._reference = np.asarray(reference, np.float32).reshape(-1, encoder.dim)
+        vectors = dict(papers)
+        self._slot = {pid: row for row, pid in enumerate(vectors)}
+        self._matrix = np.array(list(vectors.values()), np.float16).reshape(-1, encoder.dim)
+        self._stats: dict[str, tuple[float, float] | None] = {}
         self._topics: dict[str, np.ndarray] = {}
-        self._lock = threading.RLock()
-
-    @property
-    def model_id(self) -> str:
-        return self.encoder.model_id
-
-    def __len__(self) -> int:
-        """Paper vectors held."""
-        with self._lock:
-            return len(self._slot)
-
-    def add(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        """Hold paper vectors (a known id is replaced)."""
-        with self._lock:
-            for pid, vector in items:
-                row = self._slot.setdefault(pid, len(self._slot))
-                if row == len(self._matrix):
-                    self._matrix = np.concatenate([self._matrix, np.zeros_like(self._matrix)])
-                self._matrix[row] = vector
-            if not self._given:
-                self._reference, self._stats = None, {}
 
     def warm(self, texts: Iterable[str]) -> None:
         """Encode the topics not seen yet in one batch (much faster than one at a time)."""
-        with self._lock:
-            todo = [t for t in dict.fromkeys(texts) if t.strip() and t not in self._topics]
+        todo = [t for t in dict.fromkeys(texts) if t.strip() and t not in self._topics]
         if todo:
-            vectors = self.encoder.encode(todo)
-            with self._lock:
-                self._topics.update(zip(todo, vectors, strict=True))
+            self._topics.update(zip(todo, self.encoder.encode(todo), strict=True))
 
     def topic_vector(self, text: str) -> np.ndarray:
         self.warm([text])
-        with self._lock:
-            vector = self._topics.get(text)
-        return vector if vector is not None else self.encoder.encode([text])[0]
+        return self._topics[text]
 
     def closeness(self, text: str, paper_ids: Sequence[str]) -> np.ndarray:
         """z-score of each paper's cosine to `text` against the reference sample; NaN for a
@@ -134,28 +107,23 @@ class Semantics:
         if not text.strip() or not len(paper_ids):
             return out
         query = self.topic_vector(text)
-        with self._lock:
-            stats = self._topic_stats(text, query)
-            if stats is None:
-                return out
-            rows = np.array([self._slot.get(pid, -1) for pid in paper_ids], dtype=np.int64)
-            at = np.flatnonzero(rows >= 0)
-            cosines = self._matrix[rows[at]].astype(np.float32) @ query
+        if text not in self._stats:
+            self._stats[text] = self._spread(query)
+        stats = self._stats[text]
+        if stats is None:
+            return out
+        rows = np.array([self._slot.get(pid, -1) for pid in paper_ids], dtype=np.int64)
+        at = np.flatnonzero(rows >= 0)
+        cosines = self._matrix[rows[at]].astype(np.float32) @ query
         mean, spread = stats
         out[at] = (cosines - mean) / spread
         return out
 
-    def _topic_stats(self, text: str, query: np.ndarray) -> tuple[float, float] | None:
-        """Mean and standard deviation of the topic's cosine over the reference sample
-        (under the lock)."""
-        if text not in self._stats:
-            if self._reference is None:
-                held = len(self._slot)
-                picks = np.unique(np.linspace(0, held - 1, min(held, REFERENCE_SIZE)).astype(int))
-                self._reference = self._matrix[picks].astype(np.float32)
-            if len(self._reference) < MIN_REFERENCE:
-                return None
-            cosines = self._reference @ query
-            self._stats[text] = (float(cosines.mean()), float(cosines.std()))
-        mean, spread = self._stats[text]
-        return (mean, spread) if spread > 0 else None
+    def _spread(self, query: np.ndarray) -> tuple[float, float] | None:
+        """Mean and standard deviation of a topic's cosine over the reference sample; None
+        when the sample is too small or the cosines do not vary."""
+        if len(self._reference) < MIN_REFERENCE:
+            return None
+        cosines = self._reference @ query
+        spread = float(cosines.std())
+        return (float(cosines.mean()), spread) if spread > 0 else None

@@ -8,6 +8,7 @@ Called by `bot.*` jobs and `handlers.*` listeners.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import socket
 from collections.abc import Iterable, Sequence
@@ -16,7 +17,6 @@ from sqlalchemy import delete, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from bot.semantic import text_hash
 from bot.sources import PaperRecord
 from storage.models import (
     ChannelState,
@@ -112,8 +112,14 @@ def papers_listed_between(start: dt.date, end: dt.date, *, session: Session) -> 
     return list(session.exec(stmt.order_by(Paper.listed_on, Paper.id)))
 
 
-def paper_ids_listed_since(start: dt.date, *, session: Session) -> list[str]:
-    return list(session.exec(select(Paper.id).where(Paper.listed_on >= start)))
+def paper_ids_listed_since(
+    start: dt.date, *, until: dt.date | None = None, session: Session
+) -> list[str]:
+    """Ids of the papers listed from `start` on (up to `until`, inclusive, if given)."""
+    stmt = select(Paper.id).where(Paper.listed_on >= start)
+    if until is not None:
+        stmt = stmt.where(Paper.listed_on <= until)
+    return list(session.exec(stmt))
 
 
 def iter_index_rows(*, session: Session, batch: int = 5000):
@@ -129,30 +135,48 @@ def index_rows_fetched_since(since: dt.datetime, *, session: Session) -> list[tu
     return list(session.exec(stmt.where(Paper.fetched_at >= since).order_by(Paper.id)))
 
 
-def _with_vectors(model: str, paper_ids: Sequence[str] | None):
-    """(id, title, abstract, vector text hash or None, vector or None) of papers."""
+IN_LIST = 1000  # ids per IN (...) list: PostgreSQL takes at most 65,535 parameters
+
+
+def text_hash(title: str, abstract: str) -> str:
+    """Fingerprint of a paper's text, stored beside its vector: a vector whose fingerprint
+    is not the paper's current one was computed from an older title or abstract."""
+    return hashlib.sha256(f"{title}\x00{abstract}".encode()).hexdigest()[:16]
+
+
+def _with_vectors(model: str, *columns, paper_ids: Sequence[str] | None):
+    """Statements selecting (id, title, abstract, stored text hash or None, *columns) of
+    papers joined to their vector from `model`: one over all papers, or one per chunk of
+    `paper_ids`."""
     joined = (PaperVector.paper_id == Paper.id) & (PaperVector.model == model)
-    stmt = select(
-        Paper.id, Paper.title, Paper.abstract, PaperVector.text_hash, PaperVector.vector
-    ).join(PaperVector, joined, isouter=True)
-    if paper_ids is not None:
-        stmt = stmt.where(col(Paper.id).in_(list(paper_ids)))
-    return stmt.order_by(Paper.id)
+    stmt = select(Paper.id, Paper.title, Paper.abstract, PaperVector.text_hash, *columns)
+    stmt = stmt.join(PaperVector, joined, isouter=True).order_by(Paper.id)
+    if paper_ids is None:
+        return [stmt.execution_options(yield_per=5000)]
+    ids = list(dict.fromkeys(paper_ids))
+    return [
+        stmt.where(col(Paper.id).in_(ids[start : start + IN_LIST]))
+        for start in range(0, len(ids), IN_LIST)
+    ]
 
 
 def papers_without_vector(
     model: str, *, session: Session, paper_ids: Sequence[str] | None = None
-) -> list[tuple[str, str, str]]:
-    """(id, title, abstract) of papers, among `paper_ids` (or all), that have no vector from
-    `model` for their current text, by id."""
-    if paper_ids is not None and not paper_ids:
-        return []
-    rows = session.exec(_with_vectors(model, paper_ids).execution_options(yield_per=5000))
+) -> list[str]:
+    """Ids of the papers, among `paper_ids` (None: all), that have no vector from `model`
+    for their current text."""
     return [
-        (pid, title, abstract)
-        for pid, title, abstract, stored, _vector in rows
+        pid
+        for stmt in _with_vectors(model, paper_ids=paper_ids)
+        for pid, title, abstract, stored in session.exec(stmt)
         if stored != text_hash(title, abstract)
     ]
+
+
+def paper_texts(paper_ids: Sequence[str], *, session: Session) -> list[tuple[str, str, str]]:
+    """(id, title, abstract) of these papers (at most IN_LIST of them), by id."""
+    stmt = select(Paper.id, Paper.title, Paper.abstract).where(col(Paper.id).in_(paper_ids))
+    return list(session.exec(stmt.order_by(Paper.id)))
 
 
 def store_vectors(
@@ -176,12 +200,10 @@ def store_vectors(
 
 def vectors_of(model: str, paper_ids: Sequence[str], *, session: Session) -> list[tuple]:
     """(paper id, vector bytes) of the given papers, where `model` encoded their current text."""
-    if not paper_ids:
-        return []
-    rows = session.exec(_with_vectors(model, paper_ids))
     return [
         (pid, vector)
-        for pid, title, abstract, stored, vector in rows
+        for stmt in _with_vectors(model, PaperVector.vector, paper_ids=paper_ids)
+        for pid, title, abstract, stored, vector in session.exec(stmt)
         if vector is not None and stored == text_hash(title, abstract)
     ]
 

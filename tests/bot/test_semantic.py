@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sqlmodel import Session
 
+import bot.semantic as semantic_module
 from bot.archive import Archive
 from bot.blocks import SEMANTIC_NOTE, PaperView, paper_message, paper_plain_text
 from bot.index import Bm25Index
@@ -25,17 +26,10 @@ from bot.ranking import (
     parse_topic,
     topic_scores,
 )
-from bot.semantic import (
-    MIN_REFERENCE,
-    Semantics,
-    from_blob,
-    load_encoder,
-    paper_text,
-    text_hash,
-    to_blob,
-)
+from bot.semantic import MIN_REFERENCE, Semantics, from_blob, load_encoder, paper_text, to_blob
 from bot.sources import PaperRecord
 from storage import queries
+from storage.queries import text_hash
 from tests.bot.test_archive import records
 
 
@@ -58,9 +52,8 @@ def seed_index(seed_docs) -> Bm25Index:
 
 @pytest.fixture(scope="module")
 def seed_semantics(encoder, seed_vectors) -> Semantics:
-    semantics = Semantics(encoder)
-    semantics.add(seed_vectors.items())
-    return semantics
+    """The 70 sample papers, each also in the reference (as in a digest over them)."""
+    return Semantics(encoder, np.stack(list(seed_vectors.values())), seed_vectors.items())
 
 
 def _bands(index: Bm25Index, topic: str) -> tuple[set[str], set[str], set[str]]:
@@ -143,7 +136,7 @@ def test_closeness_is_a_z_score_over_the_archive(seed_semantics, seed_vectors, s
 
 
 def test_topics_warmed_in_one_batch_match_topics_encoded_alone(encoder):
-    semantics = Semantics(encoder)
+    semantics = Semantics(encoder, np.zeros((0, encoder.dim)))
     topics = ["medical imaging", "contrastive learning", "", "recommender systems"]
     semantics.warm(topics)
     for topic in ("medical imaging", "recommender systems"):
@@ -152,13 +145,22 @@ def test_topics_warmed_in_one_batch_match_topics_encoded_alone(encoder):
         )
 
 
-def test_too_few_vectors_give_no_closeness(encoder, seed_vectors):
-    semantics = Semantics(encoder)
-    semantics.add(list(seed_vectors.items())[: MIN_REFERENCE - 1])
-    some = list(seed_vectors)[:3]
-    assert np.isnan(semantics.closeness("contrastive learning", some)).all()
-    semantics.add(list(seed_vectors.items())[MIN_REFERENCE - 1 : MIN_REFERENCE])
-    assert not np.isnan(semantics.closeness("contrastive learning", some)).any()
+def test_closeness_against_a_reference_sample(encoder, seed_vectors):
+    ids = list(seed_vectors)
+    reference = np.stack([seed_vectors[i] for i in ids])
+    held = [(pid, seed_vectors[pid]) for pid in ids[:10]]
+    semantics = Semantics(encoder, reference, held)
+    z = semantics.closeness("contrastive learning", [*ids[:10], ids[20]])
+    assert not np.isnan(z[:10]).any() and np.isnan(z[10])  # not held: unknown
+    query = semantics.topic_vector("contrastive learning")
+    cosines = reference @ query
+    one = seed_vectors[ids[3]].astype(np.float16).astype(np.float32) @ query
+    assert z[3] == pytest.approx((one - cosines.mean()) / cosines.std(), abs=1e-3)
+    # too small a sample says nothing about what is unusually close
+    few = Semantics(encoder, reference[: MIN_REFERENCE - 1], held)
+    assert np.isnan(few.closeness("contrastive learning", ids[:3])).all()
+    enough = Semantics(encoder, reference[:MIN_REFERENCE], held)
+    assert not np.isnan(enough.closeness("contrastive learning", ids[:3])).any()
 
 
 def test_the_encoder_brings_in_a_medical_paper_that_names_its_field_once(
@@ -202,7 +204,9 @@ def stored_archive(engine, encoder, docs) -> Archive:
     return Archive(engine, snapshot=None, encoder=encoder)
 
 
-def test_archive_encodes_each_paper_once_and_reads_vectors_back(engine, encoder, seed_docs):
+def test_archive_encodes_each_paper_once_and_reads_vectors_back(
+    engine, encoder, seed_docs, monkeypatch
+):
     docs = seed_docs[:12]
     ids = [d.id for d in docs]
     archive = stored_archive(engine, encoder, docs)
@@ -212,10 +216,11 @@ def test_archive_encodes_each_paper_once_and_reads_vectors_back(engine, encoder,
     assert archive.embed() == 0
     assert Archive(engine, snapshot=None, encoder=encoder).embed(ids) == 0  # stored, not held
 
-    semantics = archive.semantics_for(ids)
-    assert len(semantics) == 12
     # 12 papers are too few to say what is unusually close
-    assert np.isnan(semantics.closeness("contrastive learning", ids)).all()
+    assert np.isnan(archive.semantics_for(ids).closeness("contrastive learning", ids)).all()
+    monkeypatch.setattr(semantic_module, "MIN_REFERENCE", 12)
+    z = archive.semantics_for(ids[:5]).closeness("contrastive learning", ids)
+    assert not np.isnan(z[:5]).any() and np.isnan(z[5:]).all()  # read: the 5 asked for
     with Session(engine) as session:
         (stored,) = [b for pid, b in queries.vectors_of(encoder.model_id, ids[:1], session=session)]
     expected = encoder.encode([paper_text(docs[0].title, docs[0].abstract)])[0]
@@ -239,34 +244,52 @@ def test_a_paper_whose_text_changes_is_encoded_again(engine, encoder, seed_docs)
         assert [
             pid for pid, _ in queries.vectors_of(encoder.model_id, ids, session=session)
         ] == ids[1:]
-        assert [
-            row[0] for row in queries.papers_without_vector(encoder.model_id, session=session)
-        ] == ids[:1]
+        assert queries.papers_without_vector(encoder.model_id, session=session) == ids[:1]
         # an encoder that read the old text before the change cannot store it as current
         old = text_hash(docs[0].title, docs[0].abstract)
         queries.store_vectors(encoder.model_id, [(ids[0], old, b"\x00\x3c" * 384)], session=session)
         session.commit()
-        assert [
-            row[0] for row in queries.papers_without_vector(encoder.model_id, session=session)
-        ] == ids[:1]
+        assert queries.papers_without_vector(encoder.model_id, session=session) == ids[:1]
     assert archive.embed(ids) == 1
     assert archive.embed(ids) == 0
 
 
-def test_semantics_with_a_given_reference(encoder, seed_vectors):
-    ids = list(seed_vectors)
-    reference = np.stack([seed_vectors[i] for i in ids])
-    semantics = Semantics(encoder, reference)
-    semantics.add((pid, seed_vectors[pid]) for pid in ids[:10])
-    z = semantics.closeness("contrastive learning", [*ids[:10], ids[20]])
-    assert not np.isnan(z[:10]).any() and np.isnan(z[10])  # not held: unknown
-    query = semantics.topic_vector("contrastive learning")
-    cosines = reference @ query
-    one = seed_vectors[ids[3]].astype(np.float16).astype(np.float32) @ query
-    assert z[3] == pytest.approx((one - cosines.mean()) / cosines.std(), abs=1e-3)
-    few = Semantics(encoder, reference[: MIN_REFERENCE - 1])
-    few.add((pid, seed_vectors[pid]) for pid in ids[:10])
-    assert np.isnan(few.closeness("contrastive learning", ids[:3])).all()
+class NanForOne:
+    """The real encoder, except that the paper `bad` gets a vector of NaNs."""
+
+    def __init__(self, encoder, bad: str) -> None:
+        self.encoder, self.bad = encoder, bad
+        self.model_id, self.dim = encoder.model_id, encoder.dim
+
+    def encode(self, texts):
+        vectors = self.encoder.encode(texts)
+        vectors[[i for i, t in enumerate(texts) if t.startswith(self.bad)]] = np.nan
+        return vectors
+
+
+def test_a_vector_that_is_not_finite_is_not_stored(engine, encoder, seed_docs, caplog):
+    docs = seed_docs[:4]
+    archive = stored_archive(engine, NanForOne(encoder, docs[1].title), docs)
+    assert archive.embed() == 3
+    assert "the encoder gave 1 papers no usable vector" in caplog.text
+    with Session(engine) as session:  # left to be tried again
+        assert queries.papers_without_vector(encoder.model_id, session=session) == [docs[1].id]
+    assert Archive(engine, snapshot=None, encoder=encoder).embed() == 1
+
+
+def test_long_id_lists_are_read_in_chunks(engine, encoder, seed_docs, monkeypatch):
+    monkeypatch.setattr(queries, "IN_LIST", 5)
+    docs = seed_docs[:12]
+    ids = [d.id for d in docs]
+    archive = stored_archive(engine, encoder, docs)
+    with Session(engine) as session:
+        assert (
+            queries.papers_without_vector(encoder.model_id, session=session, paper_ids=ids) == ids
+        )
+    assert archive.embed(ids) == 12
+    with Session(engine) as session:
+        assert [pid for pid, _ in queries.vectors_of(encoder.model_id, ids, session=session)] == ids
+        assert queries.papers_without_vector(encoder.model_id, session=session, paper_ids=ids) == []
 
 
 # --------------------------------------------------------------------------- replies

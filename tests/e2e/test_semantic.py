@@ -50,7 +50,7 @@ def test_digest_brings_in_a_close_paper_and_explains_why(stack):
 
     code, out, err = stack.cli("embed")
     assert code == 0, err
-    assert out.strip() == "encoded 0 papers; every stored paper has a vector"
+    assert out.strip() == "encoded 0 papers"
     code, out, err = stack.cli("digest", "--date", DAY)
     assert code == 0, err
     assert stack.slack.duplicate_posts() == []
@@ -62,14 +62,38 @@ def test_embed_backfills_with_progress_and_refuses_when_off(stack):
     code, out, err = stack.cli("embed")
     assert code == 1
     assert err.strip() == (
-        "papers-bot: SEMANTIC_MODEL=off: matching by meaning is off, nothing to encode"
+        "papers-bot: matching by meaning is off (SEMANTIC_MODEL=off), "
+        "so there is nothing to encode with"
     )
 
     stack.monkeypatch.setenv("SEMANTIC_MODEL", "auto")
     code, out, err = stack.cli("embed")
     assert code == 0, err
     assert "encoded 70/70 papers" in err
-    assert out.strip() == "encoded 70 papers; every stored paper has a vector"
+    assert out.strip() == "encoded 70 papers"
+
+
+def stored_vectors(stack) -> int:
+    with Session(stack.engine) as session:
+        return len(session.exec(select(PaperVector.paper_id)).all())
+
+
+def test_a_digest_encodes_its_own_window_only(stack):
+    stack.command("subscribe medical imaging", wait="post")
+    code, out, err = stack.cli("fetch", "--date", DAY)  # SEMANTIC_MODEL=off: no vectors
+    assert code == 0, err
+    stack.monkeypatch.setenv("SEMANTIC_MODEL", "auto")
+    earlier = (dt.date.fromisoformat(DAY) - dt.timedelta(days=5)).isoformat()
+    code, out, err = stack.cli("digest", "--date", earlier, "--no-fetch", "--dry-run")
+    assert code == 0, err
+    assert "encoded" not in err and stored_vectors(stack) == 0  # the papers came later
+
+    code, out, err = stack.cli(
+        "digest", "--date", DAY, "--no-fetch", "--dry-run", "--topic", "medical imaging"
+    )
+    assert code == 0, err
+    assert stored_vectors(stack) == 70
+    assert "2407.20000" in out and SEMANTIC_NOTE in out  # the preview matches by meaning too
 
 
 def test_a_folder_without_a_model_is_one_clear_line(stack, tmp_path):

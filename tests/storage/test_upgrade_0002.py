@@ -9,7 +9,6 @@ from alembic import command
 from sqlalchemy import inspect, text
 from sqlmodel import Session
 
-from bot.semantic import text_hash
 from storage import db, queries
 from storage.db import current_revision, open_engine
 
@@ -54,7 +53,7 @@ def test_upgrade_from_0001_keeps_deliveries(db_url):
             (delivery,) = queries.channel_deliveries("T1", "C1", session=session)
             assert delivery.paper_id == "2407.20000" and delivery.reply_ts == "1.1"
             assert delivery.semantic is False
-            digest = text_hash("A title", "An abstract.")
+            digest = queries.text_hash("A title", "An abstract.")
             queries.store_vectors("model-a", [("2407.20000", digest, b"\x00\x3c")], session=session)
             session.commit()
             assert queries.papers_without_vector("model-a", session=session) == []
