@@ -202,7 +202,7 @@ def run_digest(
     if channels and archive.encoder is not None:
         # Every candidate paper and topic is encoded once, in batches, before planning.
         start = today - dt.timedelta(days=settings.digest_lookback_days)
-        window = queries.paper_ids_listed_since(start, session=session)
+        window = queries.paper_ids_listed_since(start, until=today, session=session)
         if encoded := archive.embed(window):
             progress(f"encoded {encoded} papers for matching by meaning")
         semantics = archive.semantics_for(window)
@@ -320,15 +320,22 @@ def _post(
     leases: tuple[list[str], str],
 ) -> tuple[DeliveryReport, int]:
     replies = 0
-    renewed = time.monotonic()
+    renewed = 0.0
+
+    def renew_leases() -> None:
+        """A long run keeps its channels: planning and posting may outlast a lease."""
+        nonlocal renewed
+        names, owner = leases
+        for name in names:
+            queries.acquire_lease(name, owner, LEASE_SECONDS, session=session)
+        renewed = time.monotonic()
+
+    renew_leases()  # the first channels were taken before every channel was planned
 
     def on_posted(box: Outbox, post: Post, ts: str) -> None:
-        nonlocal replies, renewed
-        if time.monotonic() - renewed > LEASE_SECONDS / 3:  # a long run keeps its channels
-            names, owner = leases
-            for name in names:
-                queries.acquire_lease(name, owner, LEASE_SECONDS, session=session)
-            renewed = time.monotonic()
+        nonlocal replies
+        if time.monotonic() - renewed > LEASE_SECONDS / 3:
+            renew_leases()
         row = session.merge(post.key)
         if isinstance(row, Digest):
             row.parent_ts = ts

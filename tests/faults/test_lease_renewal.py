@@ -12,8 +12,8 @@ from tests.faults.conftest import DAY, TEAM, subscribe
 
 def test_long_run_renews_its_channel_lease(stack):
     subscribe(stack, {"C0001": "contrastive learning"})
-    stack.monkeypatch.setattr("bot.digest.LEASE_SECONDS", 0.6)
-    stack.monkeypatch.setenv("DIGEST_POST_INTERVAL", "0.25")  # ~10 messages: about 2.5 s
+    stack.monkeypatch.setattr("bot.digest.LEASE_SECONDS", 1.5)
+    stack.monkeypatch.setenv("DIGEST_POST_INTERVAL", "0.4")  # ~10 messages: about 4 s
     taken, stop = [], threading.Event()
 
     def rival() -> None:
