@@ -355,8 +355,8 @@ def test_wait_never_exceeds_max_wait(fake, seed, waits):
 
 def test_timeout_then_ok(fake, seed, waits):
     fake.set_day(DAY_S, seed)
-    fake.fail_next(delay=1.5)
-    with make_source(fake.base_url, waits, timeout=0.2) as source:
+    fake.fail_next(delay=5.0)
+    with make_source(fake.base_url, waits, timeout=1.0) as source:
         result = source.fetch_day(DAY)
     assert len(result.papers) == 70
     assert len(fake.requests) == 2

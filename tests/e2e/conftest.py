@@ -8,6 +8,7 @@ API and a fake Hugging Face API on loopback, and the real `papers-bot` CLI in-pr
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -100,10 +101,12 @@ class Stack:
 @contextmanager
 def bot_process(env: dict, cwd: Path, *args: str) -> Iterator[tuple[subprocess.Popen, list]]:
     """`papers-bot run ARGS` as a real process; on exit it gets SIGTERM (killed after 10 s)
-    and its combined output lands in the yielded list."""
+    and its combined output lands in the yielded list. Unless `env` says otherwise, its
+    daily job is 12 hours away, so the scheduler never starts a digest during the test."""
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=12)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "run", *args],
-        env=env,
+        env={"DIGEST_TIMEZONE": "UTC", "DIGEST_TIME": later.strftime("%H:%M"), **env},
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -19,7 +19,7 @@ from tests.fakes.socket_mode import FakeSocketMode
 
 BOT_TOKEN = "xoxb-socket-e2e-zq7token"
 APP_TOKEN = "xapp-1-A0001-socket-e2e-zq7token"
-BUDGET = 20.0  # seconds for the whole exchange, start-up included
+BUDGET = 60.0  # seconds for the whole exchange, start-up included
 
 
 def test_run_in_socket_mode_acks_envelopes_and_answers_commands(tmp_path):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -245,6 +246,7 @@ class FakeSlack(Running):
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
+        self._held: socket.socket | None = None  # the port, bound but not listening
         self._stopping = threading.Event()
 
     # ------------------------------------------------------------------ lifecycle
@@ -254,6 +256,7 @@ class FakeSlack(Running):
         if self._server is not None:
             return
         self._stopping.clear()
+        self._release()
         server = _Server(self, self._port)
         self._port = server.server_address[1]
         thread = threading.Thread(
@@ -265,17 +268,31 @@ class FakeSlack(Running):
         self._server, self._thread = server, thread
         thread.start()
 
-    def stop(self) -> None:
-        """Stop serving and close the port, so clients get "connection refused". Idempotent."""
+    def stop(self, *, release: bool = False) -> None:
+        """Stop serving, so clients get "connection refused". Idempotent. The port stays
+        bound without listening, so nothing else takes it before :meth:`start`, unless
+        `release` (as on leaving ``with``)."""
         server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._server = self._thread = None
-        self._stopping.set()  # wake handlers sleeping on a ``delay`` fault
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        if server is not None:
+            self._server = self._thread = None
+            self._stopping.set()  # wake handlers sleeping on a ``delay`` fault
+            server.shutdown()
+            server.server_close()
+            if thread is not None:
+                thread.join(timeout=5)
+            self._held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._held.bind(("127.0.0.1", self._port))
+        if release:
+            self._release()
+
+    def _release(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop(release=True)
 
     @property
     def running(self) -> bool:

@@ -49,8 +49,20 @@ def test_killed_digest_resumes_in_the_same_thread(stack, record_property):
         accepted = {channel: len(stack.slack.posts(channel)) for channel in CHANNELS}
         return recorded["C0001"] >= 4 and recorded == accepted
 
+    def frozen_between_two_posts() -> bool:
+        # Checked again with the process stopped: a post it sent just before the check
+        # lands in the fake meanwhile, and the state no longer passes.
+        if not between_two_posts():
+            return False
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.1)
+        if between_two_posts():
+            return True
+        proc.send_signal(signal.SIGCONT)
+        return False
+
     try:
-        wait_until(between_two_posts, 30, "4 recorded posts in C0001")
+        wait_until(frozen_between_two_posts, 30, "4 recorded posts in C0001")
     finally:
         _kill(proc)
     assert proc.returncode == -signal.SIGKILL

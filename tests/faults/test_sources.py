@@ -52,12 +52,12 @@ def test_fetch_retries_5xx_and_malformed_json_and_skips_bad_items(stack, seed_it
 
 
 def test_stalled_source_is_retried_after_its_timeout(stack):
-    """A read timeout (the fake answers after 1 s, the client waits 0.3 s) is retried; the
+    """A read timeout (the fake answers after 5 s, the client waits 1 s) is retried; the
     CLI has no setting for the source's timeout, so this drives `fetch_days` directly."""
-    stack.hf.fail_next(delay=1.0, times=2)
+    stack.hf.fail_next(delay=5.0, times=2)
     with (
         Session(stack.engine) as session,
-        HuggingFaceSource(stack.hf.base_url, timeout=0.3, backoff=0.01) as source,
+        HuggingFaceSource(stack.hf.base_url, timeout=1.0, backoff=0.01) as source,
     ):
         summary = fetch_days([dt.date.fromisoformat(DAY)], session=session, source=source)
     assert (summary.days, summary.new, summary.errors) == (1, 70, [])
