@@ -32,7 +32,6 @@ from bot.blocks import PaperView, digest_parent, paper_message
 from bot.delivery import CHANNEL_ERRORS, DeliveryReport, Outbox, Post, deliver
 from bot.index import Bm25Index
 from bot.ranking import Closeness, Match, TopicError, match_topics, parse_topic
-from bot.semantic import Semantics
 from bot.settings import Settings
 from bot.summary import summarize
 from storage import queries
@@ -165,7 +164,7 @@ def _plan_today(
     channel_id: str,
     topics: list[str],
     today: dt.date,
-    semantics: Semantics | None,
+    semantics: Closeness | None,
 ) -> tuple[list[Match], dict[str, Paper]]:
     exclude = queries.delivered_or_planned_ids(team_id, channel_id, session=session)
     candidates = recent_candidates(today, settings.digest_lookback_days, exclude, session=session)
