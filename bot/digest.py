@@ -220,15 +220,15 @@ def run_digest(
         raise ValueError("posting a digest needs a Slack client")
 
     owner = f"{queries.PROCESS_OWNER}:{uuid.uuid4().hex[:8]}"
-    leased: list[tuple[str, str]] = []
+    leased: list[str] = []
     outboxes: list[Outbox] = []
     try:
         for (team_id, channel_id), subs in channels.items():
-            lease = f"digest:{team_id}:{channel_id}"
+            lease = _lease_name(team_id, channel_id)
             if not queries.acquire_lease(lease, owner, LEASE_SECONDS, session=session):
                 summary.busy.append(channel_id)
                 continue
-            leased.append((team_id, channel_id))
+            leased.append(lease)
             state = queries.channel_state(team_id, channel_id, session=session)
             unfinished = queries.unfinished_digests(team_id, channel_id, session=session)
             # Paused while Slack refuses it; its oldest unfinished digest is the probe.
@@ -258,11 +258,10 @@ def run_digest(
             outboxes.extend(box for box in boxes if box.posts)
         total = sum(len(box.posts) for box in outboxes)
         progress(f"posting {total} messages to {len({b.channel_id for b in outboxes})} channels")
-        leases = [f"digest:{team}:{chan}" for team, chan in leased]
-        report, replies = _post(session, client, outboxes, interval, progress, (leases, owner))
+        report, replies = _post(session, client, outboxes, interval, progress, (leased, owner))
     finally:
-        for team_id, channel_id in leased:
-            queries.release_lease(f"digest:{team_id}:{channel_id}", owner, session=session)
+        for lease in leased:
+            queries.release_lease(lease, owner, session=session)
     summary.papers_posted = replies
     summary.failed = report.failed_channels
     summary.left_pending = report.left_pending
@@ -271,6 +270,10 @@ def run_digest(
         {b.channel_id for b in outboxes if b.channel_id not in report.failed_channels}
     )
     return summary
+
+
+def _lease_name(team_id: str, channel_id: str) -> str:
+    return f"digest:{team_id}:{channel_id}"
 
 
 def _delivery_row(match: Match) -> dict:
@@ -320,21 +323,28 @@ def _post(
 ) -> tuple[DeliveryReport, int]:
     replies = 0
     renewed = 0.0
+    names, owner = leases
+    lost: set[str] = set()
 
     def renew_leases() -> None:
-        """A long run keeps its channels: planning and posting may outlast a lease."""
+        """A long run keeps its channels: planning and posting may outlast a lease. A
+        channel whose lease expired and went to another process is left to it (it resumes
+        the same digests): this run stops posting there as soon as it notices."""
         nonlocal renewed
-        names, owner = leases
         for name in names:
-            queries.acquire_lease(name, owner, LEASE_SECONDS, session=session)
+            if name in lost or queries.acquire_lease(name, owner, LEASE_SECONDS, session=session):
+                continue
+            lost.add(name)
+            progress(f"channel {name.rsplit(':', 1)[-1]}: taken over by another process")
+        for box in outboxes:
+            if _lease_name(box.team_id, box.channel_id) in lost:
+                box.posts.clear()
         renewed = time.monotonic()
 
     renew_leases()  # the first channels were taken before every channel was planned
 
     def on_posted(box: Outbox, post: Post, ts: str) -> None:
         nonlocal replies
-        if time.monotonic() - renewed > LEASE_SECONDS / 3:
-            renew_leases()
         row = session.merge(post.key)
         if isinstance(row, Digest):
             row.parent_ts = ts
@@ -345,6 +355,8 @@ def _post(
             session.get(Digest, box.key).completed_at = utcnow()
         queries.clear_channel_failure(box.team_id, box.channel_id, session=session)
         session.commit()
+        if time.monotonic() - renewed > LEASE_SECONDS / 3:
+            renew_leases()
 
     def on_channel_error(box: Outbox, error: str) -> None:
         queries.mark_channel_failed(box.team_id, box.channel_id, error, session=session)
