@@ -335,7 +335,7 @@ def _post(
             if name in lost or queries.acquire_lease(name, owner, LEASE_SECONDS, session=session):
                 continue
             lost.add(name)
-            progress(f"channel {name.rsplit(':', 1)[-1]}: taken over by another process")
+            logger.warning("%s: taken over by another process, which posts the rest", name)
         for box in outboxes:
             if _lease_name(box.team_id, box.channel_id) in lost:
                 box.posts.clear()
