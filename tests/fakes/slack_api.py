@@ -280,9 +280,13 @@ class FakeSlack(Running):
             server.server_close()
             if thread is not None:
                 thread.join(timeout=5)
-            self._held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._held.bind(("127.0.0.1", self._port))
+            held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                held.bind(("127.0.0.1", self._port))
+                self._held = held
+            except OSError:  # taken already: `start` will say so
+                held.close()
         if release:
             self._release()
 
