@@ -27,6 +27,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def stored_vectors(stack) -> int:
+    with Session(stack.engine) as session:
+        return len(session.exec(select(PaperVector.paper_id)).all())
+
+
 def test_digest_brings_in_a_close_paper_and_explains_why(stack):
     stack.monkeypatch.setenv("SEMANTIC_MODEL", "auto")
     stack.command("subscribe medical imaging", wait="post")
@@ -45,8 +50,7 @@ def test_digest_brings_in_a_close_paper_and_explains_why(stack):
             d.paper_id: d for d in queries.channel_deliveries("T0001", "C0001", session=session)
         }
         assert delivered["2407.20000"].semantic and not delivered["2407.20024"].semantic
-        stored = session.exec(select(PaperVector)).all()
-    assert len(stored) == 70  # every paper of the look-back window, encoded once
+    assert stored_vectors(stack) == 70  # every paper of the look-back window, encoded once
 
     code, out, err = stack.cli("embed")
     assert code == 0, err
@@ -71,11 +75,6 @@ def test_embed_backfills_with_progress_and_refuses_when_off(stack):
     assert code == 0, err
     assert "encoded 70/70 papers" in err
     assert out.strip() == "encoded 70 papers"
-
-
-def stored_vectors(stack) -> int:
-    with Session(stack.engine) as session:
-        return len(session.exec(select(PaperVector.paper_id)).all())
 
 
 def test_a_digest_encodes_its_own_window_only(stack):
