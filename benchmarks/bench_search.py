@@ -10,8 +10,8 @@ The archives are `benchmarks/synthetic.py`'s: the 70 sample abstracts recombined
 seeded RNG into 10,000 and 100,000 papers, stored in a real database. Each measurement runs
 in a fresh worker process:
 
-- served: `bot.archive.Archive` builds the index from the database, as `papers-bot run`
-  does (no snapshot: every abstract tokenized), then `bot.search.search_papers` answers
+- served: `bot.archive.live.Archive` builds the index from the database, as `papers-bot run`
+  does (no snapshot: every abstract tokenized), then `bot.archive.search.search_papers` answers
   the fixed queries (`synthetic.queries()`: the eight graded topics and 44 realistic
   searches, some with topic syntax) exactly as `/papers search` does, database look-up of
   the page included, Slack excluded. "first" is each query's first run after the build
@@ -21,7 +21,7 @@ in a fresh worker process:
   is VmHWM. "From snapshot" is a second build reusing the tokens saved by the first.
 - reference: the same papers' tokens (title tokens three times, then the abstract's: the
   exact lists our index scores) go to `rank_bm25.BM25Okapi`, built once; then each query
-  runs `--reps` times, alternately through our `bot.ranking.search` (the served ranking),
+  runs `--reps` times, alternately through our `bot.matching.ranking.search` (the served ranking),
   our plain `Bm25Index.scores`, and rank-bm25's `get_scores`, on the same tokens, in the
   same process. Speed-ups are ratios of those medians and 95th percentiles.
   Agreement: the top ten of `Bm25Index(idf="okapi")` scores against rank-bm25's (same
@@ -59,9 +59,9 @@ TARGET_SPEEDUP = 10.0
 def served_worker(n: int, url: str, reps: int) -> dict:
     from sqlmodel import Session
 
-    from bot.archive import Archive
-    from bot.index import Doc
-    from bot.search import search_papers
+    from bot.archive.live import Archive
+    from bot.archive.search import search_papers
+    from bot.matching.index import Doc
     from storage.db import open_engine
 
     engine = open_engine(url)
@@ -142,9 +142,9 @@ def reference_worker(n: int, reps: int) -> dict:
     import numpy as np
     from rank_bm25 import BM25Okapi
 
-    import bot.ranking as ranking
-    from bot.index import Bm25Index, Doc
-    from bot.ranking import parse_topic, search
+    import bot.matching.ranking as ranking
+    from bot.matching.index import Bm25Index, Doc
+    from bot.matching.ranking import parse_topic, search
 
     docs = (
         Doc(p["id"], p["title"], p["abstract"], tuple(p["authors"]), p["upvotes"])

@@ -3,12 +3,12 @@
 Run from the repo root: `.venv/bin/python benchmarks/eval_relevance.py`. It indexes the 70
 papers of `../shared/data/seed_daily_papers.json` as if all were listed on one day, gives
 each graded topic of `../shared/data/relevance_dev.json` a channel of its own
-(DIGEST_MAX_PAPERS = 10, `bot.ranking.match_topics`), and prints per topic:
+(DIGEST_MAX_PAPERS = 10, `bot.matching.ranking.match_topics`), and prints per topic:
 
 - posted: papers the channel gets;
 - precision: share of posted papers graded 1 or 2 (an empty digest counts 0);
 - recall (core): share of the grade-2 papers that were posted;
-- nDCG@5: of the full `bot.ranking.search` order over all 70 papers, gain = grade (search
+- nDCG@5: of the full `bot.matching.ranking.search` order over all 70 papers, gain = grade (search
   matches by words only);
 - digest nDCG@5: of the papers the channel gets, in the digest's order (ideal: the best
   five graded papers), where closeness in meaning lets papers in and orders them;
@@ -33,10 +33,10 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from bot import ranking  # noqa: E402
-from bot.embedding import Encoder, bundled_model_dir  # noqa: E402
-from bot.index import Bm25Index, Doc  # noqa: E402
-from bot.ranking import (  # noqa: E402
+from bot.matching import ranking  # noqa: E402
+from bot.matching.embedding import Encoder, bundled_model_dir  # noqa: E402
+from bot.matching.index import Bm25Index, Doc  # noqa: E402
+from bot.matching.ranking import (  # noqa: E402
     MIN_CLOSENESS,
     MIN_COVERAGE,
     MIN_SCORE,
@@ -46,7 +46,7 @@ from bot.ranking import (  # noqa: E402
     search,
     topic_scores,
 )
-from bot.semantic import Semantics, paper_text  # noqa: E402
+from bot.matching.semantic import Semantics, paper_text  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "relevance.md"

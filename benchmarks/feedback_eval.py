@@ -6,9 +6,10 @@ subtopic's graded papers alternate between day one and day two (in id order), th
 papers too. On day one the channel's digest (`DIGEST_MAX_PAPERS` papers) is posted and the
 team reacts 👍 on the papers graded for the subtopic, and on nothing else. On day two the
 channel ranks the other half with and without the Rocchio expansion built from those
-votes (`bot.feedback.expansion`, as `bot.digest` uses it), and we compare nDCG@5 and P@5 of
-the day-two ranking against the subtopic's grades. The topic threshold is the same with and
-without feedback, so the set of papers that can be posted does not change: only the order.
+votes (`bot.matching.feedback.expansion`, as `bot.digest.planning` uses it), and we compare
+nDCG@5 and P@5 of the day-two ranking against the subtopic's grades. The topic threshold is
+the same with and without feedback, so the set of papers that can be posted does not change:
+only the order.
 Subtopics with fewer than two graded papers passing on day two, or no 👍 on day one, are
 left out (nothing to measure).
 
@@ -25,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot import feedback  # noqa: E402
-from bot.index import Bm25Index, Doc  # noqa: E402
-from bot.ranking import match_topics, parse_topic  # noqa: E402
+from bot.matching import feedback  # noqa: E402
+from bot.matching.index import Bm25Index, Doc  # noqa: E402
+from bot.matching.ranking import match_topics, parse_topic  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CHANNEL_TOPICS = ("learning", "image")

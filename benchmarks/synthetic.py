@@ -329,7 +329,7 @@ def _fill(engine, n: int, progress) -> None:
 
 def encoder_id() -> str | None:
     """The model id of the bundled sentence encoder, None if it is not installed."""
-    from bot.embedding import Encoder, bundled_model_dir
+    from bot.matching.embedding import Encoder, bundled_model_dir
 
     folder = bundled_model_dir()
     return Encoder.load(folder).model_id if folder else None
@@ -342,7 +342,7 @@ def fill_vectors(engine, progress=lambda _msg: None) -> None:
     import numpy as np
     from sqlmodel import Session
 
-    from bot.semantic import to_blob
+    from bot.matching.semantic import to_blob
     from storage import queries
 
     model_id = encoder_id()

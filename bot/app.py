@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine
 
-from bot.archive import Archive
+from bot.archive.live import Archive
 from bot.settings import Settings
 from handlers import actions, commands, events
 from handlers.context import Deps

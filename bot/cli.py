@@ -156,9 +156,9 @@ def open_database(settings: Settings):
 
 def open_archive(settings: Settings, engine):
     """The archive of `engine`, with the sentence encoder SEMANTIC_MODEL asks for."""
-    from bot.archive import Archive
-    from bot.embedding import EncoderError
-    from bot.semantic import load_encoder
+    from bot.archive.live import Archive
+    from bot.matching.embedding import EncoderError
+    from bot.matching.semantic import load_encoder
 
     try:
         encoder = load_encoder(settings.semantic_model)
@@ -223,10 +223,10 @@ def cmd_fetch(args, settings: Settings) -> int:
 
 
 def cmd_digest(args, settings: Settings) -> int:
-    from bot.delivery import SlackUnreachable
-    from bot.digest import preview, run_digest
+    from bot.digest.delivery import SlackUnreachable
+    from bot.digest.planning import preview, run_digest
     from bot.jobs import fetch_recent
-    from bot.ranking import TopicError, parse_topic
+    from bot.matching.ranking import TopicError, parse_topic
 
     if args.topic and not args.dry_run:
         raise UserError("--topic only works with --dry-run (it previews a channel)")
@@ -311,7 +311,7 @@ def cmd_digest(args, settings: Settings) -> int:
 
 
 def _plan_text(plan, today: dt.date) -> str:
-    from bot.blocks import paper_plain_text
+    from bot.digest.blocks import paper_plain_text
 
     where = f"#{plan.channel_id}" if plan.channel_id else "a channel"
     head = f"== {where} following {', '.join(plan.topics)} — {today} =="
@@ -339,10 +339,10 @@ def _summary_text(summary) -> str:
 
 
 def cmd_search(args, settings: Settings) -> int:
-    from bot.archive import Archive
-    from bot.blocks import paper_url
-    from bot.ranking import TopicError
-    from bot.search import search_papers
+    from bot.archive.live import Archive
+    from bot.archive.search import search_papers
+    from bot.digest.blocks import paper_url
+    from bot.matching.ranking import TopicError
     from bot.subscriptions import Refused
 
     if not 1 <= args.limit <= 1000:
@@ -381,7 +381,7 @@ def cmd_search(args, settings: Settings) -> int:
 
 
 def cmd_feedback(args, settings: Settings) -> int:
-    from bot.feedback import polarity
+    from bot.matching.feedback import polarity
     from storage import queries
 
     engine = open_database(settings)

@@ -18,8 +18,8 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.archive import Archive, doc_from_row
-from bot.digest import DigestSummary, run_digest
+from bot.archive.live import Archive, doc_from_row
+from bot.digest.planning import DigestSummary, run_digest
 from bot.settings import Settings
 from bot.sources import SourceError
 from bot.sources.hf import HuggingFaceSource

@@ -18,7 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 
-from bot.archive import Archive
+from bot.archive.live import Archive
 from bot.jobs import daily_job
 from bot.settings import Settings
 

@@ -16,7 +16,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.app import create_app, make_client
-from bot.archive import Archive
+from bot.archive.live import Archive
 from bot.scheduler import start_scheduler
 from bot.settings import Settings
 

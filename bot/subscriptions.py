@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.blocks import escape
-from bot.ranking import Topic, TopicError, parse_topic
+from bot.digest.blocks import escape
+from bot.matching.ranking import Topic, TopicError, parse_topic
 from storage.models import Subscription
 
 MAX_TOPICS = 20

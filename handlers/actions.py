@@ -10,7 +10,7 @@ import logging
 
 from slack_bolt import App
 
-from bot.ranking import TopicError
+from bot.matching.ranking import TopicError
 from bot.subscriptions import Refused
 from handlers.commands import search_reply
 from handlers.context import Deps

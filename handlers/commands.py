@@ -15,11 +15,12 @@ import re
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, feedback
-from bot.delivery import CHANNEL_ERRORS
-from bot.digest import make_view
-from bot.ranking import TopicError
-from bot.search import search_papers
+from bot.archive.search import search_papers
+from bot.digest import blocks
+from bot.digest.delivery import CHANNEL_ERRORS
+from bot.digest.planning import make_view
+from bot.matching import feedback
+from bot.matching.ranking import TopicError
 from bot.subscriptions import MAX_TOPICS, Refused, check_new_topic, find_topic
 from handlers.context import Deps
 from storage import queries

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from bot.archive import Archive
+from bot.archive.live import Archive
 from bot.settings import Settings
 
 

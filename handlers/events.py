@@ -12,7 +12,7 @@ import logging
 
 from slack_bolt import App
 
-from bot.feedback import base_reaction
+from bot.matching.feedback import base_reaction
 from handlers.context import Deps
 from storage import queries
 from storage.db import session_scope

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.index import Doc
+from bot.matching.index import Doc
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -45,7 +45,7 @@ def relevance() -> dict:
 @pytest.fixture(scope="session")
 def encoder():
     """The bundled sentence encoder (skips where `make` has not installed its package)."""
-    from bot.embedding import Encoder, bundled_model_dir
+    from bot.matching.embedding import Encoder, bundled_model_dir
 
     folder = bundled_model_dir()
     if folder is None:
@@ -56,7 +56,7 @@ def encoder():
 @pytest.fixture(scope="session")
 def seed_vectors(encoder, seed_docs) -> dict:
     """Paper id -> vector of every sample paper, encoded once per session."""
-    from bot.semantic import paper_text
+    from bot.matching.semantic import paper_text
 
     vectors = encoder.encode([paper_text(d.title, d.abstract) for d in seed_docs])
     return dict(zip([d.id for d in seed_docs], vectors, strict=True))

@@ -24,7 +24,7 @@ from waitress.server import create_server
 
 from bot import cli
 from bot.app import create_app, make_client
-from bot.archive import Archive
+from bot.archive.live import Archive
 from bot.server import health_wrapped
 from bot.settings import Settings
 from storage.db import ensure_schema, open_engine

@@ -11,10 +11,10 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.app import make_client
-from bot.archive import Archive
-from bot.blocks import SEMANTIC_NOTE
-from bot.embedding import Encoder, bundled_model_dir
+from bot.archive.live import Archive
+from bot.digest.blocks import SEMANTIC_NOTE
 from bot.jobs import daily_job
+from bot.matching.embedding import Encoder, bundled_model_dir
 from storage import queries
 from storage.models import PaperVector
 from tests.e2e.conftest import DAY, bot_process

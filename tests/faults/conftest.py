@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from bot.ranking import parse_topic
+from bot.matching.ranking import parse_topic
 from bot.subscriptions import topic_key
 from storage import queries
 from storage.models import Delivery, Digest, Lease

@@ -32,7 +32,7 @@ def test_one_failing_channel_is_reported_and_resumes_when_fixed(stack, caplog, e
         stack.slack.fail_next("chat.postMessage", error="invalid_auth")
     else:
         stack.slack.set_channel_error("C0002", error)
-    caplog.set_level(logging.WARNING, logger="bot.delivery")
+    caplog.set_level(logging.WARNING, logger="bot.digest.delivery")
 
     code, out, err = stack.cli("digest", "--date", DAY)
 

@@ -14,7 +14,7 @@ import threading
 from sqlmodel import Session, select
 
 from bot.app import make_client
-from bot.archive import Archive
+from bot.archive.live import Archive
 from bot.jobs import daily_job
 from bot.settings import Settings
 from storage import queries

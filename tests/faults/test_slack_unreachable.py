@@ -11,8 +11,8 @@ import threading
 from sqlmodel import Session
 
 from bot.app import make_client
-from bot.archive import Archive
-from bot.delivery import SlackUnreachable
+from bot.archive.live import Archive
+from bot.digest.delivery import SlackUnreachable
 from bot.jobs import daily_job
 from bot.settings import Settings
 from storage import queries

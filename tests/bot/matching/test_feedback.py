@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bot import feedback
-from bot.index import Bm25Index, Doc
+from bot.matching import feedback
+from bot.matching.index import Bm25Index, Doc
 from bot.settings import Settings
 
 SETTINGS = Settings()

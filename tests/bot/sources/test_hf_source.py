@@ -20,7 +20,7 @@ from bot.sources import FetchResult, SourceError
 from bot.sources.hf import HuggingFaceSource, normalize_arxiv_id, parse_item
 from tests.fakes.hf_server import LIMIT_TOO_BIG_BODY, FakeHF
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
+SHARED = Path(__file__).resolve().parents[4] / "shared"
 HF_FIXTURES = SHARED / "fixtures" / "hf"
 SEED = SHARED / "data" / "seed_daily_papers.json"
 DAY = dt.date(2024, 7, 29)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from bot.index import TITLE_WEIGHT, Bm25Index, Doc
-from bot.ranking import (
+from bot.matching.index import TITLE_WEIGHT, Bm25Index, Doc
+from bot.matching.ranking import (
     FEEDBACK_WEIGHT,
     MAX_TOPIC_CHARS,
     MIN_SCORE,
@@ -23,7 +23,7 @@ from bot.ranking import (
     search,
     topic_scores,
 )
-from bot.text import tokenize
+from bot.matching.text import tokenize
 
 # --------------------------------------------------------------------------- helpers
 
@@ -292,7 +292,7 @@ def test_search_differs_from_rank_bm25_only_by_idf_and_proximity(seed_docs, quer
         (i for i in range(len(ids)) if reference[i] > 0), key=lambda i: (-reference[i], ids[i])
     )
     okapi = Bm25Index.build(seed_docs, idf="okapi")
-    monkeypatch.setattr("bot.ranking.PROXIMITY_WEIGHT", 0.0)
+    monkeypatch.setattr("bot.matching.ranking.PROXIMITY_WEIGHT", 0.0)
     assert search(okapi, query, limit=10)[0] == [ids[i] for i in expected[:10]]
 
 

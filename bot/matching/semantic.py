@@ -1,13 +1,13 @@
 """Closeness in meaning between a topic and the stored papers, from a sentence encoder.
 
-BM25 (`bot.ranking`) sees words; a paper that names its subject once, in passing, scores
-low even when the whole abstract is about it. A sentence encoder (`bot.embedding`,
+BM25 (`bot.matching.ranking`) sees words; a paper that names its subject once, in passing, scores
+low even when the whole abstract is about it. A sentence encoder (`bot.matching.embedding`,
 all-MiniLM-L6-v2) maps a topic and a paper's title + abstract to unit vectors whose cosine
 measures closeness in meaning. Cosines of different topics are not comparable (short
 topics about broad subjects sit closer to everything), so `Semantics.closeness` reports a
 z-score: how many standard deviations a paper's cosine lies above the topic's mean cosine
 over the archive (a sample of up to `REFERENCE_SIZE` stored papers).
-`bot.ranking` uses it to confirm papers whose words are there but faint, and to order
+`bot.matching.ranking` uses it to confirm papers whose words are there but faint, and to order
 papers that pass; it never lets in a paper without the topic's words.
 
 Vectors are computed once per paper (at fetch, or for a digest's candidates if missing)
@@ -15,7 +15,7 @@ and stored as float16 in `paper_vectors` (768 bytes a paper) with a hash of the 
 were computed from, so a paper whose title or abstract changes is encoded again. A running
 bot holds no vectors between digests: each digest run reads its candidates' vectors and
 the reference sample (the `REFERENCE_SIZE` newest papers) into a `Semantics` of its own
-(`bot.archive.Archive.semantics_for`). `papers-bot embed` encodes an archive stored before.
+(`bot.archive.live.Archive.semantics_for`). `papers-bot embed` encodes an archive stored before.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.embedding import Encoder, bundled_model_dir
+from bot.matching.embedding import Encoder, bundled_model_dir
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """The BM25 index over every stored paper: build, add, score, snapshot.
 
-A pure data structure (no database, no Slack), used through `bot.archive.Archive` and
-scored by `bot.ranking`. BM25 with k1=1.5, b=0.75 over title + abstract, the title's tokens
+A pure data structure (no database, no Slack), used through `bot.archive.live.Archive` and
+scored by `bot.matching.ranking`. BM25 with k1=1.5, b=0.75 over title + abstract, the title's tokens
 counted `TITLE_WEIGHT` times; statistics (IDF, average length) come from every doc in the
 index, i.e. the whole archive. The IDF is Lucene's non-negative variant by default;
-`Bm25Index(idf="okapi")` reproduces rank-bm25's `BM25Okapi` exactly (see `bot.ranking` for
+`Bm25Index(idf="okapi")` reproduces rank-bm25's `BM25Okapi` exactly (see `bot.matching.ranking` for
 why the default differs).
 
 Layout: token streams, postings with term frequencies (BM25 weights are computed at query
@@ -42,14 +42,14 @@ import numpy as np
 import scipy.sparse as sp
 import Stemmer
 
-from bot import text as text_module
-from bot.text import (
+from bot.matching import text as text_module
+from bot.matching.text import (
     joined_stem,
     remember_surface,
     surface_of,
     word_stems,
 )
-from bot.text import words as text_words
+from bot.matching.text import words as text_words
 
 TITLE_WEIGHT = 3  # a title token counts as this many abstract tokens
 K1 = 1.5

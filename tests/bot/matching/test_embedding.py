@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot import embedding
-from bot.embedding import Encoder, EncoderError, _WordPiece, bundled_model_dir
-from bot.semantic import paper_text
+from bot.matching import embedding
+from bot.matching.embedding import Encoder, EncoderError, _WordPiece, bundled_model_dir
+from bot.matching.semantic import paper_text
 
 MODEL_DIR = bundled_model_dir()
 MAX_LENGTH = 256  # word pieces, [CLS] and [SEP] included (sentence_bert_config.json)
-REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "minilm_reference.json"
+REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "minilm_reference.json"
 
 pytestmark = pytest.mark.skipif(
     MODEL_DIR is None,
@@ -149,8 +149,8 @@ def test_error_messages_are_one_line(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ tokenizer
-# bot.embedding tokenises with its own WordPiece code (vocab.txt); these tests hold it to the
-# ids of the HF `tokenizers` package (a dev dependency), configured as the encoder once used it.
+# bot.matching.embedding tokenises with its own WordPiece code (vocab.txt); these tests hold it to
+# the ids of the HF `tokenizers` package (a dev dependency), configured as the encoder once used it.
 
 TRICKY_TEXTS = [
     "",
@@ -195,7 +195,7 @@ def hf_tokenizer():
         pytest.skip(f"cannot compare with the HF 'tokenizers' package (a dev dependency): {exc}")
     assert MODEL_DIR is not None
     tokenizer = Tokenizer.from_file(str(MODEL_DIR / "tokenizer.json"))
-    # As bot.embedding configured it before it had a tokenizer of its own.
+    # As bot.matching.embedding configured it before it had a tokenizer of its own.
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=MAX_LENGTH)
     return tokenizer
@@ -284,11 +284,11 @@ def test_truncates_to_max_length(wordpiece: _WordPiece) -> None:
 
 def test_encoder_does_not_import_tokenizers() -> None:
     code = (
-        "import sys; from bot.embedding import Encoder, bundled_model_dir; "
+        "import sys; from bot.matching.embedding import Encoder, bundled_model_dir; "
         "Encoder.load(bundled_model_dir()).encode(['a test']); "
         "assert 'tokenizers' not in sys.modules"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.summary import shorten, split_sentences, summarize
+from bot.digest.summary import shorten, split_sentences, summarize
 
 ABSTRACT = (
     "Deep networks are widely used. "

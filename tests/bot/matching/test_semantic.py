@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from sqlmodel import Session
 
-import bot.semantic as semantic_module
-from bot.archive import Archive
-from bot.blocks import SEMANTIC_NOTE, PaperView, paper_message, paper_plain_text
-from bot.index import Bm25Index
-from bot.ranking import (
+import bot.matching.semantic as semantic_module
+from bot.archive.live import Archive
+from bot.digest.blocks import SEMANTIC_NOTE, PaperView, paper_message, paper_plain_text
+from bot.matching.index import Bm25Index
+from bot.matching.ranking import (
     MIN_CLOSENESS,
     MIN_COVERAGE,
     MIN_SCORE,
@@ -26,11 +26,18 @@ from bot.ranking import (
     parse_topic,
     topic_scores,
 )
-from bot.semantic import MIN_REFERENCE, Semantics, from_blob, load_encoder, paper_text, to_blob
+from bot.matching.semantic import (
+    MIN_REFERENCE,
+    Semantics,
+    from_blob,
+    load_encoder,
+    paper_text,
+    to_blob,
+)
 from bot.sources import PaperRecord
 from storage import queries
 from storage.queries import text_hash
-from tests.bot.test_archive import records
+from tests.bot.archive.test_archive import records
 
 
 class FixedCloseness:
@@ -187,7 +194,7 @@ def test_vectors_survive_storage_as_float16(seed_vectors):
 
 def test_load_encoder_choices(tmp_path):
     assert load_encoder("off") is None
-    from bot.embedding import EncoderError
+    from bot.matching.embedding import EncoderError
 
     with pytest.raises(EncoderError):
         load_encoder(str(tmp_path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.text import (
+from bot.matching.text import (
     STOPWORDS,
     prefix_stem,
     split_tokens,

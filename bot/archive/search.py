@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from bot import ranking
-from bot.archive import Archive
-from bot.blocks import escape
+from bot.archive.live import Archive
+from bot.digest.blocks import escape
+from bot.matching import ranking
 from bot.subscriptions import Refused
 from storage import queries
 from storage.models import Paper

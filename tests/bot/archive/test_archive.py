@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from sqlmodel import Session
 
-import bot.archive as archive_module
-from bot.archive import Archive, default_snapshot_path, doc_from_row
-from bot.ranking import search
+import bot.archive.live as archive_module
+from bot.archive.live import Archive, default_snapshot_path, doc_from_row
+from bot.matching.ranking import search
 from bot.sources import PaperRecord
 from storage import queries
 from storage.db import open_engine

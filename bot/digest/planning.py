@@ -4,7 +4,7 @@
 not yet sent to the channel) against the channel's topics. `run_digest` does it for every
 subscribed channel: under a per-channel lease it writes the plan (one digest row, one
 delivery row per paper) before posting anything, then posts parent and replies through
-`bot.delivery`, recording each Slack `ts` as it arrives. A digest cut short by a crash, a
+`bot.digest.delivery`, recording each Slack `ts` as it arrives. A digest cut short by a crash, a
 Slack outage or a channel error is finished in the same thread by the next run. A channel
 Slack refuses (not invited, archived, …) is paused: no new digests are planned for it, and
 each run retries only its oldest unfinished one, so fixing it brings one thread, not a
@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from slack_sdk import WebClient
 from sqlmodel import Session
 
-from bot import feedback
-from bot.archive import Archive
-from bot.blocks import PaperView, digest_parent, paper_message
-from bot.delivery import CHANNEL_ERRORS, DeliveryReport, Outbox, Post, deliver
-from bot.index import Bm25Index
-from bot.ranking import Closeness, Match, TopicError, match_topics, parse_topic
+from bot.archive.live import Archive
+from bot.digest.blocks import PaperView, digest_parent, paper_message
+from bot.digest.delivery import CHANNEL_ERRORS, DeliveryReport, Outbox, Post, deliver
+from bot.digest.summary import summarize
+from bot.matching import feedback
+from bot.matching.index import Bm25Index
+from bot.matching.ranking import Closeness, Match, TopicError, match_topics, parse_topic
 from bot.settings import Settings
-from bot.summary import summarize
 from storage import queries
 from storage.models import Digest, Paper, utcnow
 

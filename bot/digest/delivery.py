@@ -7,7 +7,7 @@ per second per channel), and a small thread pool spreads a wave across channels.
 message counts as delivered only once Slack answered `ok`; its `ts` is written at once,
 so a killed run resumes where it stopped. A channel that fails for good (not invited,
 archived, deleted, bad token) is set aside and reported while the others go on; Slack
-being unreachable stops the run. Called by `bot.digest.run_digest`.
+being unreachable stops the run. Called by `bot.digest.planning.run_digest`.
 """
 
 from __future__ import annotations

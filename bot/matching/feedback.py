@@ -4,10 +4,10 @@ Reactions on a paper reply are stored by `handlers.events`. Here they become a b
 Rocchio-style expansion of the channel's topics: the strongest terms of papers the team
 liked get a positive weight, terms of papers it disliked a negative one. Weights are in
 [-1, 1], scaled down until `FULL_CONFIDENCE_VOTES` votes are in, at most `MAX_TERMS`
-terms; `bot.ranking.match_topics` turns them into a score shift of at most
+terms; `bot.matching.ranking.match_topics` turns them into a score shift of at most
 `FEEDBACK_WEIGHT` and only for papers that already clear the topic threshold, so reactions
 re-rank a channel's papers but can never flood it with off-topic ones.
-Called by `bot.digest` and `handlers.events`; pure apart from `channel_expansion`'s read.
+Called by `bot.digest.planning` and `handlers.events`; pure apart from `channel_expansion`'s read.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections import defaultdict
 
 from sqlmodel import Session
 
-from bot.index import Bm25Index
+from bot.matching.index import Bm25Index
 from bot.settings import Settings
 from storage import queries
 from storage.models import utcnow

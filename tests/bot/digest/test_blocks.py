@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from bot import blocks
-from bot.blocks import PaperView
+from bot.digest import blocks
+from bot.digest.blocks import PaperView
 
 PAPER = PaperView(
     id="2407.20005",

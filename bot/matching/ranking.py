@@ -4,7 +4,7 @@ Pure functions and classes over plain data (no database, no Slack). The digest j
 `Bm25Index` from every stored paper at start-up, `add`s each day's papers as they are
 fetched, and calls `match_topics` with a channel's topics and the papers listed in the last
 days; `/papers search` and `papers-bot search` call `search`; `/papers subscribe` calls
-`parse_topic` to validate a topic before storing it. Tokens come from `bot.text.tokenize`,
+`parse_topic` to validate a topic before storing it. Tokens come from `bot.matching.text.tokenize`,
 for papers and topics alike.
 
 Scoring is BM25 (k1=1.5, b=0.75) over title + abstract, the title's tokens counted
@@ -47,7 +47,7 @@ something the archive lacks ("quantum error correction") passes nothing. Nothing
 on the day's batch, so a day with nothing relevant posts nothing. Quoted phrases,
 `-exclusions` and `author:` are hard filters on top.
 
-Closeness in meaning (`semantics`, see `bot.semantic`). Words miss papers that name their
+Closeness in meaning (`semantics`, see `bot.matching.semantic`). Words miss papers that name their
 subject once, in passing: their score stays under MIN_SCORE although the abstract is about
 the topic. So a paper that has the topic's words (coverage as above) and scores at least
 NEAR_SCORE (0.3: about each word once) also passes when its closeness z-score is at least
@@ -57,7 +57,7 @@ coverage rule keeps channels on topics the archive lacks empty. It also moves th
 every paper it looks at by SEMANTIC_WEIGHT x z / 3, at most +-SEMANTIC_WEIGHT (0.1), which
 orders papers of similar wording by meaning; papers without a vector keep their score.
 
-The index itself (layout, snapshot, speed) is `bot.index.Bm25Index`.
+The index itself (layout, snapshot, speed) is `bot.matching.index.Bm25Index`.
 
 Ordering among the papers that pass: by score, with two bounded adjustments that never
 decide whether a paper passes. Team feedback (`extra_terms`, e.g. Rocchio terms from
@@ -80,8 +80,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from bot.index import BLOCK_MAX_ROWS, Bm25Index, fold_name
-from bot.text import (
+from bot.matching.index import BLOCK_MAX_ROWS, Bm25Index, fold_name
+from bot.matching.text import (
     split_tokens,
     surface_of,
     tokenize,
@@ -160,7 +160,7 @@ class Match:
 
 
 class Closeness(Protocol):
-    """Closeness in meaning of papers to a text (`bot.semantic.Semantics`)."""
+    """Closeness in meaning of papers to a text (`bot.matching.semantic.Semantics`)."""
 
     def closeness(self, text: str, paper_ids: Sequence[str]) -> np.ndarray:
         """A z-score per paper (higher: closer than most of the archive); NaN if unknown."""

@@ -17,11 +17,11 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-import bot.index as index_module
-import bot.ranking as ranking
-from bot import text as text_module
-from bot.index import Bm25Index, Doc
-from bot.ranking import (
+import bot.matching.index as index_module
+import bot.matching.ranking as ranking
+from bot.matching import text as text_module
+from bot.matching.index import Bm25Index, Doc
+from bot.matching.ranking import (
     BOOSTED_SHIFT,
     FEEDBACK_WEIGHT,
     MIN_COVERAGE,
@@ -400,7 +400,7 @@ def test_snapshot_restores_readable_words(corpus, tmp_path, monkeypatch):
     stems = ["autoencod", "nois", "represent", "imag"]
     readable = {stem: text_module.surface_of(stem) for stem in stems}
     assert all(readable[stem] != stem for stem in stems)
-    monkeypatch.setattr("bot.text._SURFACE", {})  # a new process: nothing tokenized yet
+    monkeypatch.setattr("bot.matching.text._SURFACE", {})  # a new process: nothing tokenized yet
     assert [text_module.surface_of(stem) for stem in stems] == stems
     Bm25Index.build(corpus, snapshot=path)
     assert {stem: text_module.surface_of(stem) for stem in stems} == readable

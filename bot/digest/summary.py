@@ -4,7 +4,7 @@ Hugging Face's `ai_summary` is used when the listing has one; otherwise the two 
 most informative sentences of the abstract, kept in their original order and never cut
 mid-word. "Informative" is the sum of the sentence's distinct content-word IDFs (from the
 whole archive when an index is at hand), lightly favouring sentences that state a
-contribution or a result. Pure functions; called by `bot.digest` and `bot.search`.
+contribution or a result. Pure functions; called by `bot.digest.planning` and `bot.archive.search`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-from bot.text import tokenize
+from bot.matching.text import tokenize
 
 MAX_CHARS = 420
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")

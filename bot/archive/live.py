@@ -4,8 +4,8 @@ Built once from storage (IDF statistics come from the whole archive, not one day
 batch) and extended in place when the fetch job stores new papers, so a long-running bot
 never rebuilds it from scratch; `sync` picks up papers other processes stored (another
 replica's fetch, an operator's `papers-bot fetch`). Thread-safe: Slack listeners search
-while the scheduler ingests. Created by `bot.cli` and `bot.app`, used by `bot.digest`
-and `bot.search`.
+while the scheduler ingests. Created by `bot.cli` and `bot.app`, used by `bot.digest.planning`
+and `bot.archive.search`.
 
 Start-up cost is mostly tokenizing every title and abstract (about 5 of the 7 s an
 index of 100,000 papers takes). So once the archive has `SNAPSHOT_MIN_PAPERS` papers, the
@@ -17,7 +17,7 @@ unchanged, and tokenizes only the rest: the same index in about 2 s. The databas
 the only source of truth; a missing, stale or damaged snapshot only costs time.
 
 With an encoder (SEMANTIC_MODEL), `embed` encodes the papers that have no vector for their
-current text yet, and `semantics_for` reads a digest's vectors (`bot.semantic.Semantics`).
+current text yet, and `semantics_for` reads a digest's vectors (`bot.matching.semantic.Semantics`).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bot.embedding import Encoder
-from bot.index import Bm25Index, Doc
-from bot.semantic import REFERENCE_SIZE, Semantics, from_blob, paper_text, to_blob
+from bot.matching.embedding import Encoder
+from bot.matching.index import Bm25Index, Doc
+from bot.matching.semantic import REFERENCE_SIZE, Semantics, from_blob, paper_text, to_blob
 from storage import queries
 from storage.models import utcnow
 
@@ -80,7 +80,7 @@ class Archive:
 
     `snapshot`: True (the default) for the default path in the user's cache directory,
     a path, or None for no snapshot. `encoder`: the sentence encoder for matching by
-    meaning (`bot.semantic.load_encoder`), or None to match by words only.
+    meaning (`bot.matching.semantic.load_encoder`), or None to match by words only.
     """
 
     def __init__(

@@ -1,8 +1,8 @@
 """The tokenizer shared by papers and topics: text in, Snowball stems out.
 
-Called by `bot.ranking` for every paper that enters the BM25 index (title and abstract)
+Called by `bot.matching.ranking` for every paper that enters the BM25 index (title and abstract)
 and for every channel topic and search query, so that both sides of a match are cut the
-same way (`bot.summary` uses it too). Pure functions over strings; the only state is
+same way (`bot.digest.summary` uses it too). Pure functions over strings; the only state is
 the word -> stem cache (and, beside it, each stem's shortest surface word, for
 explanations). Speed: about 25,000 abstracts a second once the cache is warm (ASCII text
 takes a bytes fast path; see `_words`), so 100,000 abstracts take a few seconds.

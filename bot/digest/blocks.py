@@ -2,8 +2,8 @@
 
 Each builder returns `(text, blocks)`; `text` is the notification and screen-reader
 fallback Slack asks for. Everything user- or source-supplied goes through `escape`, so a
-topic or an abstract can never ping `@channel` or forge a link. Called by `bot.digest`,
-`bot.search` and `handlers.*`; tested with plain asserts.
+topic or an abstract can never ping `@channel` or forge a link. Called by `bot.digest.planning`,
+`bot.archive.search` and `handlers.*`; tested with plain asserts.
 """
 
 from __future__ import annotations

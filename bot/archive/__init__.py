@@ -1,0 +1,1 @@
+"""The archive: every stored paper, held as a shared in-memory index, and search over it."""

@@ -1,0 +1,1 @@
+"""The digest: what each channel gets, its summaries and messages, and delivery to Slack."""
