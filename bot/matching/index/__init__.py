@@ -25,11 +25,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import threading
-import unicodedata
 import zipfile
-import zlib
 from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,6 +40,7 @@ import scipy.sparse as sp
 import Stemmer
 
 from bot.matching import text as text_module
+from bot.matching.index.docs import Doc, content_hash, fold_name, fold_names
 from bot.matching.text import (
     joined_stem,
     remember_surface,
@@ -55,46 +53,18 @@ TITLE_WEIGHT = 3  # a title token counts as this many abstract tokens
 K1 = 1.5
 B = 0.75
 
-
-@dataclass(frozen=True)
-class Doc:
-    """A paper as the index sees it."""
-
-    id: str
-    title: str
-    abstract: str
-    authors: tuple[str, ...] = ()
-    upvotes: int = 0
-
-
-def fold_name(name: str) -> str:
-    """Lowercase, accent-free form of an author name, for substring matching."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).lower().split())
-
-
-_ASCII_SPACES = re.compile(r"[ \t\r\x0b\x0c\x1c-\x1f]+")
-_SPACE_AROUND_NEWLINE = re.compile(r" ?\n ?")
-
-
-def fold_names(names: Sequence[str]) -> str:
-    """`fold_name` of each name, "\n"-joined (a name holds no newline once folded, so a
-    substring test on the whole is a test on each name)."""
-    joined = "\n".join(names)
-    if joined.count("\n") != max(len(names) - 1, 0) or not joined.isascii():
-        return "\n".join(fold_name(name.replace("\n", " ")) for name in names)
-    joined = joined.lower()
-    if (  # nothing to collapse or strip: the common case
-        joined.replace("\n", "").isprintable()
-        and "  " not in joined
-        and " \n" not in joined
-        and "\n " not in joined
-        and joined[:1] != " "
-        and joined[-1:] != " "
-    ):
-        return joined
-    spaced = _ASCII_SPACES.sub(" ", joined)
-    return _SPACE_AROUND_NEWLINE.sub("\n", spaced).strip(" ")
+__all__ = [
+    "BLOCK_MAX_ROWS",
+    "K1",
+    "SNAPSHOT_FORMAT",
+    "TITLE_WEIGHT",
+    "B",
+    "Bm25Index",
+    "Doc",
+    "content_hash",
+    "fold_name",
+    "fold_names",
+]
 
 
 _SEP = -1  # ends each field of a stored token stream (see Bm25Index)
@@ -114,14 +84,6 @@ def _tokenizer_fingerprint() -> str:
     digest.update(str(getattr(Stemmer, "__version__", "?")).encode())
     digest.update(f"format {SNAPSHOT_FORMAT}".encode())
     return digest.hexdigest()
-
-
-def content_hash(title: str, abstract: str) -> int:
-    """A 64-bit fingerprint of a doc's text (CRC-32 of the title, then of the abstract): a
-    snapshot reuses the tokens of a doc whose fingerprint is unchanged. Not cryptographic;
-    it only has to notice edits, and CRC-32 catches every small one."""
-    high = zlib.crc32(title.encode("utf-8", "surrogatepass"))
-    return high << 32 | zlib.crc32(abstract.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(frozen=True)
