@@ -41,6 +41,7 @@ import Stemmer
 
 from bot.matching import text as text_module
 from bot.matching.index.docs import Doc, content_hash, fold_name, fold_names
+from bot.matching.index.state import SEP, Lists, State, empty_lists, empty_state
 from bot.matching.text import (
     joined_stem,
     remember_surface,
@@ -67,7 +68,6 @@ __all__ = [
 ]
 
 
-_SEP = -1  # ends each field of a stored token stream (see Bm25Index)
 SNAPSHOT_FORMAT = 1
 PAIR_CACHE_ENTRIES = 4_000_000  # most (row, tf) entries cached for word pairs (~48 MB)
 DERIVE_CHUNK_TOKENS = 1_000_000  # tokens per step of building the positional index
@@ -86,114 +86,7 @@ def _tokenizer_fingerprint() -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class _Lists:
-    """Term-major lists: term t's entries are arrays[k][ptr[t]:ptr[t + 1]] (none past the
-    end of `ptr`, for terms newer than the lists)."""
-
-    ptr: np.ndarray
-    arrays: tuple[np.ndarray, ...]
-
-    def of(self, tid: int) -> list[np.ndarray]:
-        if tid + 1 >= len(self.ptr):
-            return [a[:0] for a in self.arrays]
-        start, stop = self.ptr[tid], self.ptr[tid + 1]
-        return [a[start:stop] for a in self.arrays]
-
-    def counts(self, n_terms: int) -> np.ndarray:
-        counts = np.diff(self.ptr)
-        return np.pad(counts, (0, n_terms - len(counts))) if len(counts) < n_terms else counts
-
-    @property
-    def size(self) -> int:
-        return int(self.ptr[-1])
-
-
-def _empty_lists(*dtypes: type) -> _Lists:
-    return _Lists(np.zeros(1, np.int64), tuple(np.zeros(0, d) for d in dtypes))
-
-
-@dataclass(frozen=True)
-class _State:
-    """Every array of the index; `add` replaces the whole (readers take one reference).
-
-    buffer       all token streams, row after row (int32 vocabulary ids, SEP after each field)
-    offsets      row r's stream is buffer[offsets[r]:offsets[r + 1]]
-    title_lens   length of row r's title region (title words, SEP, compounds, SEP)
-    hashes       `content_hash` of each row's text (for snapshots)
-    positions    positional index: term -> its buffer positions, ascending
-    postings     term -> (rows containing it, ascending; its frequency in each, title
-                 tokens counted `title_weight` times)
-    tail_*       the same for the docs added since the index was built: `add` merges new
-                 docs into these small lists only, so it copies no large array; they are
-                 folded into the main lists at the next build, or once they grow large
-    df, idf      per term (the main and tail lists together); `unseen_idf` for df = 0
-    doc_lens     BM25 document length (the sum of the doc's term frequencies)
-    norm         k1 (1 - b + b doc_len / avgdl), the saturation's denominator term
-    """
-
-    buffer: np.ndarray
-    offsets: np.ndarray
-    title_lens: np.ndarray
-    hashes: np.ndarray
-    positions: _Lists
-    postings: _Lists
-    tail_positions: _Lists
-    tail_postings: _Lists
-    df: np.ndarray
-    doc_lens: np.ndarray
-    norm: np.ndarray
-    idf: np.ndarray
-    unseen_idf: float
-
-    @property
-    def n_docs(self) -> int:
-        return len(self.offsets) - 1
-
-    def stream(self, row: int) -> np.ndarray:
-        return self.buffer[self.offsets[row] : self.offsets[row + 1]]
-
-    def rows_of(self, positions: np.ndarray) -> np.ndarray:
-        """The row whose stream holds each buffer position."""
-        return np.searchsorted(self.offsets, positions, side="right") - 1
-
-    def term_positions(self, tid: int) -> np.ndarray:
-        """Buffer positions of a term, ascending."""
-        (main,) = self.positions.of(tid)
-        (tail,) = self.tail_positions.of(tid)
-        return np.concatenate([main, tail]) if len(tail) else main
-
-    def posting_parts(self, tid: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(rows, tf) of a term: from the main lists, then from the tail if it has any."""
-        main = self.postings.of(tid)
-        tail = self.tail_postings.of(tid)
-        return [(main[0], main[1]), (tail[0], tail[1])] if len(tail[0]) else [(main[0], main[1])]
-
-    def rows_with(self, tid: int) -> np.ndarray:
-        """Rows containing a term, ascending."""
-        parts = self.posting_parts(tid)
-        return parts[0][0] if len(parts) == 1 else np.concatenate([parts[0][0], parts[1][0]])
-
-
-def _empty_state() -> _State:
-    return _State(
-        buffer=np.zeros(0, np.int32),
-        offsets=np.zeros(1, np.int64),
-        title_lens=np.zeros(0, np.int32),
-        hashes=np.zeros(0, np.uint64),
-        positions=_empty_lists(np.int32),
-        postings=_empty_lists(np.int32, np.float32),
-        tail_positions=_empty_lists(np.int32),
-        tail_postings=_empty_lists(np.int32, np.float32),
-        df=np.zeros(0),
-        doc_lens=np.zeros(0),
-        norm=np.zeros(0),
-        idf=np.zeros(0),
-        unseen_idf=0.0,
-    )
-
-
-def _merge_lists(a: _Lists, b: _Lists) -> _Lists:
+def _merge_lists(a: Lists, b: Lists) -> Lists:
     """Term-major lists a then b, term by term (a's entries first in each term).
 
     `b` is the small one: its entries are inserted into copies of a's arrays, so the cost
@@ -204,7 +97,7 @@ def _merge_lists(a: _Lists, b: _Lists) -> _Lists:
     ptr_b = np.pad(b.ptr, (0, n_terms + 1 - len(b.ptr)), mode="edge")
     where = np.repeat(ptr_a[1:], np.diff(ptr_b))  # after the last entry of a's same term
     arrays = tuple(np.insert(x, where, y) for x, y in zip(a.arrays, b.arrays, strict=True))
-    return _Lists(ptr_a + ptr_b, arrays)
+    return Lists(ptr_a + ptr_b, arrays)
 
 
 def _term_major(
@@ -228,7 +121,7 @@ def _term_major(
 class _Block:
     """BM25 weights of some rows only (a digest run's candidates), term-major."""
 
-    state: _State
+    state: State
     rows: np.ndarray  # ascending index rows
     ptr: np.ndarray  # term t: entries ptr[t]:ptr[t + 1]
     local: np.ndarray  # position in `rows` of each entry
@@ -269,7 +162,7 @@ class Bm25Index:
     SEP. From it come the postings (term -> rows with term frequencies, read by `scores`;
     the BM25 weight is computed from tf, IDF and length at query time, so adding docs
     rewrites no weights) and the positional index (term -> buffer positions, for phrases
-    and adjacent word pairs). All arrays live in one immutable `_State` that `add`
+    and adjacent word pairs). All arrays live in one immutable `State` that `add`
     replaces, so searches running in other threads always see a consistent index.
 
     `save(path)` writes the token streams with a fingerprint of each doc's text and of the
@@ -297,7 +190,7 @@ class Bm25Index:
         self._authors: list[str] = []  # folded names, "\n"-joined
         self._upvotes: list[int] = []
         self._titles: list[str] = []
-        self._state = _empty_state()
+        self._state = empty_state()
         self._store: np.ndarray | None = None  # the buffer's memory, with room to append
         self._store_used = 0
         self._cache_lock = threading.Lock()
@@ -481,9 +374,9 @@ class Bm25Index:
         for text in (doc.title, doc.abstract):
             words = text_words(text)
             ids.extend(chain.from_iterable(map(word_ids.__getitem__, words)))
-            ids.append(_SEP)
+            ids.append(SEP)
             ids.extend(j - 1 for j in filter(None, map(joined_ids.get, words)))
-            ids.append(_SEP)
+            ids.append(SEP)
             title_len = title_len or len(ids)
         return ids, title_len
 
@@ -621,8 +514,8 @@ class Bm25Index:
         hashes: np.ndarray,
         *,
         first_row: int = 0,
-        previous: _State | None = None,
-    ) -> _State:
+        previous: State | None = None,
+    ) -> State:
         """Positions, postings, lengths and IDF of the rows from `first_row` on, merged into
         `previous` (which holds the rows before it), as a new state.
 
@@ -660,12 +553,12 @@ class Bm25Index:
         post_ptr, post_rows, post_tf, doc_lens = self._postings_of(
             positions, pos_ptr, offsets, title_lens, first_row
         )
-        new_positions = _Lists(pos_ptr, (positions,))
-        new_postings = _Lists(post_ptr, (post_rows, post_tf))
+        new_positions = Lists(pos_ptr, (positions,))
+        new_postings = Lists(post_ptr, (post_rows, post_tf))
         if previous is None or not previous.n_docs:
             main_positions, main_postings = new_positions, new_postings
-            tail_positions = _empty_lists(positions.dtype.type)
-            tail_postings = _empty_lists(np.int32, np.float32)
+            tail_positions = empty_lists(positions.dtype.type)
+            tail_postings = empty_lists(np.int32, np.float32)
         else:  # new docs go into the tail, a copy of the small lists only
             main_positions, main_postings = previous.positions, previous.postings
             tail_positions = _merge_lists(previous.tail_positions, new_positions)
@@ -673,12 +566,12 @@ class Bm25Index:
             if tail_postings.size > TAIL_SHARE * max(main_postings.size, 1):  # fold it in
                 main_positions = _merge_lists(main_positions, tail_positions)
                 main_postings = _merge_lists(main_postings, tail_postings)
-                tail_positions = _empty_lists(positions.dtype.type)
-                tail_postings = _empty_lists(np.int32, np.float32)
+                tail_positions = empty_lists(positions.dtype.type)
+                tail_postings = empty_lists(np.int32, np.float32)
             doc_lens = np.concatenate([previous.doc_lens, doc_lens])
         df = (main_postings.counts(n_terms) + tail_postings.counts(n_terms)).astype(np.float64)
         avgdl = float(doc_lens.mean()) if n_docs else 0.0
-        return _State(
+        return State(
             buffer=buffer,
             offsets=offsets,
             title_lens=title_lens,
@@ -767,7 +660,7 @@ class Bm25Index:
         floor = 0.25 * float(idf[seen].mean()) if seen.any() else 0.0
         return np.where(idf < 0, floor, idf)
 
-    def _weights(self, state: _State, tid: int, rows: np.ndarray, tf: np.ndarray) -> np.ndarray:
+    def _weights(self, state: State, tid: int, rows: np.ndarray, tf: np.ndarray) -> np.ndarray:
         """BM25 weight idf (k1 + 1) tf / (tf + norm) of a term in these rows."""
         return state.idf[tid] * (self.k1 + 1) * tf / (tf + state.norm[rows])
 
@@ -829,7 +722,7 @@ class Bm25Index:
         """IDF of a stem; a stem never seen gets the largest IDF (df = 0)."""
         return self._idf_in(self._state, term)
 
-    def _idf_in(self, state: _State, term: str) -> float:
+    def _idf_in(self, state: State, term: str) -> float:
         tid = self._vocab.get(term)
         if tid is None or tid >= len(state.idf):
             return state.unseen_idf
@@ -840,7 +733,7 @@ class Bm25Index:
         terms = self._terms
         return [terms[t] if t >= 0 else "" for t in self._state.stream(self._rows[doc_id])]
 
-    def _doc_tf(self, state: _State, row: int) -> tuple[np.ndarray, np.ndarray]:
+    def _doc_tf(self, state: State, row: int) -> tuple[np.ndarray, np.ndarray]:
         """(term ids ascending, BM25 term frequency) of a row, from its token stream."""
         stream = state.stream(row)
         weight = np.ones(len(stream))
@@ -882,7 +775,7 @@ class Bm25Index:
 
     # ---- scoring
 
-    def _columns(self, state: _State, query: Mapping[str, float]) -> list[tuple[int, float]]:
+    def _columns(self, state: State, query: Mapping[str, float]) -> list[tuple[int, float]]:
         cols = []
         n_terms = len(state.idf)
         for term, weight in query.items():
@@ -900,7 +793,7 @@ class Bm25Index:
                 out[rows] += weight * self._weights(state, tid, rows, tf)
         return out
 
-    def _idf_mass(self, state: _State, query: Mapping[str, float]) -> float:
+    def _idf_mass(self, state: State, query: Mapping[str, float]) -> float:
         return sum(abs(weight) * self._idf_in(state, term) for term, weight in query.items())
 
     def coverage(self, query: Mapping[str, float]) -> np.ndarray:
@@ -963,7 +856,7 @@ class Bm25Index:
                 self._block = made
         return made, np.searchsorted(span, wanted)
 
-    def _make_block(self, state: _State, rows: np.ndarray) -> _Block:
+    def _make_block(self, state: State, rows: np.ndarray) -> _Block:
         lens = state.offsets[rows + 1] - state.offsets[rows]
         local = np.repeat(np.arange(len(rows), dtype=np.int64), lens)
         first = np.zeros(len(rows), np.int64)
@@ -1025,7 +918,7 @@ class Bm25Index:
         return found
 
     def _scan_pair(
-        self, state: _State, key: tuple[int, int], positions_of: Callable[[int], np.ndarray]
+        self, state: State, key: tuple[int, int], positions_of: Callable[[int], np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Pair postings from a positional index: look next to the rarer word only."""
         a, b = key
@@ -1048,7 +941,7 @@ class Bm25Index:
         first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
         return rows[first], np.add.reduceat(weight, first)
 
-    def _extend_pair_cache(self, new: _State, first_row: int) -> None:
+    def _extend_pair_cache(self, new: State, first_row: int) -> None:
         """Make `new` the index state, first adding the new rows' hits to the cached pairs."""
         start = int(new.offsets[first_row])
         tokens = new.buffer[start:]
@@ -1057,7 +950,7 @@ class Bm25Index:
                 ptr, positions, _tags = _term_major(
                     tokens, np.zeros(len(tokens), np.int8), len(new.df), start, len(new.buffer)
                 )
-                added = _Lists(ptr, (positions,))
+                added = Lists(ptr, (positions,))
 
                 def positions_of(tid: int) -> np.ndarray:
                     return added.of(tid)[0]
