@@ -31,7 +31,7 @@ from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,15 +40,10 @@ import scipy.sparse as sp
 import Stemmer
 
 from bot.matching import text as text_module
-from bot.matching.index.docs import Doc, content_hash, fold_name, fold_names
-from bot.matching.index.state import SEP, Lists, State, empty_lists, empty_state
-from bot.matching.text import (
-    joined_stem,
-    remember_surface,
-    surface_of,
-    word_stems,
-)
-from bot.matching.text import words as text_words
+from bot.matching.index.docs import Doc, DocTable, content_hash, fold_name, fold_names
+from bot.matching.index.state import Lists, State, empty_lists, empty_state
+from bot.matching.index.vocabulary import Vocabulary
+from bot.matching.text import remember_surface, surface_of
 
 TITLE_WEIGHT = 3  # a title token counts as this many abstract tokens
 K1 = 1.5
@@ -135,25 +130,6 @@ class _Block:
         return at
 
 
-class _WordIds(dict):
-    """word -> vocabulary ids of its running stems, learning new words on first sight (and
-    their extra stem, a joined compound form or a prefix's remainder, id + 1, into
-    `index._joined_ids`)."""
-
-    def __init__(self, index: Bm25Index) -> None:
-        super().__init__()
-        self.index = index
-
-    def __missing__(self, word: str) -> tuple[int, ...]:
-        index = self.index
-        ids = tuple(index._term_ids(word_stems(word).split()))
-        self[word] = ids
-        joined = joined_stem(word)  # a compound's joined form or a prefix's remainder
-        if joined or "-" in word:
-            index._joined_ids[word] = index._term_ids([joined])[0] + 1 if joined else 0
-        return ids
-
-
 class Bm25Index:
     """In-memory BM25 over title + abstract, with a positional index for phrases and pairs.
 
@@ -181,15 +157,8 @@ class Bm25Index:
         if idf not in ("lucene", "okapi"):
             raise ValueError("idf must be 'lucene' or 'okapi'")
         self.k1, self.b, self.title_weight, self.idf_kind = k1, b, title_weight, idf
-        self._vocab: dict[str, int] = {}
-        self._terms: list[str] = []
-        self._word_ids = _WordIds(self)  # tokenizer cache: word -> term ids
-        self._joined_ids: dict[str, int] = {}  # word -> its extra stem's id + 1, or 0
-        self._ids: list[str] = []
-        self._rows: dict[str, int] = {}
-        self._authors: list[str] = []  # folded names, "\n"-joined
-        self._upvotes: list[int] = []
-        self._titles: list[str] = []
+        self._vocab = Vocabulary()
+        self._docs = DocTable()
         self._state = empty_state()
         self._store: np.ndarray | None = None  # the buffer's memory, with room to append
         self._store_used = 0
@@ -214,8 +183,7 @@ class Bm25Index:
         if saved is None:
             index.add(docs)
             return index
-        index._terms = saved["terms"]
-        index._vocab = {term: tid for tid, term in enumerate(index._terms)}
+        index._vocab.load(saved["terms"])
         for stem, word in zip(saved["terms"], saved["surfaces"], strict=True):
             remember_surface(stem, word)  # the words replies show, as if tokenized here
         known = {doc_id: row for row, doc_id in enumerate(saved["ids"])}
@@ -235,11 +203,11 @@ class Bm25Index:
                 title_len = int(old_titles[old])
             else:
                 old = -1
-                encoded, title_len = index._encode(doc)
+                encoded, title_len = index._vocab.encode(doc)
                 stream = array("i", encoded)
-            row = index._rows.get(doc.id)
+            row = index._docs.rows.get(doc.id)
             if row is None:
-                row = index._new_row(doc.id)
+                row = index._docs.new_row(doc.id)
                 taken.append(old)
                 title_lens.append(title_len)
                 hashes.append(digest)
@@ -249,7 +217,7 @@ class Bm25Index:
                 fresh.pop(row, None)
             else:
                 fresh[row] = stream
-            index._set_metadata(row, doc)
+            index._docs.set_metadata(row, doc)
         del known
         n_docs = len(taken)
         rows_taken = np.array(taken, np.int64)
@@ -310,7 +278,7 @@ class Bm25Index:
         """Write the token streams and text fingerprints to `path` (an .npz file), atomically:
         a reader never sees a half-written file. Raises OSError if it cannot be written."""
         state = self._state
-        ids, terms = self._ids[: state.n_docs], list(self._terms)
+        ids, terms = self._docs.ids[: state.n_docs], list(self._vocab.terms)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -362,36 +330,6 @@ class Bm25Index:
 
     # ---- ingest
 
-    def _encode(self, doc: Doc) -> tuple[list[int], int]:
-        """The doc's token stream as vocabulary ids, and the length of its title region.
-
-        The same stems as `split_tokens` (running stems, SEP, joined compound forms, SEP,
-        for the title, then the abstract), read through a per-word cache of vocabulary ids.
-        """
-        ids: list[int] = []
-        title_len = 0
-        word_ids, joined_ids = self._word_ids, self._joined_ids
-        for text in (doc.title, doc.abstract):
-            words = text_words(text)
-            ids.extend(chain.from_iterable(map(word_ids.__getitem__, words)))
-            ids.append(SEP)
-            ids.extend(j - 1 for j in filter(None, map(joined_ids.get, words)))
-            ids.append(SEP)
-            title_len = title_len or len(ids)
-        return ids, title_len
-
-    def _term_ids(self, tokens: list[str]) -> list[int]:
-        """Vocabulary ids of stems, adding the new ones."""
-        ids = list(map(self._vocab.get, tokens))
-        if None in ids:
-            for i, tid in enumerate(ids):
-                if tid is None:
-                    tid = self._vocab.setdefault(tokens[i], len(self._terms))
-                    if tid == len(self._terms):
-                        self._terms.append(tokens[i])
-                    ids[i] = tid
-        return ids  # type: ignore[return-value]
-
     def add(self, docs: Iterable[Doc]) -> None:
         """Add docs: IDF and lengths always cover every doc in the index.
 
@@ -411,19 +349,19 @@ class Bm25Index:
         rehashed: dict[int, int] = {}
         for doc in docs:
             digest = content_hash(doc.title, doc.abstract)
-            row = self._rows.get(doc.id)
+            row = self._docs.rows.get(doc.id)
             if row is not None and row < first_new:  # a stored doc, fetched again
                 if digest != rehashed.get(row, int(state.hashes[row])):
-                    stream, title_len = self._encode(doc)
+                    stream, title_len = self._vocab.encode(doc)
                     current = replaced.get(row, (state.stream(row), int(state.title_lens[row])))
                     if title_len != current[1] or not np.array_equal(current[0], stream):
                         replaced[row] = (np.asarray(stream, np.int32), title_len)
                     rehashed[row] = digest
-                self._set_metadata(row, doc)
+                self._docs.set_metadata(row, doc)
                 continue
-            stream, title_len = self._encode(doc)
+            stream, title_len = self._vocab.encode(doc)
             if row is None:
-                row = self._new_row(doc.id)
+                row = self._docs.new_row(doc.id)
                 tokens.extend(stream)
                 lens.append(len(stream))
                 title_lens.append(title_len)
@@ -432,7 +370,7 @@ class Bm25Index:
                 at = row - first_new
                 again[at] = np.asarray(stream, np.int32)
                 title_lens[at], hashes[at] = title_len, digest
-            self._set_metadata(row, doc)
+            self._docs.set_metadata(row, doc)
         if not lens and not rehashed:
             return
         added = np.frombuffer(tokens, dtype=np.int32) if lens else np.zeros(0, np.int32)
@@ -493,19 +431,6 @@ class Bm25Index:
         self._store_used = need
         return store[:need]  # type: ignore[index]
 
-    def _new_row(self, doc_id: str) -> int:
-        row = self._rows[doc_id] = len(self._ids)
-        self._ids.append(doc_id)
-        self._upvotes.append(0)
-        self._authors.append("")
-        self._titles.append("")
-        return row
-
-    def _set_metadata(self, row: int, doc: Doc) -> None:
-        self._authors[row] = fold_names(doc.authors)
-        self._upvotes[row] = int(doc.upvotes)
-        self._titles[row] = doc.title
-
     def _derive(
         self,
         buffer: np.ndarray,
@@ -525,7 +450,7 @@ class Bm25Index:
         (counted per term, then filled), then the postings, read off the positions term by
         term (a term's positions ascending are its rows ascending, one run per row).
         """
-        n_terms = len(self._terms)
+        n_terms = len(self._vocab.terms)
         n_docs = len(offsets) - 1
         start = int(offsets[first_row])
         width = len(buffer)
@@ -670,29 +595,31 @@ class Bm25Index:
         return self._state.n_docs
 
     def __contains__(self, doc_id: object) -> bool:
-        row = self._rows.get(doc_id)  # type: ignore[call-overload]
+        row = self._docs.rows.get(doc_id)  # type: ignore[call-overload]
         return row is not None and row < self._state.n_docs
 
     @property
     def ids(self) -> list[str]:
         """Doc ids in row order (the order of `scores`)."""
-        return self._ids[: self._state.n_docs]
+        return self._docs.ids[: self._state.n_docs]
 
     def row(self, doc_id: str) -> int:
         """The row of a doc id in `scores` (KeyError if absent)."""
-        return self._rows[doc_id]
+        return self._docs.rows[doc_id]
 
     def rows_of(self, doc_ids: Iterable[str]) -> np.ndarray:
         """Sorted, distinct rows of the indexed ids among `doc_ids` (others are skipped)."""
         ids = list(doc_ids)
         n_docs = self._state.n_docs
-        rows = np.fromiter(map(self._rows.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
+        rows = np.fromiter(
+            map(self._docs.rows.get, ids, repeat(-1)), dtype=np.int64, count=len(ids)
+        )
         rows = np.sort(rows[(rows >= 0) & (rows < n_docs)])
         return rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
 
     def ids_at(self, rows: Iterable[int]) -> list[str]:
         """The doc ids of these rows."""
-        ids = self._ids
+        ids = self._docs.ids
         return [ids[r] for r in rows]
 
     def rows_with_term(self, term: str) -> np.ndarray:
@@ -705,17 +632,17 @@ class Bm25Index:
 
     def folded_authors(self, row: int) -> str:
         """The row's author names, lowercased, accent-free and "\n"-joined."""
-        return self._authors[row]
+        return self._docs.authors[row]
 
     def title(self, doc_id: str) -> str:
-        return self._titles[self._rows[doc_id]]
+        return self._docs.titles[self._docs.rows[doc_id]]
 
     def upvotes(self, doc_id: str) -> int:
-        return self._upvotes[self._rows[doc_id]]
+        return self._docs.upvotes[self._docs.rows[doc_id]]
 
     def authors(self, doc_id: str) -> tuple[str, ...]:
         """The doc's author names, lowercased and without accents."""
-        names = self._authors[self._rows[doc_id]]
+        names = self._docs.authors[self._docs.rows[doc_id]]
         return tuple(names.split("\n")) if names else ()
 
     def idf(self, term: str) -> float:
@@ -730,8 +657,8 @@ class Bm25Index:
 
     def tokens(self, doc_id: str) -> list[str]:
         """The doc's stream of stems: title, compounds, abstract, compounds ("" after each)."""
-        terms = self._terms
-        return [terms[t] if t >= 0 else "" for t in self._state.stream(self._rows[doc_id])]
+        terms = self._vocab.terms
+        return [terms[t] if t >= 0 else "" for t in self._state.stream(self._docs.rows[doc_id])]
 
     def _doc_tf(self, state: State, row: int) -> tuple[np.ndarray, np.ndarray]:
         """(term ids ascending, BM25 term frequency) of a row, from its token stream."""
@@ -744,15 +671,15 @@ class Bm25Index:
 
     def doc_terms(self, doc_id: str) -> Counter[str]:
         """The doc's stems with their BM25 term frequency (title tokens counted 3x)."""
-        tids, tf = self._doc_tf(self._state, self._rows[doc_id])
-        return Counter({self._terms[t]: int(f) for t, f in zip(tids, tf, strict=True)})
+        tids, tf = self._doc_tf(self._state, self._docs.rows[doc_id])
+        return Counter({self._vocab.terms[t]: int(f) for t, f in zip(tids, tf, strict=True)})
 
     def has_phrase(self, doc_id: str, phrase: Sequence[str]) -> bool:
         """Whether the stems occur contiguously (stopwords aside) in title or abstract."""
         ids = [self._vocab.get(term) for term in phrase]
         if not ids or None in ids:
             return False
-        stream = self._state.stream(self._rows[doc_id])
+        stream = self._state.stream(self._docs.rows[doc_id])
         n = len(ids)
         starts = np.flatnonzero(stream[: len(stream) - n + 1] == ids[0])
         return any(all(stream[s + i] == ids[i] for i in range(1, n)) for s in starts)
@@ -814,7 +741,7 @@ class Bm25Index:
     def term_weights(self, doc_id: str, terms: Iterable[str]) -> dict[str, float]:
         """The BM25 weight each of these stems has in the doc (absent ones omitted)."""
         state = self._state
-        row = self._rows[doc_id]
+        row = self._docs.rows[doc_id]
         n_terms = len(state.idf)
         wanted = {
             t: tid for t in terms if (tid := self._vocab.get(t)) is not None and tid < n_terms

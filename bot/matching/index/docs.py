@@ -60,3 +60,28 @@ def content_hash(title: str, abstract: str) -> int:
     it only has to notice edits, and CRC-32 catches every small one."""
     high = zlib.crc32(title.encode("utf-8", "surrogatepass"))
     return high << 32 | zlib.crc32(abstract.encode("utf-8", "surrogatepass"))
+
+
+class DocTable:
+    """Per row of the index: the doc's id, folded author names, upvotes and title. No score
+    depends on these, so `Bm25Index.add` updates them in place."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.rows: dict[str, int] = {}
+        self.authors: list[str] = []  # folded names, "\n"-joined
+        self.upvotes: list[int] = []
+        self.titles: list[str] = []
+
+    def new_row(self, doc_id: str) -> int:
+        row = self.rows[doc_id] = len(self.ids)
+        self.ids.append(doc_id)
+        self.upvotes.append(0)
+        self.authors.append("")
+        self.titles.append("")
+        return row
+
+    def set_metadata(self, row: int, doc: Doc) -> None:
+        self.authors[row] = fold_names(doc.authors)
+        self.upvotes[row] = int(doc.upvotes)
+        self.titles[row] = doc.title
