@@ -30,7 +30,6 @@ import zipfile
 from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
@@ -40,14 +39,12 @@ import scipy.sparse as sp
 import Stemmer
 
 from bot.matching import text as text_module
+from bot.matching.index import scoring
 from bot.matching.index.docs import Doc, DocTable, content_hash, fold_name, fold_names
+from bot.matching.index.scoring import BLOCK_MAX_ROWS, K1, TITLE_WEIGHT, B, Block, Bm25
 from bot.matching.index.state import Lists, State, empty_lists, empty_state
 from bot.matching.index.vocabulary import Vocabulary
 from bot.matching.text import remember_surface, surface_of
-
-TITLE_WEIGHT = 3  # a title token counts as this many abstract tokens
-K1 = 1.5
-B = 0.75
 
 __all__ = [
     "BLOCK_MAX_ROWS",
@@ -69,7 +66,6 @@ DERIVE_CHUNK_TOKENS = 1_000_000  # tokens per step of building the positional in
 POSTINGS_CHUNK = 250_000  # positions per step of building the postings from them
 ROW_BUCKET_BITS = 6  # a position's row is looked up in buckets of 64 buffer positions
 TAIL_SHARE = 0.25  # added docs' lists are folded into the main ones beyond this share
-BLOCK_MAX_ROWS = 20_000  # candidate sets larger than this are scored on the whole index
 
 
 def _tokenizer_fingerprint() -> str:
@@ -112,24 +108,6 @@ def _term_major(
     return matrix.indptr.astype(np.int64), matrix.indices, matrix.data - 1
 
 
-@dataclass(frozen=True)
-class _Block:
-    """BM25 weights of some rows only (a digest run's candidates), term-major."""
-
-    state: State
-    rows: np.ndarray  # ascending index rows
-    ptr: np.ndarray  # term t: entries ptr[t]:ptr[t + 1]
-    local: np.ndarray  # position in `rows` of each entry
-    weight: np.ndarray  # BM25 weight of each entry
-
-    def select(self, rows: np.ndarray) -> np.ndarray | None:
-        """Positions of `rows` in the block, or None if one is missing."""
-        at = np.searchsorted(self.rows, rows)
-        if len(rows) and (at[-1] >= len(self.rows) or not np.array_equal(self.rows[at], rows)):
-            return None
-        return at
-
-
 class Bm25Index:
     """In-memory BM25 over title + abstract, with a positional index for phrases and pairs.
 
@@ -156,7 +134,7 @@ class Bm25Index:
     ) -> None:
         if idf not in ("lucene", "okapi"):
             raise ValueError("idf must be 'lucene' or 'okapi'")
-        self.k1, self.b, self.title_weight, self.idf_kind = k1, b, title_weight, idf
+        self._bm25 = Bm25(k1, b, title_weight, idf)
         self._vocab = Vocabulary()
         self._docs = DocTable()
         self._state = empty_state()
@@ -165,9 +143,25 @@ class Bm25Index:
         self._cache_lock = threading.Lock()
         self._pairs: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._pair_entries = 0
-        self._block: _Block | None = None
+        self._block: Block | None = None
         self.reused = 0  # docs whose tokens the last `build` took from a snapshot
         self.revision = 0  # counts changes of tokens or statistics (not of metadata)
+
+    @property
+    def k1(self) -> float:
+        return self._bm25.k1
+
+    @property
+    def b(self) -> float:
+        return self._bm25.b
+
+    @property
+    def title_weight(self) -> int:
+        return self._bm25.title_weight
+
+    @property
+    def idf_kind(self) -> str:
+        return self._bm25.idf_kind
 
     @classmethod
     def build(
@@ -252,12 +246,12 @@ class Bm25Index:
         shares the token data, so never `add` to it)."""
         view = object.__new__(Bm25Index)
         view.__dict__.update(self.__dict__)
-        view.idf_kind = idf
+        view._bm25 = dataclasses.replace(self._bm25, idf_kind=idf)
         state = self._state
         view._state = dataclasses.replace(
             state,
-            idf=view._idf_of(state.df, state.n_docs),
-            unseen_idf=float(view._idf_of(np.zeros(1), state.n_docs)[0]),
+            idf=view._bm25.idf_of(state.df, state.n_docs),
+            unseen_idf=float(view._bm25.idf_of(np.zeros(1), state.n_docs)[0]),
         )
         view._cache_lock = threading.Lock()
         view._pairs = OrderedDict()
@@ -508,8 +502,8 @@ class Bm25Index:
             df=df,
             doc_lens=doc_lens,
             norm=self.k1 * (1 - self.b + self.b * doc_lens / max(avgdl, 1e-9)),
-            idf=self._idf_of(df, n_docs),
-            unseen_idf=float(self._idf_of(np.zeros(1), n_docs)[0]),
+            idf=self._bm25.idf_of(df, n_docs),
+            unseen_idf=float(self._bm25.idf_of(np.zeros(1), n_docs)[0]),
         )
 
     def _postings_of(
@@ -577,18 +571,6 @@ class Bm25Index:
         tf_out.resize(used, refcheck=False)
         return post_ptr, rows_out, tf_out, doc_lens
 
-    def _idf_of(self, df: np.ndarray, n_docs: int) -> np.ndarray:
-        if self.idf_kind == "lucene":
-            return np.log1p((n_docs - df + 0.5) / (df + 0.5))
-        idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
-        seen = df > 0
-        floor = 0.25 * float(idf[seen].mean()) if seen.any() else 0.0
-        return np.where(idf < 0, floor, idf)
-
-    def _weights(self, state: State, tid: int, rows: np.ndarray, tf: np.ndarray) -> np.ndarray:
-        """BM25 weight idf (k1 + 1) tf / (tf + norm) of a term in these rows."""
-        return state.idf[tid] * (self.k1 + 1) * tf / (tf + state.norm[rows])
-
     # ---- lookups
 
     def __len__(self) -> int:
@@ -647,31 +629,16 @@ class Bm25Index:
 
     def idf(self, term: str) -> float:
         """IDF of a stem; a stem never seen gets the largest IDF (df = 0)."""
-        return self._idf_in(self._state, term)
-
-    def _idf_in(self, state: State, term: str) -> float:
-        tid = self._vocab.get(term)
-        if tid is None or tid >= len(state.idf):
-            return state.unseen_idf
-        return float(state.idf[tid])
+        return scoring.idf_in(self._vocab, self._state, term)
 
     def tokens(self, doc_id: str) -> list[str]:
         """The doc's stream of stems: title, compounds, abstract, compounds ("" after each)."""
         terms = self._vocab.terms
         return [terms[t] if t >= 0 else "" for t in self._state.stream(self._docs.rows[doc_id])]
 
-    def _doc_tf(self, state: State, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """(term ids ascending, BM25 term frequency) of a row, from its token stream."""
-        stream = state.stream(row)
-        weight = np.ones(len(stream))
-        weight[: state.title_lens[row]] = self.title_weight
-        keep = stream >= 0
-        tids, inverse = np.unique(stream[keep], return_inverse=True)
-        return tids, np.bincount(inverse, weights=weight[keep], minlength=len(tids))
-
     def doc_terms(self, doc_id: str) -> Counter[str]:
         """The doc's stems with their BM25 term frequency (title tokens counted 3x)."""
-        tids, tf = self._doc_tf(self._state, self._docs.rows[doc_id])
+        tids, tf = self._bm25.doc_tf(self._state, self._docs.rows[doc_id])
         return Counter({self._vocab.terms[t]: int(f) for t, f in zip(tids, tf, strict=True)})
 
     def has_phrase(self, doc_id: str, phrase: Sequence[str]) -> bool:
@@ -702,41 +669,20 @@ class Bm25Index:
 
     # ---- scoring
 
-    def _columns(self, state: State, query: Mapping[str, float]) -> list[tuple[int, float]]:
-        cols = []
-        n_terms = len(state.idf)
-        for term, weight in query.items():
-            tid = self._vocab.get(term)
-            if tid is not None and tid < n_terms and weight:
-                cols.append((tid, float(weight)))
-        return cols
-
     def scores(self, query: Mapping[str, float]) -> np.ndarray:
         """BM25 score of every doc (row order) for a weighted bag of stems."""
         state = self._state
-        out = np.zeros(state.n_docs)
-        for tid, weight in self._columns(state, query):
-            for rows, tf in state.posting_parts(tid):
-                out[rows] += weight * self._weights(state, tid, rows, tf)
-        return out
-
-    def _idf_mass(self, state: State, query: Mapping[str, float]) -> float:
-        return sum(abs(weight) * self._idf_in(state, term) for term, weight in query.items())
+        return self._bm25.scores(state, scoring.columns(self._vocab, state, query))
 
     def coverage(self, query: Mapping[str, float]) -> np.ndarray:
         """Per doc, the share of the query's IDF mass (x |weight|) whose stems it contains."""
         state = self._state
-        out = np.zeros(state.n_docs)
-        total = self._idf_mass(state, query)
-        if total <= 0:
-            return out
-        for tid, weight in self._columns(state, query):
-            out[state.rows_with(tid)] += abs(weight) * state.idf[tid]
-        return out / total
+        total = scoring.idf_mass(self._vocab, state, query)
+        return scoring.coverage(state, scoring.columns(self._vocab, state, query), total)
 
     def best_score(self, query: Mapping[str, float]) -> float:
         """The bound of a query's score: every stem saturated, sum |w_t| idf_t (k1 + 1)."""
-        return self._idf_mass(self._state, query) * (self.k1 + 1)
+        return scoring.idf_mass(self._vocab, self._state, query) * (self.k1 + 1)
 
     def term_weights(self, doc_id: str, terms: Iterable[str]) -> dict[str, float]:
         """The BM25 weight each of these stems has in the doc (absent ones omitted)."""
@@ -749,17 +695,12 @@ class Bm25Index:
         if not wanted:
             return {}
         tids = np.fromiter(wanted.values(), dtype=np.int64, count=len(wanted))
-        stream = state.stream(row)
-        cut = state.title_lens[row]
-        tf = self.title_weight * (stream[:cut, None] == tids).sum(axis=0) + (
-            stream[cut:, None] == tids
-        ).sum(axis=0)
-        weights = state.idf[tids] * (self.k1 + 1) * tf / (tf + state.norm[row])
+        weights, tf = self._bm25.term_weights(state, row, tids)
         return {t: float(w) for t, w, f in zip(wanted, weights, tf, strict=True) if f > 0}
 
     # ---- candidate blocks (a digest run scores thousands of topics on the same papers)
 
-    def block(self, rows: np.ndarray) -> tuple[_Block, np.ndarray]:
+    def block(self, rows: np.ndarray) -> tuple[Block, np.ndarray]:
         """BM25 weights of some rows (ascending), and the position of each row in them.
 
         The last block is kept while the index is unchanged; a request it does not cover
@@ -777,47 +718,20 @@ class Bm25Index:
                 return cached, at
             if len(cached.rows) + len(wanted) <= min(4 * max(len(wanted), 1000), BLOCK_MAX_ROWS):
                 span = np.union1d(cached.rows, wanted)
-        made = self._make_block(state, span)
+        made = self._bm25.make_block(state, span)
         with self._cache_lock:
             if self._state is state:
                 self._block = made
         return made, np.searchsorted(span, wanted)
 
-    def _make_block(self, state: State, rows: np.ndarray) -> _Block:
-        lens = state.offsets[rows + 1] - state.offsets[rows]
-        local = np.repeat(np.arange(len(rows), dtype=np.int64), lens)
-        first = np.zeros(len(rows), np.int64)
-        np.cumsum(lens[:-1], out=first[1:])
-        offset = np.arange(len(local), dtype=np.int64) - first[local]
-        tokens = state.buffer[state.offsets[rows][local] + offset]
-        title = offset < state.title_lens[rows][local]
-        keep = tokens >= 0
-        n_terms = len(state.idf)
-        tf = sp.csr_matrix(
-            (np.where(title[keep], float(self.title_weight), 1.0), (tokens[keep], local[keep])),
-            shape=(n_terms, len(rows)),
-        )
-        tf.sum_duplicates()
-        term = np.repeat(np.arange(n_terms), np.diff(tf.indptr))
-        norm = state.norm[rows][tf.indices]
-        weight = state.idf[term] * (self.k1 + 1) * tf.data / (tf.data + norm)
-        return _Block(state, rows, tf.indptr.astype(np.int64), tf.indices, weight)
-
     def block_scores(
-        self, block: _Block, at: np.ndarray, query: Mapping[str, float]
+        self, block: Block, at: np.ndarray, query: Mapping[str, float]
     ) -> tuple[np.ndarray, np.ndarray]:
         """(`scores`, `coverage`) of the query for the block's rows at positions `at`."""
         state = block.state
-        scores = np.zeros(len(block.rows))
-        covered = np.zeros(len(block.rows))
-        for tid, weight in self._columns(state, query):
-            start, stop = block.ptr[tid], block.ptr[tid + 1]
-            local = block.local[start:stop]
-            scores[local] += weight * block.weight[start:stop]
-            covered[local] += abs(weight) * state.idf[tid]
-        total = self._idf_mass(state, query)
-        coverage = covered[at] / total if total > 0 else np.zeros(len(at))
-        return scores[at], coverage
+        cols = scoring.columns(self._vocab, state, query)
+        total = scoring.idf_mass(self._vocab, state, query)
+        return scoring.block_scores(block, at, cols, total)
 
     # ---- word pairs (proximity)
 
@@ -901,7 +815,7 @@ class Bm25Index:
     def pair_idf(self, pair: tuple[str, str]) -> float:
         """IDF of the adjacent pair (same formula as for words)."""
         df = np.array([float(self.pair_df(pair))])
-        return float(self._idf_of(df, len(self))[0])
+        return float(self._bm25.idf_of(df, len(self))[0])
 
     def pair_saturation(self, pairs: Sequence[tuple[str, str]], rows: Sequence[int]) -> np.ndarray:
         """BM25 saturation in [0, 1) of each adjacent pair in each row: shape (pairs, rows)."""
