@@ -28,8 +28,8 @@ import os
 import threading
 import zipfile
 from array import array
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
@@ -40,8 +40,9 @@ import Stemmer
 from bot.matching import text as text_module
 from bot.matching.index import postings, scoring
 from bot.matching.index.docs import Doc, DocTable, content_hash, fold_name, fold_names
+from bot.matching.index.pairs import PairCache, scan_pair
 from bot.matching.index.scoring import BLOCK_MAX_ROWS, K1, TITLE_WEIGHT, B, Block, Bm25
-from bot.matching.index.state import Lists, State, empty_state
+from bot.matching.index.state import State, empty_state
 from bot.matching.index.vocabulary import Vocabulary
 from bot.matching.text import remember_surface, surface_of
 
@@ -60,7 +61,6 @@ __all__ = [
 
 
 SNAPSHOT_FORMAT = 1
-PAIR_CACHE_ENTRIES = 4_000_000  # most (row, tf) entries cached for word pairs (~48 MB)
 
 
 def _tokenizer_fingerprint() -> str:
@@ -104,8 +104,7 @@ class Bm25Index:
         self._state = empty_state()
         self._tokens = postings.TokenBuffer()
         self._cache_lock = threading.Lock()
-        self._pairs: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._pair_entries = 0
+        self._pairs = PairCache()
         self._block: Block | None = None
         self.reused = 0  # docs whose tokens the last `build` took from a snapshot
         self.revision = 0  # counts changes of tokens or statistics (not of metadata)
@@ -219,8 +218,7 @@ class Bm25Index:
             unseen_idf=float(view._bm25.idf_of(np.zeros(1), state.n_docs)[0]),
         )
         view._cache_lock = threading.Lock()
-        view._pairs = OrderedDict()
-        view._pair_entries = 0
+        view._pairs = PairCache()
         view._block = None
         return view
 
@@ -361,7 +359,6 @@ class Bm25Index:
             )
             with self._cache_lock:
                 self._pairs.clear()
-                self._pair_entries = 0
                 self._block = None
                 self._state = new
                 self.revision += 1
@@ -559,65 +556,18 @@ class Bm25Index:
         with self._cache_lock:
             found = self._pairs.get(key)
             if found is not None:
-                self._pairs.move_to_end(key)
                 return found
             state = self._state
-        found = self._scan_pair(state, key, state.term_positions)
+        found = scan_pair(state, key, state.term_positions, self.title_weight)
         with self._cache_lock:
-            if key not in self._pairs and self._state is state:
-                self._pairs[key] = found
-                self._pair_entries += len(found[0])
-                while self._pair_entries > PAIR_CACHE_ENTRIES and len(self._pairs) > 1:
-                    _key, (dropped, _tf) = self._pairs.popitem(last=False)
-                    self._pair_entries -= len(dropped)
+            if self._state is state:
+                self._pairs.put(key, found)
         return found
-
-    def _scan_pair(
-        self, state: State, key: tuple[int, int], positions_of: Callable[[int], np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Pair postings from a positional index: look next to the rarer word only."""
-        a, b = key
-        if b >= len(state.df):
-            return np.zeros(0, np.int64), np.zeros(0)
-        at_a, at_b = positions_of(a), positions_of(b)
-        at, other = (at_a, b) if len(at_a) <= len(at_b) else (at_b, a)
-        at = at.astype(np.int64)
-        buffer = state.buffer
-        right = at[at + 1 < len(buffer)]
-        right = right[buffer[right + 1] == other]  # "rare other": the pair starts at rare
-        left = at[at >= 1] - 1
-        left = left[buffer[left] == other]  # "other rare": it starts one before
-        hits = np.sort(np.concatenate([right, left]))
-        if not len(hits):
-            return np.zeros(0, np.int64), np.zeros(0)
-        rows = state.rows_of(hits)
-        in_title = hits - state.offsets[rows] < state.title_lens[rows]
-        weight = np.where(in_title, float(self.title_weight), 1.0)
-        first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-        return rows[first], np.add.reduceat(weight, first)
 
     def _extend_pair_cache(self, new: State, first_row: int) -> None:
         """Make `new` the index state, first adding the new rows' hits to the cached pairs."""
-        start = int(new.offsets[first_row])
-        tokens = new.buffer[start:]
         with self._cache_lock:
-            if self._pairs:  # a positional index of the new tokens only (global positions)
-                ptr, positions, _tags = postings.term_major(
-                    tokens, np.zeros(len(tokens), np.int8), len(new.df), start, len(new.buffer)
-                )
-                added = Lists(ptr, (positions,))
-
-                def positions_of(tid: int) -> np.ndarray:
-                    return added.of(tid)[0]
-
-                for key, (rows, tf) in list(self._pairs.items()):
-                    more_rows, more_tf = self._scan_pair(new, key, positions_of)
-                    if len(more_rows):
-                        self._pairs[key] = (
-                            np.concatenate([rows, more_rows]),
-                            np.concatenate([tf, more_tf]),
-                        )
-                        self._pair_entries += len(more_rows)
+            self._pairs.extend(new, first_row, self.title_weight)
             self._block = None
             self._state = new
             self.revision += 1
