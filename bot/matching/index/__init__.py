@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
@@ -164,91 +163,24 @@ class Bm25Index:
         positions without a rebuild.
         """
         state = self._state
-        first_new = state.n_docs
-        tokens = array("i")  # the new docs' streams, one after the other
-        lens: list[int] = []
-        title_lens: list[int] = []
-        hashes: list[int] = []
-        again: dict[int, np.ndarray] = {}  # new docs given twice: the last stream
-        replaced: dict[int, tuple[np.ndarray, int]] = {}
-        rehashed: dict[int, int] = {}
-        for doc in docs:
-            digest = content_hash(doc.title, doc.abstract)
-            row = self._docs.rows.get(doc.id)
-            if row is not None and row < first_new:  # a stored doc, fetched again
-                if digest != rehashed.get(row, int(state.hashes[row])):
-                    stream, title_len = self._vocab.encode(doc)
-                    current = replaced.get(row, (state.stream(row), int(state.title_lens[row])))
-                    if title_len != current[1] or not np.array_equal(current[0], stream):
-                        replaced[row] = (np.asarray(stream, np.int32), title_len)
-                    rehashed[row] = digest
-                self._docs.set_metadata(row, doc)
-                continue
-            stream, title_len = self._vocab.encode(doc)
-            if row is None:
-                row = self._docs.new_row(doc.id)
-                tokens.extend(stream)
-                lens.append(len(stream))
-                title_lens.append(title_len)
-                hashes.append(digest)
-            else:  # a new doc given twice: the last one wins
-                at = row - first_new
-                again[at] = np.asarray(stream, np.int32)
-                title_lens[at], hashes[at] = title_len, digest
-            self._docs.set_metadata(row, doc)
-        if not lens and not rehashed:
+        batch = postings.Batch.of(docs, state, self._vocab, self._docs)
+        if batch is None:
             return
-        added = np.frombuffer(tokens, dtype=np.int32) if lens else np.zeros(0, np.int32)
-        if again:
-            ends = np.cumsum(lens)
-            pieces = [added[end - n : end] for end, n in zip(ends.tolist(), lens, strict=True)]
-            for at, stream in again.items():
-                pieces[at], lens[at] = stream, len(stream)
-            added = np.concatenate(pieces)
-        all_hashes = np.concatenate([state.hashes, np.array(hashes, np.uint64)])
-        for row, digest in rehashed.items():
-            all_hashes[row] = digest
-        all_titles = np.concatenate([state.title_lens, np.array(title_lens, np.int32)])
-        if replaced:  # rebuild from the streams, the replaced ones swapped in
-            pieces = [
-                replaced[r][0] if r in replaced else state.stream(r) for r in range(first_new)
-            ]
-            for row, (_stream, title_len) in replaced.items():
-                all_titles[row] = title_len
-            offsets = np.zeros(first_new + len(lens) + 1, np.int64)
-            np.cumsum([len(piece) for piece in pieces] + lens, out=offsets[1:])
-            new = postings.derive(
-                self._bm25,
-                len(self._vocab.terms),
-                np.concatenate([*pieces, added]),
-                offsets,
-                all_titles,
-                all_hashes,
-            )
+        n_terms = len(self._vocab.terms)
+        if batch.replaced:  # rebuild from the streams, the replaced ones swapped in
+            new = postings.rebuild(self._bm25, n_terms, state, batch)
             with self._cache_lock:
                 self._pairs.clear()
                 self._block = None
                 self._state = new
                 self.revision += 1
             return
-        if not lens:  # texts changed, tokens did not: only the fingerprints
-            self._state = dataclasses.replace(state, hashes=all_hashes)
+        if not batch.lens:  # texts changed, tokens did not: only the fingerprints
+            self._state = dataclasses.replace(state, hashes=batch.hashes)
             self.revision += 1
             return
-        offsets = np.concatenate([state.offsets, state.offsets[-1] + np.cumsum(lens)])
-        buffer = self._tokens.append(state.buffer, added)
-        del added, tokens
-        new = postings.derive(
-            self._bm25,
-            len(self._vocab.terms),
-            buffer,
-            offsets,
-            all_titles,
-            all_hashes,
-            first_row=first_new,
-            previous=state,
-        )
-        self._extend_pair_cache(new, first_new)
+        new = postings.append(self._bm25, n_terms, state, batch, self._tokens)
+        self._extend_pair_cache(new, batch.first_new)
 
     # ---- lookups
 

@@ -8,11 +8,17 @@ full build go to small tail lists, merged into the main ones once they grow. Cal
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
+from bot.matching.index.docs import Doc, DocTable, content_hash
 from bot.matching.index.scoring import Bm25
 from bot.matching.index.state import Lists, State, empty_lists
+from bot.matching.index.vocabulary import Vocabulary
 
 DERIVE_CHUNK_TOKENS = 1_000_000  # tokens per step of building the positional index
 POSTINGS_CHUNK = 250_000  # positions per step of building the postings from them
@@ -219,3 +225,104 @@ def postings_of(
     rows_out.resize(used, refcheck=False)  # shrinks in place: no copy
     tf_out.resize(used, refcheck=False)
     return post_ptr, rows_out, tf_out, doc_lens
+
+
+@dataclass
+class Batch:
+    """Docs given to `add`, sorted out against the index's state: the new docs' streams,
+    one after the other (`added`, `lens`), the stored docs whose tokens changed
+    (`replaced`) or only whose text did (`rehashed`), and every row's title length and
+    text fingerprint after the change."""
+
+    first_new: int
+    added: np.ndarray | None
+    lens: list[int]
+    titles: np.ndarray
+    hashes: np.ndarray
+    replaced: dict[int, tuple[np.ndarray, int]]
+    rehashed: dict[int, int]
+
+    @classmethod
+    def of(
+        cls, docs: Iterable[Doc], state: State, vocabulary: Vocabulary, table: DocTable
+    ) -> Batch | None:
+        """The batch, the docs' metadata updated in `table` on the way (None: nothing more
+        to change)."""
+        first_new = state.n_docs
+        tokens = array("i")  # the new docs' streams, one after the other
+        lens: list[int] = []
+        title_lens: list[int] = []
+        hashes: list[int] = []
+        again: dict[int, np.ndarray] = {}  # new docs given twice: the last stream
+        replaced: dict[int, tuple[np.ndarray, int]] = {}
+        rehashed: dict[int, int] = {}
+        for doc in docs:
+            digest = content_hash(doc.title, doc.abstract)
+            row = table.rows.get(doc.id)
+            if row is not None and row < first_new:  # a stored doc, fetched again
+                if digest != rehashed.get(row, int(state.hashes[row])):
+                    stream, title_len = vocabulary.encode(doc)
+                    current = replaced.get(row, (state.stream(row), int(state.title_lens[row])))
+                    if title_len != current[1] or not np.array_equal(current[0], stream):
+                        replaced[row] = (np.asarray(stream, np.int32), title_len)
+                    rehashed[row] = digest
+                table.set_metadata(row, doc)
+                continue
+            stream, title_len = vocabulary.encode(doc)
+            if row is None:
+                row = table.new_row(doc.id)
+                tokens.extend(stream)
+                lens.append(len(stream))
+                title_lens.append(title_len)
+                hashes.append(digest)
+            else:  # a new doc given twice: the last one wins
+                at = row - first_new
+                again[at] = np.asarray(stream, np.int32)
+                title_lens[at], hashes[at] = title_len, digest
+            table.set_metadata(row, doc)
+        if not lens and not rehashed:
+            return None
+        added = np.frombuffer(tokens, dtype=np.int32) if lens else np.zeros(0, np.int32)
+        del tokens  # `added` holds it
+        if again:
+            ends = np.cumsum(lens)
+            pieces = [added[end - n : end] for end, n in zip(ends.tolist(), lens, strict=True)]
+            for at, stream in again.items():
+                pieces[at], lens[at] = stream, len(stream)
+            added = np.concatenate(pieces)
+        all_hashes = np.concatenate([state.hashes, np.array(hashes, np.uint64)])
+        for row, digest in rehashed.items():
+            all_hashes[row] = digest
+        all_titles = np.concatenate([state.title_lens, np.array(title_lens, np.int32)])
+        for row, (_stream, title_len) in replaced.items():
+            all_titles[row] = title_len
+        return cls(first_new, added, lens, all_titles, all_hashes, replaced, rehashed)
+
+
+def rebuild(bm25: Bm25, n_terms: int, state: State, batch: Batch) -> State:
+    """A new state from every stream, the replaced ones swapped in, the new ones after."""
+    first_new, replaced = batch.first_new, batch.replaced
+    pieces = [replaced[r][0] if r in replaced else state.stream(r) for r in range(first_new)]
+    offsets = np.zeros(first_new + len(batch.lens) + 1, np.int64)
+    np.cumsum([len(piece) for piece in pieces] + batch.lens, out=offsets[1:])
+    buffer = np.concatenate([*pieces, batch.added])
+    return derive(bm25, n_terms, buffer, offsets, batch.titles, batch.hashes)
+
+
+def append(bm25: Bm25, n_terms: int, state: State, batch: Batch, tokens: TokenBuffer) -> State:
+    """A new state with the batch's new docs after the others: their positions and
+    postings go to the tail lists, the main lists are shared with `state`."""
+    offsets = np.concatenate([state.offsets, state.offsets[-1] + np.cumsum(batch.lens)])
+    added, batch.added = batch.added, None  # copied into the buffer: freed before the peak
+    buffer = tokens.append(state.buffer, added)
+    del added
+    return derive(
+        bm25,
+        n_terms,
+        buffer,
+        offsets,
+        batch.titles,
+        batch.hashes,
+        first_row=batch.first_new,
+        previous=state,
+    )
