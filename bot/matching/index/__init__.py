@@ -257,10 +257,7 @@ class Bm25Index:
         ids = [self._vocab.get(term) for term in phrase]
         if not ids or None in ids:
             return False
-        stream = self._state.stream(self._docs.rows[doc_id])
-        n = len(ids)
-        starts = np.flatnonzero(stream[: len(stream) - n + 1] == ids[0])
-        return any(all(stream[s + i] == ids[i] for i in range(1, n)) for s in starts)
+        return self._state.has_phrase(self._docs.rows[doc_id], ids)  # type: ignore[arg-type]
 
     def phrase_rows(self, phrase: Sequence[str]) -> np.ndarray:
         """Rows (ascending) where the stems occur contiguously: `has_phrase` for every row."""
@@ -269,14 +266,7 @@ class Bm25Index:
         ids = [tid for tid in found if tid is not None and tid < len(state.df)]
         if not ids or len(ids) < len(found):
             return np.zeros(0, np.int64)
-        where = [state.term_positions(tid) for tid in ids]
-        pivot = int(np.argmin([len(at) for at in where]))
-        starts = where[pivot].astype(np.int64) - pivot
-        starts = starts[(starts >= 0) & (starts + len(ids) <= len(state.buffer))]
-        for offset, tid in enumerate(ids):
-            if offset != pivot and len(starts):
-                starts = starts[state.buffer[starts + offset] == tid]
-        return np.unique(state.rows_of(starts))
+        return state.phrase_rows(ids)
 
     # ---- scoring
 

@@ -100,6 +100,25 @@ class State:
         parts = self.posting_parts(tid)
         return parts[0][0] if len(parts) == 1 else np.concatenate([parts[0][0], parts[1][0]])
 
+    def has_phrase(self, row: int, ids: list[int]) -> bool:
+        """Whether the term ids occur contiguously in the row's stream."""
+        stream = self.stream(row)
+        n = len(ids)
+        starts = np.flatnonzero(stream[: len(stream) - n + 1] == ids[0])
+        return any(all(stream[s + i] == ids[i] for i in range(1, n)) for s in starts)
+
+    def phrase_rows(self, ids: list[int]) -> np.ndarray:
+        """Rows (ascending) where the term ids occur contiguously, from the positional index:
+        the rarest term's positions, checked against the buffer for the others."""
+        where = [self.term_positions(tid) for tid in ids]
+        pivot = int(np.argmin([len(at) for at in where]))
+        starts = where[pivot].astype(np.int64) - pivot
+        starts = starts[(starts >= 0) & (starts + len(ids) <= len(self.buffer))]
+        for offset, tid in enumerate(ids):
+            if offset != pivot and len(starts):
+                starts = starts[self.buffer[starts + offset] == tid]
+        return np.unique(self.rows_of(starts))
+
 
 def empty_state() -> State:
     return State(
