@@ -309,21 +309,14 @@ class Bm25Index:
         minus what it already got) share one block.
         """
         state = self._state
-        wanted = np.asarray(rows, dtype=np.int64)
         with self._cache_lock:
             cached = self._block
-        span = wanted
-        if cached is not None and cached.state is state:
-            at = cached.select(wanted)
-            if at is not None:
-                return cached, at
-            if len(cached.rows) + len(wanted) <= min(4 * max(len(wanted), 1000), BLOCK_MAX_ROWS):
-                span = np.union1d(cached.rows, wanted)
-        made = self._bm25.make_block(state, span)
-        with self._cache_lock:
-            if self._state is state:
-                self._block = made
-        return made, np.searchsorted(span, wanted)
+        made, at = scoring.covering_block(self._bm25, state, np.asarray(rows, np.int64), cached)
+        if made is not cached:
+            with self._cache_lock:
+                if self._state is state:
+                    self._block = made
+        return made, at
 
     def block_scores(
         self, block: Block, at: np.ndarray, query: Mapping[str, float]

@@ -91,6 +91,21 @@ def block_scores(
     return scores[at], coverage
 
 
+def covering_block(
+    bm25: Bm25, state: State, wanted: np.ndarray, cached: Block | None
+) -> tuple[Block, np.ndarray]:
+    """A block holding the `wanted` rows, and their positions in it: `cached` if it holds
+    them all, else a new block, over `cached`'s rows too while that stays small."""
+    span = wanted
+    if cached is not None and cached.state is state:
+        at = cached.select(wanted)
+        if at is not None:
+            return cached, at
+        if len(cached.rows) + len(wanted) <= min(4 * max(len(wanted), 1000), BLOCK_MAX_ROWS):
+            span = np.union1d(cached.rows, wanted)
+    return bm25.make_block(state, span), np.searchsorted(span, wanted)
+
+
 @dataclass(frozen=True)
 class Bm25:
     """The BM25 formula: k1, b, the title's weight and the IDF variant."""
