@@ -33,10 +33,10 @@ import numpy as np
 
 from bot.matching.index import postings, scoring
 from bot.matching.index.docs import Doc, DocTable
-from bot.matching.index.pairs import PairCache, scan_pair
+from bot.matching.index.pairs import PairCache, saturation, scan_pair
 from bot.matching.index.scoring import K1, TITLE_WEIGHT, B, Block, Bm25
 from bot.matching.index.snapshot import read_snapshot, restore, write_snapshot
-from bot.matching.index.state import State, empty_state
+from bot.matching.index.state import empty_state
 from bot.matching.index.vocabulary import Vocabulary
 
 
@@ -153,21 +153,23 @@ class Bm25Index:
         batch = postings.Batch.of(docs, state, self._vocab, self._docs)
         if batch is None:
             return
-        n_terms = len(self._vocab.terms)
-        if batch.replaced:  # rebuild from the streams, the replaced ones swapped in
-            new = postings.rebuild(self._bm25, n_terms, state, batch)
-            with self._cache_lock:
-                self._pairs.clear()
-                self._block = None
-                self._state = new
-                self.revision += 1
-            return
-        if not batch.lens:  # texts changed, tokens did not: only the fingerprints
+        if not batch.replaced and not batch.lens:  # texts changed, tokens did not
             self._state = dataclasses.replace(state, hashes=batch.hashes)
             self.revision += 1
             return
-        new = postings.append(self._bm25, n_terms, state, batch, self._tokens)
-        self._extend_pair_cache(new, batch.first_new)
+        n_terms = len(self._vocab.terms)
+        if batch.replaced:  # rebuild from the streams, the replaced ones swapped in
+            new = postings.rebuild(self._bm25, n_terms, state, batch)
+        else:  # new docs only: into the tail lists
+            new = postings.append(self._bm25, n_terms, state, batch, self._tokens)
+        with self._cache_lock:
+            if batch.replaced:
+                self._pairs.clear()
+            else:  # the cached pairs gain the new rows' hits before the new state shows
+                self._pairs.extend(new, batch.first_new, self.title_weight)
+            self._block = None
+            self._state = new
+            self.revision += 1
 
     # ---- lookups
 
@@ -334,14 +336,6 @@ class Bm25Index:
                 self._pairs.put(key, found)
         return found
 
-    def _extend_pair_cache(self, new: State, first_row: int) -> None:
-        """Make `new` the index state, first adding the new rows' hits to the cached pairs."""
-        with self._cache_lock:
-            self._pairs.extend(new, first_row, self.title_weight)
-            self._block = None
-            self._state = new
-            self.revision += 1
-
     def pair_df(self, pair: tuple[str, str]) -> int:
         """How many docs have the two stems adjacent (either order)."""
         return len(self._pair_postings(pair)[0])
@@ -359,10 +353,7 @@ class Bm25Index:
         if not len(rows):
             return out
         for number, pair in enumerate(pairs):
-            hit_rows, hit_tf = self._pair_postings(pair)
-            if not len(hit_rows):
-                continue
-            at = np.minimum(np.searchsorted(hit_rows, rows), len(hit_rows) - 1)
-            tf = np.where(hit_rows[at] == rows, hit_tf[at], 0.0)
-            out[number] = tf / (tf + state.norm[rows])
+            hits = self._pair_postings(pair)
+            if len(hits[0]):
+                out[number] = saturation(hits, rows, state.norm[rows])
         return out

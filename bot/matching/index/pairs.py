@@ -48,6 +48,14 @@ def scan_pair(
     return rows[first], np.add.reduceat(weight, first)
 
 
+def saturation(hits: Postings, rows: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """BM25 saturation tf / (tf + norm) of a pair in each of `rows` (`norm`: theirs)."""
+    hit_rows, hit_tf = hits
+    at = np.minimum(np.searchsorted(hit_rows, rows), len(hit_rows) - 1)
+    tf = np.where(hit_rows[at] == rows, hit_tf[at], 0.0)
+    return tf / (tf + norm)
+
+
 class PairCache:
     """Postings of the pairs looked up so far, least recently used first, at most
     PAIR_CACHE_ENTRIES (row, tf) entries in all. Not locked: its owner holds a lock around
