@@ -1,22 +1,7 @@
-"""The BM25 index over every stored paper: build, add, score, snapshot.
+"""`Bm25Index`: the BM25 index over every stored paper, joining the package's parts.
 
-A pure data structure (no database, no Slack), used through `bot.archive.live.Archive` and
-scored by `bot.matching.ranking`. BM25 with k1=1.5, b=0.75 over title + abstract, the title's tokens
-counted `TITLE_WEIGHT` times; statistics (IDF, average length) come from every doc in the
-index, i.e. the whole archive. The IDF is Lucene's non-negative variant by default;
-`Bm25Index(idf="okapi")` reproduces rank-bm25's `BM25Okapi` exactly (see `bot.matching.ranking` for
-why the default differs).
-
-Layout: token streams, postings with term frequencies (BM25 weights are computed at query
-time from tf, IDF and length, so `add` rewrites no weights) and a positional index, all
-numpy arrays; docs added since the build go to small tail lists, so `add` copies nothing
-large. Word pairs are looked up next to the rarer word's positions (cached, bounded,
-extended by `add`); a digest run scores every channel's topics on one block of the
-candidates' weights (`Bm25Index.block`). `save` writes a snapshot of the token streams so
-a restart re-tokenizes only papers whose text changed. Measured on 100,000 synthetic
-abstracts of real length (`benchmarks/results/`): a build from scratch about 7 s, mostly
-tokenizing (about 2 s with a snapshot); about 215 MB of arrays; `scores` 0.3 ms; `add` of a
-day's papers about 20 ms.
+Built and extended by `bot.archive.live`, scored by `bot.matching.ranking` and
+`bot.matching.feedback`. Layout, snapshot and figures: docs/index.md.
 """
 
 from __future__ import annotations
@@ -43,17 +28,9 @@ from bot.matching.index.vocabulary import Vocabulary
 class Bm25Index:
     """In-memory BM25 over title + abstract, with a positional index for phrases and pairs.
 
-    Every doc's tokens are kept as vocabulary ids in one int32 buffer, row after row, laid
-    out as title words, SEP, title compounds, SEP, abstract words, SEP, abstract compounds,
-    SEP. From it come the postings (term -> rows with term frequencies, read by `scores`;
-    the BM25 weight is computed from tf, IDF and length at query time, so adding docs
-    rewrites no weights) and the positional index (term -> buffer positions, for phrases
-    and adjacent word pairs). All arrays live in one immutable `State` that `add`
-    replaces, so searches running in other threads always see a consistent index.
-
-    `save(path)` writes the token streams with a fingerprint of each doc's text and of the
-    tokenizer; `build(docs, snapshot=path)` reuses the tokens of every doc whose text is
-    unchanged and tokenizes only the others, giving the same index as a fresh build.
+    All arrays live in one immutable `State` that `add` replaces, so searches running in
+    other threads always see a consistent index. `save(path)` and
+    `build(docs, snapshot=path)` keep the token streams across restarts.
     """
 
     def __init__(
