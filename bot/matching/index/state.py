@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SEP = -1  # ends each field of a stored token stream (see Bm25Index)
+# ends each field of a token stream: title words, title compounds, abstract words, abstract
+# compounds (docs/index.md)
+SEP = -1
 
 
 @dataclass(frozen=True)
