@@ -152,7 +152,7 @@ def reference_worker(n: int, reps: int) -> dict:
     )
     index = Bm25Index.build(docs)
     okapi = index.with_idf("okapi")
-    state, terms = index._state, index._terms
+    state, terms = index._state, index._vocab.terms
     corpus = []
     for row in range(len(index)):
         stream = state.stream(row).tolist()

@@ -1,23 +1,10 @@
 """The in-memory BM25 index over every stored paper, shared by digests and search.
 
-Built once from storage (IDF statistics come from the whole archive, not one day's
-batch) and extended in place when the fetch job stores new papers, so a long-running bot
-never rebuilds it from scratch; `sync` picks up papers other processes stored (another
-replica's fetch, an operator's `papers-bot fetch`). Thread-safe: Slack listeners search
-while the scheduler ingests. Created by `bot.cli` and `bot.app`, used by `bot.digest.planning`
-and `bot.archive.search`.
-
-Start-up cost is mostly tokenizing every title and abstract (about 5 of the 7 s an
-index of 100,000 papers takes). So once the archive has `SNAPSHOT_MIN_PAPERS` papers, the
-index's token streams are written to a snapshot file in the user's cache directory
-(`$XDG_CACHE_HOME/papers-bot/index-<hash of the database URL>.npz`, about 65 MB for
-100,000 papers) after each build and ingest, in the background. The next start reads the
-database as always, reuses the tokens of every paper whose title and abstract are
-unchanged, and tokenizes only the rest: the same index in about 2 s. The database stays
-the only source of truth; a missing, stale or damaged snapshot only costs time.
-
-With an encoder (SEMANTIC_MODEL), `embed` encodes the papers that have no vector for their
-current text yet, and `semantics_for` reads a digest's vectors (`bot.matching.semantic.Semantics`).
+Built once from storage and extended in place as papers are stored (`sync` picks up what
+other processes stored), thread-safe, with a snapshot of its token streams in the cache
+directory so a restart re-tokenizes only changed papers (docs/index.md). With an encoder,
+also embeds papers and reads a digest's vectors. Created by `bot.cli` and `bot.app`, used by
+`bot.digest.planning` and `bot.archive.search`.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import bot.matching.index as index_module
+import bot.matching.index.snapshot as snapshot_module
 import bot.matching.ranking as ranking
 from bot.matching import text as text_module
 from bot.matching.index import Bm25Index, Doc
@@ -117,7 +118,7 @@ def test_snapshot_with_changed_new_and_removed_papers(corpus, tmp_path):
 def test_snapshot_of_another_tokenizer_or_damaged_is_ignored(corpus, tmp_path, monkeypatch):
     path = tmp_path / "index.npz"
     Bm25Index.build(corpus[:50]).save(path)
-    monkeypatch.setattr(index_module, "_tokenizer_fingerprint", lambda: "another tokenizer")
+    monkeypatch.setattr(snapshot_module, "_tokenizer_fingerprint", lambda: "another tokenizer")
     assert Bm25Index.build(corpus[:50], snapshot=path).reused == 0
     monkeypatch.undo()
     assert Bm25Index.build(corpus[:50], snapshot=path).reused == 50

@@ -1,0 +1,336 @@
+"""`Bm25Index`: the BM25 index over every stored paper, joining the package's parts.
+
+Built and extended by `bot.archive.live`, scored by `bot.matching.ranking` and
+`bot.matching.feedback`. Layout, snapshot and figures: docs/index.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from bot.matching.index import postings, scoring
+from bot.matching.index.docs import Doc, DocTable
+from bot.matching.index.pairs import PairCache, saturation, scan_pair
+from bot.matching.index.scoring import K1, TITLE_WEIGHT, B, Block, Bm25
+from bot.matching.index.snapshot import read_snapshot, restore, write_snapshot
+from bot.matching.index.state import empty_state
+from bot.matching.index.vocabulary import Vocabulary
+
+
+class Bm25Index:
+    """In-memory BM25 over title + abstract, with a positional index for phrases and pairs.
+
+    All arrays live in one immutable `State` that `add` replaces, so searches running in
+    other threads always see a consistent index. `save(path)` and
+    `build(docs, snapshot=path)` keep the token streams across restarts.
+    """
+
+    def __init__(
+        self,
+        *,
+        k1: float = K1,
+        b: float = B,
+        title_weight: int = TITLE_WEIGHT,
+        idf: Literal["lucene", "okapi"] = "lucene",
+    ) -> None:
+        if idf not in ("lucene", "okapi"):
+            raise ValueError("idf must be 'lucene' or 'okapi'")
+        self._bm25 = Bm25(k1, b, title_weight, idf)
+        self._vocab = Vocabulary()
+        self._docs = DocTable()
+        self._state = empty_state()
+        self._tokens = postings.TokenBuffer()
+        self._cache_lock = threading.Lock()
+        self._pairs = PairCache()
+        self._block: Block | None = None
+        self.reused = 0  # docs whose tokens the last `build` took from a snapshot
+        self.revision = 0  # counts changes of tokens or statistics (not of metadata)
+
+    @property
+    def k1(self) -> float:
+        return self._bm25.k1
+
+    @property
+    def b(self) -> float:
+        return self._bm25.b
+
+    @property
+    def title_weight(self) -> int:
+        return self._bm25.title_weight
+
+    @property
+    def idf_kind(self) -> str:
+        return self._bm25.idf_kind
+
+    @classmethod
+    def build(
+        cls, docs: Iterable[Doc], *, snapshot: str | Path | None = None, **options: Any
+    ) -> Bm25Index:
+        """A new index over `docs` (options as for the constructor).
+
+        With `snapshot` (a file written by `save`), docs whose id and text match it reuse
+        its tokens; a missing, unreadable or outdated snapshot is ignored.
+        """
+        index = cls(**options)
+        saved = read_snapshot(snapshot, index.title_weight) if snapshot else None
+        if saved is None:
+            index.add(docs)
+            return index
+        buffer, offsets, title_lens, hashes, index.reused = restore(
+            saved, docs, index._vocab, index._docs
+        )
+        index._state = postings.derive(
+            index._bm25, len(index._vocab.terms), buffer, offsets, title_lens, hashes
+        )
+        return index
+
+    def with_idf(self, idf: Literal["lucene", "okapi"]) -> Bm25Index:
+        """A read-only view of the same docs scored with another IDF (for comparisons: it
+        shares the token data, so never `add` to it)."""
+        view = object.__new__(Bm25Index)
+        view.__dict__.update(self.__dict__)
+        view._bm25 = dataclasses.replace(self._bm25, idf_kind=idf)
+        state = self._state
+        view._state = dataclasses.replace(
+            state,
+            idf=view._bm25.idf_of(state.df, state.n_docs),
+            unseen_idf=float(view._bm25.idf_of(np.zeros(1), state.n_docs)[0]),
+        )
+        view._cache_lock = threading.Lock()
+        view._pairs = PairCache()
+        view._block = None
+        return view
+
+    def save(self, path: str | Path) -> None:
+        """Write the token streams and text fingerprints to `path` (an .npz file), atomically:
+        a reader never sees a half-written file. Raises OSError if it cannot be written."""
+        state = self._state
+        ids, terms = self._docs.ids[: state.n_docs], list(self._vocab.terms)
+        write_snapshot(path, state, ids, terms, self.title_weight)
+
+    # ---- ingest
+
+    def add(self, docs: Iterable[Doc]) -> None:
+        """Add docs: IDF and lengths always cover every doc in the index.
+
+        A doc whose id is present replaces it (same row, no duplicate): with the same tokens
+        only its metadata changes; with other tokens the postings are rebuilt from the token
+        buffer (about a second at 100,000 docs). New docs are merged into the postings and
+        positions without a rebuild.
+        """
+        state = self._state
+        batch = postings.Batch.of(docs, state, self._vocab, self._docs)
+        if batch is None:
+            return
+        if not batch.replaced and not batch.lens:  # texts changed, tokens did not
+            self._state = dataclasses.replace(state, hashes=batch.hashes)
+            self.revision += 1
+            return
+        n_terms = len(self._vocab.terms)
+        if batch.replaced:  # rebuild from the streams, the replaced ones swapped in
+            new = postings.rebuild(self._bm25, n_terms, state, batch)
+        else:  # new docs only: into the tail lists
+            new = postings.append(self._bm25, n_terms, state, batch, self._tokens)
+        with self._cache_lock:
+            if batch.replaced:
+                self._pairs.clear()
+            else:  # the cached pairs gain the new rows' hits before the new state shows
+                self._pairs.extend(new, batch.first_new, self.title_weight)
+            self._block = None
+            self._state = new
+            self.revision += 1
+
+    # ---- lookups
+
+    def __len__(self) -> int:
+        return self._state.n_docs
+
+    def __contains__(self, doc_id: object) -> bool:
+        row = self._docs.rows.get(doc_id)  # type: ignore[call-overload]
+        return row is not None and row < self._state.n_docs
+
+    @property
+    def ids(self) -> list[str]:
+        """Doc ids in row order (the order of `scores`)."""
+        return self._docs.ids[: self._state.n_docs]
+
+    def row(self, doc_id: str) -> int:
+        """The row of a doc id in `scores` (KeyError if absent)."""
+        return self._docs.rows[doc_id]
+
+    def rows_of(self, doc_ids: Iterable[str]) -> np.ndarray:
+        """Sorted, distinct rows of the indexed ids among `doc_ids` (others are skipped)."""
+        ids = list(doc_ids)
+        n_docs = self._state.n_docs
+        rows = np.fromiter(
+            map(self._docs.rows.get, ids, repeat(-1)), dtype=np.int64, count=len(ids)
+        )
+        rows = np.sort(rows[(rows >= 0) & (rows < n_docs)])
+        return rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
+
+    def ids_at(self, rows: Iterable[int]) -> list[str]:
+        """The doc ids of these rows."""
+        ids = self._docs.ids
+        return [ids[r] for r in rows]
+
+    def rows_with_term(self, term: str) -> np.ndarray:
+        """Sorted rows of the docs containing the stem (none for a stem never seen)."""
+        state = self._state
+        tid = self._vocab.get(term)
+        if tid is None or tid >= len(state.idf):
+            return np.empty(0, dtype=np.int64)
+        return state.rows_with(tid)
+
+    def folded_authors(self, row: int) -> str:
+        """The row's author names, lowercased, accent-free and "\n"-joined."""
+        return self._docs.authors[row]
+
+    def title(self, doc_id: str) -> str:
+        return self._docs.titles[self._docs.rows[doc_id]]
+
+    def upvotes(self, doc_id: str) -> int:
+        return self._docs.upvotes[self._docs.rows[doc_id]]
+
+    def authors(self, doc_id: str) -> tuple[str, ...]:
+        """The doc's author names, lowercased and without accents."""
+        names = self._docs.authors[self._docs.rows[doc_id]]
+        return tuple(names.split("\n")) if names else ()
+
+    def idf(self, term: str) -> float:
+        """IDF of a stem; a stem never seen gets the largest IDF (df = 0)."""
+        return scoring.idf_in(self._vocab, self._state, term)
+
+    def tokens(self, doc_id: str) -> list[str]:
+        """The doc's stream of stems: title, compounds, abstract, compounds ("" after each)."""
+        terms = self._vocab.terms
+        return [terms[t] if t >= 0 else "" for t in self._state.stream(self._docs.rows[doc_id])]
+
+    def doc_terms(self, doc_id: str) -> Counter[str]:
+        """The doc's stems with their BM25 term frequency (title tokens counted 3x)."""
+        tids, tf = self._bm25.doc_tf(self._state, self._docs.rows[doc_id])
+        return Counter({self._vocab.terms[t]: int(f) for t, f in zip(tids, tf, strict=True)})
+
+    def has_phrase(self, doc_id: str, phrase: Sequence[str]) -> bool:
+        """Whether the stems occur contiguously (stopwords aside) in title or abstract."""
+        ids = [self._vocab.get(term) for term in phrase]
+        if not ids or None in ids:
+            return False
+        return self._state.has_phrase(self._docs.rows[doc_id], ids)  # type: ignore[arg-type]
+
+    def phrase_rows(self, phrase: Sequence[str]) -> np.ndarray:
+        """Rows (ascending) where the stems occur contiguously: `has_phrase` for every row."""
+        state = self._state
+        found = [self._vocab.get(term) for term in phrase]
+        ids = [tid for tid in found if tid is not None and tid < len(state.df)]
+        if not ids or len(ids) < len(found):
+            return np.zeros(0, np.int64)
+        return state.phrase_rows(ids)
+
+    # ---- scoring
+
+    def scores(self, query: Mapping[str, float]) -> np.ndarray:
+        """BM25 score of every doc (row order) for a weighted bag of stems."""
+        state = self._state
+        return self._bm25.scores(state, scoring.columns(self._vocab, state, query))
+
+    def coverage(self, query: Mapping[str, float]) -> np.ndarray:
+        """Per doc, the share of the query's IDF mass (x |weight|) whose stems it contains."""
+        state = self._state
+        total = scoring.idf_mass(self._vocab, state, query)
+        return scoring.coverage(state, scoring.columns(self._vocab, state, query), total)
+
+    def best_score(self, query: Mapping[str, float]) -> float:
+        """The bound of a query's score: every stem saturated, sum |w_t| idf_t (k1 + 1)."""
+        return scoring.idf_mass(self._vocab, self._state, query) * (self.k1 + 1)
+
+    def term_weights(self, doc_id: str, terms: Iterable[str]) -> dict[str, float]:
+        """The BM25 weight each of these stems has in the doc (absent ones omitted)."""
+        state = self._state
+        row = self._docs.rows[doc_id]
+        n_terms = len(state.idf)
+        wanted = {
+            t: tid for t in terms if (tid := self._vocab.get(t)) is not None and tid < n_terms
+        }
+        if not wanted:
+            return {}
+        tids = np.fromiter(wanted.values(), dtype=np.int64, count=len(wanted))
+        weights, tf = self._bm25.term_weights(state, row, tids)
+        return {t: float(w) for t, w, f in zip(wanted, weights, tf, strict=True) if f > 0}
+
+    # ---- candidate blocks (a digest run scores thousands of topics on the same papers)
+
+    def block(self, rows: np.ndarray) -> tuple[Block, np.ndarray]:
+        """BM25 weights of some rows (ascending), and the position of each row in them.
+
+        The last block is kept while the index is unchanged; a request it does not cover
+        gets a block over both, so a digest run's channels (the same recent papers, each
+        minus what it already got) share one block.
+        """
+        state = self._state
+        with self._cache_lock:
+            cached = self._block
+        made, at = scoring.covering_block(self._bm25, state, np.asarray(rows, np.int64), cached)
+        if made is not cached:
+            with self._cache_lock:
+                if self._state is state:
+                    self._block = made
+        return made, at
+
+    def block_scores(
+        self, block: Block, at: np.ndarray, query: Mapping[str, float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(`scores`, `coverage`) of the query for the block's rows at positions `at`."""
+        state = block.state
+        cols = scoring.columns(self._vocab, state, query)
+        total = scoring.idf_mass(self._vocab, state, query)
+        return scoring.block_scores(block, at, cols, total)
+
+    # ---- word pairs (proximity)
+
+    def _pair_postings(self, pair: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows ascending, BM25 tf) of the docs where the two stems are adjacent, in either
+        order: from the positional index, cached (bounded), and extended by `add`."""
+        a, b = (self._vocab.get(term) for term in pair)
+        if a is None or b is None or a == b:
+            return np.zeros(0, np.int64), np.zeros(0)
+        key = (min(a, b), max(a, b))
+        with self._cache_lock:
+            found = self._pairs.get(key)
+            if found is not None:
+                return found
+            state = self._state
+        found = scan_pair(state, key, state.term_positions, self.title_weight)
+        with self._cache_lock:
+            if self._state is state:
+                self._pairs.put(key, found)
+        return found
+
+    def pair_df(self, pair: tuple[str, str]) -> int:
+        """How many docs have the two stems adjacent (either order)."""
+        return len(self._pair_postings(pair)[0])
+
+    def pair_idf(self, pair: tuple[str, str]) -> float:
+        """IDF of the adjacent pair (same formula as for words)."""
+        df = np.array([float(self.pair_df(pair))])
+        return float(self._bm25.idf_of(df, len(self))[0])
+
+    def pair_saturation(self, pairs: Sequence[tuple[str, str]], rows: Sequence[int]) -> np.ndarray:
+        """BM25 saturation in [0, 1) of each adjacent pair in each row: shape (pairs, rows)."""
+        state = self._state
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros((len(pairs), len(rows)))
+        if not len(rows):
+            return out
+        for number, pair in enumerate(pairs):
+            hits = self._pair_postings(pair)
+            if len(hits[0]):
+                out[number] = saturation(hits, rows, state.norm[rows])
+        return out

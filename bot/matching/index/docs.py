@@ -1,0 +1,87 @@
+"""Papers as the index sees them: `Doc`, the fingerprint of its text, folded author names.
+
+`bot.archive.live` turns stored papers into `Doc`s; `Bm25Index` keeps their metadata per row and
+uses `content_hash` to notice changed texts (on `add` and against a snapshot).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Doc:
+    """A paper as the index sees it."""
+
+    id: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...] = ()
+    upvotes: int = 0
+
+
+def fold_name(name: str) -> str:
+    """Lowercase, accent-free form of an author name, for substring matching."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).lower().split())
+
+
+_ASCII_SPACES = re.compile(r"[ \t\r\x0b\x0c\x1c-\x1f]+")
+_SPACE_AROUND_NEWLINE = re.compile(r" ?\n ?")
+
+
+def fold_names(names: Sequence[str]) -> str:
+    """`fold_name` of each name, "\n"-joined (a name holds no newline once folded, so a
+    substring test on the whole is a test on each name)."""
+    joined = "\n".join(names)
+    if joined.count("\n") != max(len(names) - 1, 0) or not joined.isascii():
+        return "\n".join(fold_name(name.replace("\n", " ")) for name in names)
+    joined = joined.lower()
+    if (  # nothing to collapse or strip: the common case
+        joined.replace("\n", "").isprintable()
+        and "  " not in joined
+        and " \n" not in joined
+        and "\n " not in joined
+        and joined[:1] != " "
+        and joined[-1:] != " "
+    ):
+        return joined
+    spaced = _ASCII_SPACES.sub(" ", joined)
+    return _SPACE_AROUND_NEWLINE.sub("\n", spaced).strip(" ")
+
+
+def content_hash(title: str, abstract: str) -> int:
+    """A 64-bit fingerprint of a doc's text (CRC-32 of the title, then of the abstract): a
+    snapshot reuses the tokens of a doc whose fingerprint is unchanged. Not cryptographic;
+    it only has to notice edits, and CRC-32 catches every small one."""
+    high = zlib.crc32(title.encode("utf-8", "surrogatepass"))
+    return high << 32 | zlib.crc32(abstract.encode("utf-8", "surrogatepass"))
+
+
+class DocTable:
+    """Per row of the index: the doc's id, folded author names, upvotes and title. No score
+    depends on these, so `Bm25Index.add` updates them in place."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.rows: dict[str, int] = {}
+        self.authors: list[str] = []  # folded names, "\n"-joined
+        self.upvotes: list[int] = []
+        self.titles: list[str] = []
+
+    def new_row(self, doc_id: str) -> int:
+        row = self.rows[doc_id] = len(self.ids)
+        self.ids.append(doc_id)
+        self.upvotes.append(0)
+        self.authors.append("")
+        self.titles.append("")
+        return row
+
+    def set_metadata(self, row: int, doc: Doc) -> None:
+        self.authors[row] = fold_names(doc.authors)
+        self.upvotes[row] = int(doc.upvotes)
+        self.titles[row] = doc.title

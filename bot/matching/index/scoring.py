@@ -1,0 +1,177 @@
+"""BM25 scoring over the index's arrays: IDF, per-doc weights, candidate blocks.
+
+`Bm25` holds the formula's parameters; `Bm25Index` calls it for `scores`, `coverage`,
+`term_weights` and the candidate blocks a digest run scores its channels' topics on, and
+`postings.derive` for IDF and length normalization. Queries arrive as (term id, weight) columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from bot.matching.index.state import State
+from bot.matching.index.vocabulary import Vocabulary
+
+TITLE_WEIGHT = 3  # a title token counts as this many abstract tokens
+K1 = 1.5
+B = 0.75
+BLOCK_MAX_ROWS = 20_000  # candidate sets larger than this are scored on the whole index
+
+
+@dataclass(frozen=True)
+class Block:
+    """BM25 weights of some rows only (a digest run's candidates), term-major."""
+
+    state: State
+    rows: np.ndarray  # ascending index rows
+    ptr: np.ndarray  # term t: entries ptr[t]:ptr[t + 1]
+    local: np.ndarray  # position in `rows` of each entry
+    weight: np.ndarray  # BM25 weight of each entry
+
+    def select(self, rows: np.ndarray) -> np.ndarray | None:
+        """Positions of `rows` in the block, or None if one is missing."""
+        at = np.searchsorted(self.rows, rows)
+        if len(rows) and (at[-1] >= len(self.rows) or not np.array_equal(self.rows[at], rows)):
+            return None
+        return at
+
+
+def columns(
+    vocabulary: Vocabulary, state: State, query: Mapping[str, float]
+) -> list[tuple[int, float]]:
+    """(term id, weight) of the query's stems that the state knows, zero weights left out."""
+    cols = []
+    n_terms = len(state.idf)
+    for term, weight in query.items():
+        tid = vocabulary.get(term)
+        if tid is not None and tid < n_terms and weight:
+            cols.append((tid, float(weight)))
+    return cols
+
+
+def idf_in(vocabulary: Vocabulary, state: State, term: str) -> float:
+    tid = vocabulary.get(term)
+    if tid is None or tid >= len(state.idf):
+        return state.unseen_idf
+    return float(state.idf[tid])
+
+
+def idf_mass(vocabulary: Vocabulary, state: State, query: Mapping[str, float]) -> float:
+    return sum(abs(weight) * idf_in(vocabulary, state, term) for term, weight in query.items())
+
+
+def coverage(state: State, cols: list[tuple[int, float]], total: float) -> np.ndarray:
+    """Per doc, the share of `total` (the query's IDF mass) whose stems it contains."""
+    out = np.zeros(state.n_docs)
+    if total <= 0:
+        return out
+    for tid, weight in cols:
+        out[state.rows_with(tid)] += abs(weight) * state.idf[tid]
+    return out / total
+
+
+def block_scores(
+    block: Block, at: np.ndarray, cols: list[tuple[int, float]], total: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, coverage) of a query for the block's rows at positions `at`."""
+    state = block.state
+    scores = np.zeros(len(block.rows))
+    covered = np.zeros(len(block.rows))
+    for tid, weight in cols:
+        start, stop = block.ptr[tid], block.ptr[tid + 1]
+        local = block.local[start:stop]
+        scores[local] += weight * block.weight[start:stop]
+        covered[local] += abs(weight) * state.idf[tid]
+    coverage = covered[at] / total if total > 0 else np.zeros(len(at))
+    return scores[at], coverage
+
+
+def covering_block(
+    bm25: Bm25, state: State, wanted: np.ndarray, cached: Block | None
+) -> tuple[Block, np.ndarray]:
+    """A block holding the `wanted` rows, and their positions in it: `cached` if it holds
+    them all, else a new block, over `cached`'s rows too while that stays small."""
+    span = wanted
+    if cached is not None and cached.state is state:
+        at = cached.select(wanted)
+        if at is not None:
+            return cached, at
+        if len(cached.rows) + len(wanted) <= min(4 * max(len(wanted), 1000), BLOCK_MAX_ROWS):
+            span = np.union1d(cached.rows, wanted)
+    return bm25.make_block(state, span), np.searchsorted(span, wanted)
+
+
+@dataclass(frozen=True)
+class Bm25:
+    """The BM25 formula: k1, b, the title's weight and the IDF variant."""
+
+    k1: float = K1
+    b: float = B
+    title_weight: int = TITLE_WEIGHT
+    idf_kind: Literal["lucene", "okapi"] = "lucene"
+
+    def idf_of(self, df: np.ndarray, n_docs: int) -> np.ndarray:
+        if self.idf_kind == "lucene":
+            return np.log1p((n_docs - df + 0.5) / (df + 0.5))
+        idf = np.log(n_docs - df + 0.5) - np.log(df + 0.5)
+        seen = df > 0
+        floor = 0.25 * float(idf[seen].mean()) if seen.any() else 0.0
+        return np.where(idf < 0, floor, idf)
+
+    def weights(self, state: State, tid: int, rows: np.ndarray, tf: np.ndarray) -> np.ndarray:
+        """BM25 weight idf (k1 + 1) tf / (tf + norm) of a term in these rows."""
+        return state.idf[tid] * (self.k1 + 1) * tf / (tf + state.norm[rows])
+
+    def scores(self, state: State, cols: list[tuple[int, float]]) -> np.ndarray:
+        """BM25 score of every doc (row order) for a query's columns."""
+        out = np.zeros(state.n_docs)
+        for tid, weight in cols:
+            for rows, tf in state.posting_parts(tid):
+                out[rows] += weight * self.weights(state, tid, rows, tf)
+        return out
+
+    def doc_tf(self, state: State, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(term ids ascending, BM25 term frequency) of a row, from its token stream."""
+        stream = state.stream(row)
+        weight = np.ones(len(stream))
+        weight[: state.title_lens[row]] = self.title_weight
+        keep = stream >= 0
+        tids, inverse = np.unique(stream[keep], return_inverse=True)
+        return tids, np.bincount(inverse, weights=weight[keep], minlength=len(tids))
+
+    def term_weights(
+        self, state: State, row: int, tids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(BM25 weight, tf) of each of these term ids in a row."""
+        stream = state.stream(row)
+        cut = state.title_lens[row]
+        tf = self.title_weight * (stream[:cut, None] == tids).sum(axis=0) + (
+            stream[cut:, None] == tids
+        ).sum(axis=0)
+        return state.idf[tids] * (self.k1 + 1) * tf / (tf + state.norm[row]), tf
+
+    def make_block(self, state: State, rows: np.ndarray) -> Block:
+        """The BM25 weights of these rows (ascending), term-major."""
+        lens = state.offsets[rows + 1] - state.offsets[rows]
+        local = np.repeat(np.arange(len(rows), dtype=np.int64), lens)
+        first = np.zeros(len(rows), np.int64)
+        np.cumsum(lens[:-1], out=first[1:])
+        offset = np.arange(len(local), dtype=np.int64) - first[local]
+        tokens = state.buffer[state.offsets[rows][local] + offset]
+        title = offset < state.title_lens[rows][local]
+        keep = tokens >= 0
+        n_terms = len(state.idf)
+        tf = sp.csr_matrix(
+            (np.where(title[keep], float(self.title_weight), 1.0), (tokens[keep], local[keep])),
+            shape=(n_terms, len(rows)),
+        )
+        tf.sum_duplicates()
+        term = np.repeat(np.arange(n_terms), np.diff(tf.indptr))
+        norm = state.norm[rows][tf.indices]
+        weight = state.idf[term] * (self.k1 + 1) * tf.data / (tf.data + norm)
+        return Block(state, rows, tf.indptr.astype(np.int64), tf.indices, weight)

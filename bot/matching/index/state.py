@@ -1,0 +1,140 @@
+"""The index's arrays, in one immutable `State`: token streams, positions, postings, statistics.
+
+Made by `postings.derive`, read by every part of `Bm25Index` (scoring, word pairs, snapshot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# ends each field of a token stream: title words, title compounds, abstract words, abstract
+# compounds (docs/index.md)
+SEP = -1
+
+
+@dataclass(frozen=True)
+class Lists:
+    """Term-major lists: term t's entries are arrays[k][ptr[t]:ptr[t + 1]] (none past the
+    end of `ptr`, for terms newer than the lists)."""
+
+    ptr: np.ndarray
+    arrays: tuple[np.ndarray, ...]
+
+    def of(self, tid: int) -> list[np.ndarray]:
+        if tid + 1 >= len(self.ptr):
+            return [a[:0] for a in self.arrays]
+        start, stop = self.ptr[tid], self.ptr[tid + 1]
+        return [a[start:stop] for a in self.arrays]
+
+    def counts(self, n_terms: int) -> np.ndarray:
+        counts = np.diff(self.ptr)
+        return np.pad(counts, (0, n_terms - len(counts))) if len(counts) < n_terms else counts
+
+    @property
+    def size(self) -> int:
+        return int(self.ptr[-1])
+
+
+def empty_lists(*dtypes: type) -> Lists:
+    return Lists(np.zeros(1, np.int64), tuple(np.zeros(0, d) for d in dtypes))
+
+
+@dataclass(frozen=True)
+class State:
+    """Every array of the index; `add` replaces the whole (readers take one reference).
+
+    buffer       all token streams, row after row (int32 vocabulary ids, SEP after each field)
+    offsets      row r's stream is buffer[offsets[r]:offsets[r + 1]]
+    title_lens   length of row r's title region (title words, SEP, compounds, SEP)
+    hashes       `content_hash` of each row's text (for snapshots)
+    positions    positional index: term -> its buffer positions, ascending
+    postings     term -> (rows containing it, ascending; its frequency in each, title
+                 tokens counted `title_weight` times)
+    tail_*       the same for the docs added since the index was built: `add` merges new
+                 docs into these small lists only, so it copies no large array; they are
+                 folded into the main lists at the next build, or once they grow large
+    df, idf      per term (the main and tail lists together); `unseen_idf` for df = 0
+    doc_lens     BM25 document length (the sum of the doc's term frequencies)
+    norm         k1 (1 - b + b doc_len / avgdl), the saturation's denominator term
+    """
+
+    buffer: np.ndarray
+    offsets: np.ndarray
+    title_lens: np.ndarray
+    hashes: np.ndarray
+    positions: Lists
+    postings: Lists
+    tail_positions: Lists
+    tail_postings: Lists
+    df: np.ndarray
+    doc_lens: np.ndarray
+    norm: np.ndarray
+    idf: np.ndarray
+    unseen_idf: float
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.offsets) - 1
+
+    def stream(self, row: int) -> np.ndarray:
+        return self.buffer[self.offsets[row] : self.offsets[row + 1]]
+
+    def rows_of(self, positions: np.ndarray) -> np.ndarray:
+        """The row whose stream holds each buffer position."""
+        return np.searchsorted(self.offsets, positions, side="right") - 1
+
+    def term_positions(self, tid: int) -> np.ndarray:
+        """Buffer positions of a term, ascending."""
+        (main,) = self.positions.of(tid)
+        (tail,) = self.tail_positions.of(tid)
+        return np.concatenate([main, tail]) if len(tail) else main
+
+    def posting_parts(self, tid: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(rows, tf) of a term: from the main lists, then from the tail if it has any."""
+        main = self.postings.of(tid)
+        tail = self.tail_postings.of(tid)
+        return [(main[0], main[1]), (tail[0], tail[1])] if len(tail[0]) else [(main[0], main[1])]
+
+    def rows_with(self, tid: int) -> np.ndarray:
+        """Rows containing a term, ascending."""
+        parts = self.posting_parts(tid)
+        return parts[0][0] if len(parts) == 1 else np.concatenate([parts[0][0], parts[1][0]])
+
+    def has_phrase(self, row: int, ids: list[int]) -> bool:
+        """Whether the term ids occur contiguously in the row's stream."""
+        stream = self.stream(row)
+        n = len(ids)
+        starts = np.flatnonzero(stream[: len(stream) - n + 1] == ids[0])
+        return any(all(stream[s + i] == ids[i] for i in range(1, n)) for s in starts)
+
+    def phrase_rows(self, ids: list[int]) -> np.ndarray:
+        """Rows (ascending) where the term ids occur contiguously, from the positional index:
+        the rarest term's positions, checked against the buffer for the others."""
+        where = [self.term_positions(tid) for tid in ids]
+        pivot = int(np.argmin([len(at) for at in where]))
+        starts = where[pivot].astype(np.int64) - pivot
+        starts = starts[(starts >= 0) & (starts + len(ids) <= len(self.buffer))]
+        for offset, tid in enumerate(ids):
+            if offset != pivot and len(starts):
+                starts = starts[self.buffer[starts + offset] == tid]
+        return np.unique(self.rows_of(starts))
+
+
+def empty_state() -> State:
+    return State(
+        buffer=np.zeros(0, np.int32),
+        offsets=np.zeros(1, np.int64),
+        title_lens=np.zeros(0, np.int32),
+        hashes=np.zeros(0, np.uint64),
+        positions=empty_lists(np.int32),
+        postings=empty_lists(np.int32, np.float32),
+        tail_positions=empty_lists(np.int32),
+        tail_postings=empty_lists(np.int32, np.float32),
+        df=np.zeros(0),
+        doc_lens=np.zeros(0),
+        norm=np.zeros(0),
+        idf=np.zeros(0),
+        unseen_idf=0.0,
+    )
