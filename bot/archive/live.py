@@ -3,7 +3,10 @@
 Built once from storage (IDF statistics come from the whole archive, not one day's
 batch) and extended in place when the fetch job stores new papers, so a long-running bot
 never rebuilds it from scratch; `sync` picks up papers other processes stored (another
-replica's fetch, an operator's `papers-bot fetch`). Thread-safe: Slack listeners search
+replica's fetch, an operator's `papers-bot fetch`). Every search calls `sync` first: it reads
+the archive revision (one row, which every transaction storing new papers raises) and reads
+papers only when that moved, so a search sees every paper committed before it started
+at the cost of one tiny query. Thread-safe: Slack listeners search
 while the scheduler ingests. Created by `bot.cli` and `bot.app`, used by `bot.digest.planning`
 and `bot.archive.search`.
 
@@ -45,7 +48,6 @@ from storage.models import utcnow
 
 logger = logging.getLogger(__name__)
 SNAPSHOT_MIN_PAPERS = 5000  # smaller archives build in well under a second
-SYNC_SECONDS = 60.0  # how often `sync` looks for papers other processes stored
 SYNC_MARGIN = dt.timedelta(minutes=10)  # clock differences between replicas
 EMBED_BATCH = 64  # papers encoded, then stored, at a time
 
@@ -97,7 +99,7 @@ class Archive:
         self._save_lock = threading.Lock()
         self._savers: list[threading.Thread] = []
         self._synced_at = utcnow()  # papers stored since then may be missing from the index
-        self._checked = time.monotonic()
+        self._revision: int | None = None  # the archive revision the index has
         if snapshot is True:
             self.snapshot_path = default_snapshot_path(engine)
         else:
@@ -108,8 +110,9 @@ class Archive:
         with self._lock:
             if self._index is None:
                 started = time.monotonic()
-                self._synced_at, self._checked = utcnow(), started
+                self._synced_at = utcnow()
                 with Session(self._engine) as session:
+                    self._revision = queries.archive_revision(session=session)
                     rows = queries.iter_index_rows(session=session)
                     self._index = Bm25Index.build(
                         (doc_from_row(*row) for row in rows), snapshot=self.snapshot_path
@@ -198,21 +201,24 @@ class Archive:
                 if self._index.revision != before:
                     self._save_later()
 
-    def sync(self, *, every: float = SYNC_SECONDS) -> int:
+    def sync(self) -> int:
         """Index papers another process stored (another replica's fetch, `papers-bot fetch`).
 
-        At most once per `every` seconds; a no-op before the first load. Looks back
-        `SYNC_MARGIN` before the last check, since replicas' clocks differ; papers already
-        indexed are replaced by themselves, which costs next to nothing. Returns how many
-        rows were read.
+        Reads the archive revision, and papers only when it moved since the last look; a
+        no-op before the first load. Looks back `SYNC_MARGIN` before the last sync, since
+        replicas' clocks differ; papers already indexed are replaced by themselves, which
+        costs next to nothing. Returns how many rows were read.
         """
         with self._lock:
-            if self._index is None or time.monotonic() - self._checked < every:
+            if self._index is None:
                 return 0
-            since, self._synced_at = self._synced_at - SYNC_MARGIN, utcnow()
-            self._checked = time.monotonic()
             with Session(self._engine) as session:
+                revision = queries.archive_revision(session=session)
+                if revision == self._revision:
+                    return 0
+                since, self._synced_at = self._synced_at - SYNC_MARGIN, utcnow()
                 rows = queries.index_rows_fetched_since(since, session=session)
+            self._revision = revision
             self.add(doc_from_row(*row) for row in rows)
             return len(rows)
 
