@@ -114,7 +114,8 @@ def _authors(names: Sequence[str]) -> str:
 
 
 def _link(url: str, label: str) -> str:
-    return f"<{url.replace('&', '&amp;')}|{label}>"
+    """Slack's `<url|label>`; a `|` in the (escaped) label would end the URL part early."""
+    return f"<{url.replace('&', '&amp;')}|{label.replace('|', '∣')}>"
 
 
 def _links(paper: PaperView) -> list[str]:
@@ -157,7 +158,7 @@ def why_line(paper: PaperView) -> str:
 def paper_message(paper: PaperView) -> Message:
     """A digest reply or a search hit: linked title, authors, why it matched, summary, links."""
     title = fit(paper.title, TITLE_CHARS)
-    head = f"*<{paper_url(paper.id)}|{title}>*"
+    head = f"*{_link(paper_url(paper.id), title)}*"
     if authors := _authors(paper.authors):
         head += f"\n{authors}"
     blocks = [_section(head)]
