@@ -131,3 +131,18 @@ def test_every_message_sent_passes_slacks_checks(stack, seed_items):
         if found := problems(call.params):
             wrong[(call.method, (call.params.get("text") or "")[:60])] = found[:3]
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_answer_slack_refuses_is_logged_and_sent_again_as_text(stack, caplog):
+    stack.slack.fail_next("response_url", error="invalid_blocks", status=400)
+    before = len(stack.slack.calls("response_url"))
+    stack.command("help")
+    calls = stack.slack.wait_for("response_url", before + 2)[before:]
+    assert calls[0].status == 400 and calls[0].params.get("blocks")
+    assert calls[1].status == 200
+    assert "blocks" not in calls[1].params and "papers-bot" in calls[1].params["text"]
+    deadline = time.monotonic() + 5
+    while "Slack refused an answer" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "HTTP 400" in caplog.text and "invalid_blocks" in caplog.text
