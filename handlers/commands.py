@@ -148,8 +148,8 @@ def _search(deps: Deps, command, arg: str, respond, client) -> None:
 
 def search_reply(deps: Deps, query: str, offset: int) -> dict:
     """The text and blocks of one page of search results (also used by the More button)."""
-    deps.archive.sync()
     with session_scope(deps.engine) as session:
+        deps.archive.sync(session=session)  # papers any process stored until now
         page = search_papers(
             query,
             session=session,

@@ -201,18 +201,21 @@ class Archive:
                 if self._index.revision != before:
                     self._save_later()
 
-    def sync(self) -> int:
+    def sync(self, *, session: Session | None = None) -> int:
         """Index papers another process stored (another replica's fetch, `papers-bot fetch`).
 
         Reads the archive revision, and papers only when it moved since the last look; a
-        no-op before the first load. Looks back `SYNC_MARGIN` before the last sync, since
-        replicas' clocks differ; papers already indexed are replaced by themselves, which
-        costs next to nothing. Returns how many rows were read.
+        no-op before the first load. `session`: the caller's, which saves a connection
+        checkout. Looks back `SYNC_MARGIN` before the last sync, since replicas' clocks
+        differ; papers already indexed are replaced by themselves, which costs next to
+        nothing. Returns how many rows were read.
         """
         with self._lock:
             if self._index is None:
                 return 0
-            with Session(self._engine) as session:
+            with contextlib.ExitStack() as stack:
+                if session is None:
+                    session = stack.enter_context(Session(self._engine))
                 revision = queries.archive_revision(session=session)
                 if revision == self._revision:
                     return 0
