@@ -21,7 +21,7 @@ from bot.digest.mrkdwn import (
     BUTTON_VALUE_CHARS,
     FALLBACK_CHARS,
     TEXT_CHARS,
-    escape,
+    escape,  # noqa: F401  (callers escape through this module)
     fit,
     pack,
     slack_len,
@@ -42,7 +42,6 @@ HELP_TOPIC_SYNTAX = (
 )
 
 
-__all__ = ["escape"]  # re-exported: callers escape through this module
 TITLE_CHARS = 500  # a title as shown, escaped
 TOPIC_CHARS = 400  # a topic as shown: 200 typed characters fit unless mostly & < >
 NAME_CHARS = 100  # an author's name, a matched word

@@ -17,9 +17,7 @@ from collections.abc import Iterable
 
 TEXT_CHARS = 3000  # a section's text, a context element's text
 FALLBACK_CHARS = 4000  # a message's `text`, Slack's advice for notifications and screen readers
-MAX_BLOCKS = 50  # blocks in one message
 BUTTON_VALUE_CHARS = 2000  # a button's `value`
-CONTEXT_ELEMENTS = 10  # elements in one context block
 ELLIPSIS = "…"
 
 # Zero-width joiner and non-joiner shape emoji sequences and Indic or Persian words; every
