@@ -45,7 +45,7 @@ HELP_TOPIC_SYNTAX = (
 TITLE_CHARS = 500  # a title as shown, escaped
 TOPIC_CHARS = 400  # a topic as shown: 200 typed characters fit unless mostly & < >
 NAME_CHARS = 100  # an author's name, a matched word
-URL_CHARS = 1000  # longer source URLs are not linked
+URL_CHARS = 1000  # longer source URLs (as written in the link) are not linked
 QUERY_CHARS = 300  # a search query repeated in its answer
 PAGED_QUERY_CHARS = (BUTTON_VALUE_CHARS - 10) // 2  # always fits a button, emoji and all
 
@@ -132,7 +132,7 @@ def _links(paper: PaperView) -> list[str]:
 
 def safe_url(url: str | None) -> bool:
     """An https URL that can sit inside Slack's `<url|label>` without breaking out of it."""
-    if not url or len(url) > URL_CHARS or url != visible(url):
+    if not url or len(url.replace("&", "&amp;")) > URL_CHARS or url != visible(url):
         return False
     if any(ch in url for ch in "<>| \t\n\r"):
         return False

@@ -39,7 +39,8 @@ HOSTILE = {
 URLS = [
     "https://github.com/org/repo_name",
     "https://example.com/?a=1&b=2*3~4_5`6",
-    "https://github.com/" + "a_b*c~d&e=f" * 80,  # 900 characters: linked, & escaped
+    "https://github.com/" + "a_b*c~d&e=f" * 60,  # 900 characters as written: linked
+    "https://example.com/?" + "&" * 900,  # 4,500 as written: not linked
     "https://github.com/" + "a_b*c~d&e=f" * 200,  # 2,200: too long to link
     "https://example.com/\u202eevil",
 ]
@@ -86,6 +87,8 @@ def test_digest_replies_and_search_hits(kind, url):
     assert head.startswith("*<https://huggingface.co/papers/2407.20005|")
     if len(HOSTILE[kind]) > blocks.TITLE_CHARS:
         assert head.split(">*")[0].endswith("…")  # shortened, and it says so
+    links = " ".join(e["text"] for e in body[-1]["elements"])
+    assert ("|Code>" in links) == (url in URLS[:3])  # linked unless unsafe or too long
 
 
 @pytest.mark.parametrize("kind", list(HOSTILE))
