@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 
 def checked(respond: Callable) -> Callable:
+    """`respond`, with Slack's answer checked (see the module docstring)."""
+
     def send(*args, **kwargs):
         response = _post(respond, args, kwargs)
         if response is not None and kwargs.get("blocks") and response.status_code != 200:

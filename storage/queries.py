@@ -95,7 +95,7 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
             for key, value in fields.items():
                 setattr(paper, key, value)
             updated += 1
-    if rows:  # raised first, so concurrent writers queue here rather than deadlock later
+    if rows:  # raised before the inserts: writers of new papers queue here, not on new rows
         bump_archive_revision(session=session)
     for start in range(0, len(rows), 500):  # SQLite caps the parameters of one statement
         new += _insert_ignore(session, Paper, rows[start : start + 500], ("id",))
