@@ -36,7 +36,7 @@ def start_scheduler(
 ) -> BackgroundScheduler:
     def tick() -> None:
         try:
-            archive.sync(every=0)  # papers another replica or `papers-bot fetch` stored
+            archive.sync()  # papers another replica or `papers-bot fetch` stored
         except Exception:
             logger.exception("could not refresh the paper index")
         if not due(settings, dt.datetime.now(dt.UTC)):

@@ -39,7 +39,7 @@ def check_new_topic(text: str, existing: Sequence[Subscription]) -> tuple[Topic,
     if len(existing) >= MAX_TOPICS:
         raise Refused(
             f"This channel already follows {MAX_TOPICS} topics, the most it can. "
-            "Remove one first: `/papers list`, then `/papers unsubscribe <number>`."
+            "Remove one first: `/papers list`, then `/papers unsubscribe &lt;number&gt;`."
         )
     return topic, key
 
@@ -48,7 +48,7 @@ def find_topic(arg: str, existing: Sequence[Subscription]) -> Subscription:
     """The subscription named by its number in `/papers list` or by its text."""
     arg = arg.strip()
     if not arg:
-        raise Refused("Say which topic to remove: `/papers unsubscribe <topic or number>`.")
+        raise Refused("Say which topic to remove: `/papers unsubscribe &lt;topic or number&gt;`.")
     if not existing:
         raise Refused("This channel follows no topics, so there is nothing to remove.")
     if arg.isdigit():

@@ -5,15 +5,16 @@ Registered by `bot.app.create_app`.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from slack_bolt import App
 
+from bot.digest.blocks import read_more_value
 from bot.matching.ranking import TopicError
 from bot.subscriptions import Refused
 from handlers.commands import search_reply
 from handlers.context import Deps
+from handlers.replies import checked
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +23,9 @@ def register(app: App, deps: Deps) -> None:
     @app.action("search_more")
     def on_search_more(ack, action, respond):
         ack()
+        respond = checked(respond)
         try:
-            state = json.loads(action.get("value") or "{}")
-            query, offset = str(state["q"]), max(0, int(state["o"]))
+            query, offset = read_more_value(action.get("value") or "")
             respond(
                 replace_original=True,
                 response_type="ephemeral",

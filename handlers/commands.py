@@ -23,6 +23,8 @@ from bot.matching import feedback
 from bot.matching.ranking import TopicError
 from bot.subscriptions import MAX_TOPICS, Refused, check_new_topic, find_topic
 from handlers.context import Deps
+from handlers.replies import checked
+from handlers.slack_text import plain
 from storage import queries
 from storage.db import session_scope
 
@@ -39,6 +41,7 @@ def register(app: App, deps: Deps) -> None:
     @app.command("/papers")
     def papers_command(ack, command, respond, client):
         ack()
+        respond = checked(respond)
         text = _clean(command.get("text", ""))
         verb, _, rest = text.partition(" ")
         handler = COMMANDS.get(verb.lower())
@@ -65,11 +68,9 @@ def register(app: App, deps: Deps) -> None:
 
 
 def _clean(text: str) -> str:
-    """Undo Slack's &amp;/&lt;/&gt; escaping (everything shown is escaped again), drop
-    control characters, collapse whitespace and cap the length."""
-    text = text[: MAX_TEXT * 5].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(text.split())[:MAX_TEXT]
+    """The text as typed (Slack's escaping undone; everything shown is escaped again),
+    without control or invisible characters, spaces collapsed, length capped."""
+    return plain(text[: MAX_TEXT * 5])[:MAX_TEXT]
 
 
 _USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -147,8 +148,8 @@ def _search(deps: Deps, command, arg: str, respond, client) -> None:
 
 def search_reply(deps: Deps, query: str, offset: int) -> dict:
     """The text and blocks of one page of search results (also used by the More button)."""
-    deps.archive.sync()
     with session_scope(deps.engine) as session:
+        deps.archive.sync(session=session)  # papers any process stored until now
         page = search_papers(
             query,
             session=session,

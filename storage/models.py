@@ -39,6 +39,16 @@ class Paper(SQLModel, table=True):
         return [a for a in self.authors.split("\n") if a]
 
 
+class ArchiveRevision(SQLModel, table=True):
+    """One counter, raised by every transaction that stores new papers, so a process can
+    tell with one cheap read whether its index misses any."""
+
+    __tablename__ = "archive_revision"
+
+    id: int = Field(default=1, primary_key=True)
+    revision: int = 0
+
+
 class PaperVector(SQLModel, table=True):
     """A paper's title + abstract embedded by the sentence encoder named in `model`."""
 

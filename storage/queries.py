@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from bot.sources import PaperRecord
 from storage.models import (
+    ArchiveRevision,
     ChannelState,
     Delivery,
     Digest,
@@ -94,10 +95,30 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
             for key, value in fields.items():
                 setattr(paper, key, value)
             updated += 1
+    if rows:  # raised before the inserts: writers of new papers queue here, not on new rows
+        bump_archive_revision(session=session)
     for start in range(0, len(rows), 500):  # SQLite caps the parameters of one statement
         new += _insert_ignore(session, Paper, rows[start : start + 500], ("id",))
     session.flush()
     return new, updated
+
+
+def bump_archive_revision(*, session: Session) -> None:
+    """Raise the archive revision: papers were stored (committed with the caller's transaction)."""
+    raised = session.execute(
+        update(ArchiveRevision)
+        .where(col(ArchiveRevision.id) == 1)
+        .values(revision=ArchiveRevision.revision + 1)
+    )
+    if not raised.rowcount:
+        _insert_ignore(session, ArchiveRevision, [{"id": 1, "revision": 1}], ("id",))
+
+
+def archive_revision(*, session: Session) -> int:
+    """The archive revision: it changes whenever another transaction stored new papers."""
+    return (
+        session.exec(select(ArchiveRevision.revision).where(ArchiveRevision.id == 1)).first() or 0
+    )
 
 
 def get_papers(paper_ids: Sequence[str], *, session: Session) -> dict[str, Paper]:

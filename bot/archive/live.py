@@ -1,10 +1,12 @@
 """The in-memory BM25 index over every stored paper, shared by digests and search.
 
-Built once from storage and extended in place as papers are stored (`sync` picks up what
-other processes stored), thread-safe, with a snapshot of its token streams in the cache
-directory so a restart re-tokenizes only changed papers (docs/index.md). With an encoder,
-also embeds papers and reads a digest's vectors. Created by `bot.cli` and `bot.app`, used by
-`bot.digest.planning` and `bot.archive.search`.
+Built once from storage and extended in place as papers are stored; `sync` picks up what
+other processes stored, and every search calls it first: it reads the archive revision (one
+row, raised by every transaction that stores new papers) and reads papers only when that
+moved, so a search sees every paper committed before it started. Thread-safe, with a
+snapshot of its token streams in the cache directory so a restart re-tokenizes only changed
+papers (docs/index.md). With an encoder, also embeds papers and reads a digest's vectors.
+Created by `bot.cli` and `bot.app`, used by `bot.digest.planning` and `bot.archive.search`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from storage.models import utcnow
 
 logger = logging.getLogger(__name__)
 SNAPSHOT_MIN_PAPERS = 5000  # smaller archives build in well under a second
-SYNC_SECONDS = 60.0  # how often `sync` looks for papers other processes stored
 SYNC_MARGIN = dt.timedelta(minutes=10)  # clock differences between replicas
 EMBED_BATCH = 64  # papers encoded, then stored, at a time
 
@@ -84,7 +85,7 @@ class Archive:
         self._save_lock = threading.Lock()
         self._savers: list[threading.Thread] = []
         self._synced_at = utcnow()  # papers stored since then may be missing from the index
-        self._checked = time.monotonic()
+        self._revision: int | None = None  # the archive revision the index has
         if snapshot is True:
             self.snapshot_path = default_snapshot_path(engine)
         else:
@@ -95,8 +96,9 @@ class Archive:
         with self._lock:
             if self._index is None:
                 started = time.monotonic()
-                self._synced_at, self._checked = utcnow(), started
+                self._synced_at = utcnow()
                 with Session(self._engine) as session:
+                    self._revision = queries.archive_revision(session=session)
                     rows = queries.iter_index_rows(session=session)
                     self._index = Bm25Index.build(
                         (doc_from_row(*row) for row in rows), snapshot=self.snapshot_path
@@ -185,21 +187,27 @@ class Archive:
                 if self._index.revision != before:
                     self._save_later()
 
-    def sync(self, *, every: float = SYNC_SECONDS) -> int:
+    def sync(self, *, session: Session | None = None) -> int:
         """Index papers another process stored (another replica's fetch, `papers-bot fetch`).
 
-        At most once per `every` seconds; a no-op before the first load. Looks back
-        `SYNC_MARGIN` before the last check, since replicas' clocks differ; papers already
-        indexed are replaced by themselves, which costs next to nothing. Returns how many
-        rows were read.
+        Reads the archive revision, and papers only when it moved since the last look; a
+        no-op before the first load. `session`: the caller's, which saves a connection
+        checkout. Looks back `SYNC_MARGIN` before the last sync, since replicas' clocks
+        differ; papers already indexed are replaced by themselves, which costs next to
+        nothing. Returns how many rows were read.
         """
         with self._lock:
-            if self._index is None or time.monotonic() - self._checked < every:
+            if self._index is None:
                 return 0
-            since, self._synced_at = self._synced_at - SYNC_MARGIN, utcnow()
-            self._checked = time.monotonic()
-            with Session(self._engine) as session:
+            with contextlib.ExitStack() as stack:
+                if session is None:
+                    session = stack.enter_context(Session(self._engine))
+                revision = queries.archive_revision(session=session)
+                if revision == self._revision:
+                    return 0
+                since, self._synced_at = self._synced_at - SYNC_MARGIN, utcnow()
                 rows = queries.index_rows_fetched_since(since, session=session)
+            self._revision = revision
             self.add(doc_from_row(*row) for row in rows)
             return len(rows)
 

@@ -24,6 +24,7 @@ from storage.models import Paper
 PAGE_SIZE = 5
 _SINCE = re.compile(r"(?<!\S)since:(\S*)", re.IGNORECASE)
 _UNITS = {"d": 1, "w": 7, "m": 30, "y": 365}
+_URL = re.compile(r"(?<!\S)(https?://|www\.)\S", re.IGNORECASE)
 
 
 @dataclass
@@ -65,6 +66,11 @@ def search_papers(
     text, since = parse_since(query, today)
     if not text:
         raise Refused("Search for something, e.g. `/papers search contrastive loss since:30d`.")
+    if _URL.search(text):
+        raise Refused(
+            "I search the words of titles and abstracts, not web addresses. Try a few words "
+            "from the paper's title, e.g. `/papers search contrastive loss`."
+        )
     ranking.parse_topic(text)  # raises TopicError with a friendly message
     candidates = None
     if since is not None:

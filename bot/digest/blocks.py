@@ -1,9 +1,12 @@
 """Block Kit builders: every message papers-bot shows, as plain dicts plus a text fallback.
 
 Each builder returns `(text, blocks)`; `text` is the notification and screen-reader
-fallback Slack asks for. Everything user- or source-supplied goes through `escape`, so a
-topic or an abstract can never ping `@channel` or forge a link. Called by `bot.digest.planning`,
-`bot.archive.search` and `handlers.*`; tested with plain asserts.
+fallback Slack asks for (at most 4,000 characters). Everything user- or source-supplied goes
+through `bot.digest.mrkdwn` (`escape`, `fit`), so a topic or an abstract can never ping
+`@channel`, forge a link or break the bold around it; long content is spread over several
+blocks at line or item boundaries (`pack`), and whatever is shortened or left out says so.
+Called by `bot.digest.planning`, `bot.archive.search` and `handlers.*`; checked against
+Slack's limits by `tests/slack_messages`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,17 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from bot.digest.mrkdwn import (
+    BUTTON_VALUE_CHARS,
+    FALLBACK_CHARS,
+    TEXT_CHARS,
+    escape,  # noqa: F401  (callers escape through this module)
+    fit,
+    pack,
+    slack_len,
+    visible,
+)
 
 Message = tuple[str, list[dict]]
 
@@ -28,17 +42,41 @@ HELP_TOPIC_SYNTAX = (
 )
 
 
-def escape(text: str) -> str:
-    """Make text safe for mrkdwn: no mentions, no broadcasts, no links it did not ask for."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+TITLE_CHARS = 500  # a title as shown, escaped
+TOPIC_CHARS = 400  # a topic as shown: 200 typed characters fit unless mostly & < >
+NAME_CHARS = 100  # an author's name, a matched word
+URL_CHARS = 1000  # longer source URLs (as written in the link) are not linked
+QUERY_CHARS = 300  # a search query repeated in its answer
+PAGED_QUERY_CHARS = (BUTTON_VALUE_CHARS - 10) // 2  # always fits a button, emoji and all
 
 
 def _section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _sections(pieces: Sequence[str], sep: str = "\n") -> list[dict]:
+    """Whole pieces over as many sections as they need (each within Slack's 3,000)."""
+    return [_section(text) for text in pack(pieces, sep=sep)]
 
 
 def _context(text: str) -> dict:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _fallback(head: str, items: Sequence[str], sep: str = "\n") -> str:
+    """`head` and as many `items` as fit the fallback text, then how many were left out."""
+    text = head
+    for shown, item in enumerate(items):
+        candidate = f"{text}{sep if shown else _head_sep(sep)}{item}"
+        if slack_len(candidate) + len(f"{sep}… and 99 more") > FALLBACK_CHARS:
+            return f"{text}{sep if shown else _head_sep(sep)}… and {len(items) - shown} more"
+        text = candidate
+    return text
+
+
+def _head_sep(sep: str) -> str:
+    """What separates a fallback's head from its first item: a line break or a space."""
+    return "\n" if "\n" in sep else " "
 
 
 @dataclass(frozen=True)
@@ -67,28 +105,36 @@ def paper_url(paper_id: str) -> str:
 
 
 def _authors(names: Sequence[str]) -> str:
+    """Up to three names, escaped, then "et al." for the rest."""
     if not names:
         return ""
-    shown = ", ".join(names[:3])
+    shown = ", ".join(fit(name, NAME_CHARS) for name in names[:3])
     return shown + (" et al." if len(names) > 3 else "")
 
 
-def _links(paper: PaperView) -> str:
+def _link(url: str, label: str) -> str:
+    """Slack's `<url|label>`; a `|` in the (escaped) label would end the URL part early."""
+    return f"<{url.replace('&', '&amp;')}|{label.replace('|', '∣')}>"
+
+
+def _links(paper: PaperView) -> list[str]:
     links = [
-        f"<{paper_url(paper.id)}|Hugging Face>",
-        f"<https://arxiv.org/abs/{paper.id}|arXiv>",
-        f"<https://arxiv.org/pdf/{paper.id}|PDF>",
+        _link(paper_url(paper.id), "Hugging Face"),
+        _link(f"https://arxiv.org/abs/{paper.id}", "arXiv"),
+        _link(f"https://arxiv.org/pdf/{paper.id}", "PDF"),
     ]
-    if safe_url(paper.github_repo):
-        links.append(f"<{paper.github_repo}|Code>")
-    if safe_url(paper.project_page):
-        links.append(f"<{paper.project_page}|Project page>")
-    return " · ".join(links)
+    if paper.github_repo and safe_url(paper.github_repo):
+        links.append(_link(paper.github_repo, "Code"))
+    if paper.project_page and safe_url(paper.project_page):
+        links.append(_link(paper.project_page, "Project page"))
+    return links
 
 
 def safe_url(url: str | None) -> bool:
     """An https URL that can sit inside Slack's `<url|label>` without breaking out of it."""
-    if not url or any(ch in url for ch in "<>| \t\n\r"):
+    if not url or len(url.replace("&", "&amp;")) > URL_CHARS or url != visible(url):
+        return False
+    if any(ch in url for ch in "<>| \t\n\r"):
         return False
     parts = urlsplit(url)
     return parts.scheme == "https" and bool(parts.hostname)
@@ -97,8 +143,10 @@ def safe_url(url: str | None) -> bool:
 def why_line(paper: PaperView) -> str:
     if not paper.topic:
         return ""
-    terms = ", ".join(f"_{escape(t)}_" for t in paper.terms)
-    line = f"Matched *{escape(paper.topic)}*" + (f" on {terms}" if terms else "")
+    terms = ", ".join(f"_{fit(t, NAME_CHARS)}_" for t in paper.terms[:10])
+    if len(paper.terms) > 10:
+        terms += f" and {len(paper.terms) - 10} more"
+    line = f"Matched *{fit(paper.topic, TOPIC_CHARS)}*" + (f" on {terms}" if terms else "")
     if paper.semantic:
         line += f" · {SEMANTIC_NOTE}"
     if paper.boosted:
@@ -108,19 +156,18 @@ def why_line(paper: PaperView) -> str:
 
 def paper_message(paper: PaperView) -> Message:
     """A digest reply or a search hit: linked title, authors, why it matched, summary, links."""
-    title = escape(" ".join(paper.title.split()))
-    head = f"*<{paper_url(paper.id)}|{title}>*"
+    title = fit(paper.title, TITLE_CHARS)
+    head = f"*{_link(paper_url(paper.id), title)}*"
     if authors := _authors(paper.authors):
-        head += f"\n{escape(authors)}"
+        head += f"\n{authors}"
     blocks = [_section(head)]
     if why := why_line(paper):
         blocks.append(_context(why))
     if paper.summary:
-        blocks.append(_section(escape(paper.summary)))
-    meta = _links(paper)
-    if paper.upvotes:
-        meta += f" · ▲ {paper.upvotes}"
-    blocks.append(_context(meta))
+        blocks.append(_section(fit(paper.summary, TEXT_CHARS)))
+    meta = _links(paper) + ([f"▲ {paper.upvotes}"] if paper.upvotes else [])
+    elements = [{"type": "mrkdwn", "text": text} for text in pack(meta, sep=" · ")]
+    blocks.append({"type": "context", "elements": elements})
     text = f"{title} — {paper_url(paper.id)}"
     return text, blocks
 
@@ -128,8 +175,10 @@ def paper_message(paper: PaperView) -> Message:
 def paper_plain_text(paper: PaperView) -> str:
     """The same reply for a terminal (`digest --dry-run`, `search`)."""
     lines = [f"{' '.join(paper.title.split())}", f"  {paper_url(paper.id)}"]
-    if authors := _authors(paper.authors):
-        lines.append(f"  {authors}")
+    if paper.authors:
+        lines.append(
+            f"  {', '.join(paper.authors[:3])}" + (" et al." if len(paper.authors) > 3 else "")
+        )
     if paper.topic:
         terms = ", ".join(paper.terms)
         lines.append(f"  why: {paper.topic}" + (f" ({terms})" if terms else ""))
@@ -139,15 +188,16 @@ def paper_plain_text(paper: PaperView) -> str:
             lines.append("  lifted by this channel's reactions")
     if paper.summary:
         lines.append(f"  {paper.summary}")
-    return "\n".join(lines)
+    return visible("\n".join(lines))
 
 
 def digest_parent(day: dt.date, count: int, topics: Sequence[str]) -> Message:
     noun = "paper" if count == 1 else "papers"
-    topic_text = ", ".join(f"*{escape(t)}*" for t in topics)
-    text = f"Papers for {day:%a %d %b %Y}: {count} new {noun} on {escape(', '.join(topics))}"
+    shown = [fit(t, TOPIC_CHARS) for t in topics]
+    text = _fallback(f"Papers for {day:%a %d %b %Y}: {count} new {noun} on", shown, ", ")
+    bold = [f"*{t}*" for t in shown] or [""]
     blocks = [
-        _section(f":newspaper: *{count} new {noun}* for {topic_text}"),
+        *_sections([f":newspaper: *{count} new {noun}* for {bold[0]}".rstrip(), *bold[1:]], ", "),
         _context(
             f"{day:%A, %d %B %Y} · one reply per paper in the thread · react 👍 or 👎 "
             "to tune what comes next"
@@ -161,11 +211,12 @@ def help_message(max_topics: int, hint: str | None = None, *, by_meaning: bool =
     `by_meaning`: the bot matches by meaning too (SEMANTIC_MODEL)."""
     text = (
         "*papers-bot* posts this channel a daily digest of new papers on its topics.\n"
-        "• `/papers subscribe <topic>` follow a topic, "
+        "• `/papers subscribe &lt;topic&gt;` follow a topic, "
         "e.g. `/papers subscribe contrastive learning`\n"
-        "• `/papers unsubscribe <topic or number>` stop following one (numbers from `list`)\n"
+        "• `/papers unsubscribe &lt;topic or number&gt;` stop following one "
+        "(numbers from `list`)\n"
         "• `/papers list` the topics this channel follows\n"
-        "• `/papers search <query>` search every stored paper; add `since:30d` or "
+        "• `/papers search &lt;query&gt;` search every stored paper; add `since:30d` or "
         "`since:2024-07-01` to limit by date\n"
         "• `/papers liked` the papers this channel liked most in the last 7 days\n"
         "• `/papers help` this message\n"
@@ -180,28 +231,48 @@ def help_message(max_topics: int, hint: str | None = None, *, by_meaning: bool =
 
 
 def topic_list(topics: Sequence[str], warning: str | None = None) -> Message:
-    """The channel's topics, numbered; `warning` (already escaped) adds a note below."""
+    """Every topic of the channel, numbered (the numbers `unsubscribe` takes); `warning`
+    (already escaped) adds a note below."""
     extra = [_context(warning)] if warning else []
     if not topics:
         text = "This channel follows no topics yet. Try `/papers subscribe contrastive learning`."
         return text, [_section(text), *extra]
-    lines = "\n".join(f"{i}. {escape(t)}" for i, t in enumerate(topics, 1))
-    text = f"This channel follows {len(topics)} topic{'s' if len(topics) != 1 else ''}:\n{lines}"
-    return text, [
-        _section(text),
-        _context("Remove one with `/papers unsubscribe <number>`."),
+    head = f"This channel follows {len(topics)} topic{'s' if len(topics) != 1 else ''}:"
+    lines = [f"{i}. {fit(t, TOPIC_CHARS)}" for i, t in enumerate(topics, 1)]
+    return _fallback(head, lines), [
+        *_sections([head, *lines]),
+        _context("Remove one with `/papers unsubscribe &lt;number&gt;`."),
         *extra,
     ]
 
 
 def notice(text: str) -> Message:
-    """A one-line message: confirmations, errors, hints."""
+    """A one-line message: confirmations, errors, hints (already escaped, within 3,000)."""
     return text, [_section(text)]
+
+
+def more_value(query: str, offset: int) -> str | None:
+    """The "More results" button's value: the offset, a colon, the query as typed; None
+    when that is longer than a button can hold."""
+    value = f"{offset}:{query}"
+    return value if slack_len(value) <= BUTTON_VALUE_CHARS else None
+
+
+def read_more_value(value: str) -> tuple[str, int]:
+    """(query, offset) from a "More results" value (also the older JSON form); ValueError
+    when it is not one."""
+    if value.startswith("{"):
+        state = json.loads(value)
+        return str(state["q"]), max(0, int(state["o"]))
+    offset, sep, query = value.partition(":")
+    if not sep or not offset.isdigit() or not query:
+        raise ValueError("not a search_more value")
+    return query, int(offset)
 
 
 def search_results(query: str, papers: Sequence[PaperView], offset: int, more: bool) -> Message:
     """Search hits formatted like digest replies, with a button for the next page."""
-    shown = escape(query)
+    shown = fit(query, QUERY_CHARS)
     if not papers:
         text = (
             f"Nothing found for “{shown}”. Try fewer or broader words, drop a `since:` filter, "
@@ -214,7 +285,7 @@ def search_results(query: str, papers: Sequence[PaperView], offset: int, more: b
     for paper in papers:
         blocks.append({"type": "divider"})
         blocks.extend(paper_message(paper)[1])
-    if more:
+    if more and (value := more_value(query, last)) is not None:
         blocks.append(
             {
                 "type": "actions",
@@ -223,10 +294,17 @@ def search_results(query: str, papers: Sequence[PaperView], offset: int, more: b
                         "type": "button",
                         "action_id": "search_more",
                         "text": {"type": "plain_text", "text": "More results"},
-                        "value": json.dumps({"q": query[:1500], "o": last}),
+                        "value": value,
                     }
                 ],
             }
+        )
+    elif more:
+        blocks.append(
+            _context(
+                "There are more results, but a search this long cannot be paged: "
+                f"shorten it to {PAGED_QUERY_CHARS} characters or fewer to see them."
+            )
         )
     return text, blocks
 
@@ -238,9 +316,9 @@ def liked_papers(items: Sequence[tuple[PaperView, int]], days: int) -> Message:
             "to tell me what this channel likes."
         )
         return text, [_section(text)]
+    head = f"Most liked in this channel, last {days} days:"
     lines = [
-        f"{i}. <{paper_url(p.id)}|{escape(' '.join(p.title.split()))}> · {votes:+d}"
+        f"{i}. {_link(paper_url(p.id), fit(p.title, TITLE_CHARS))} · {votes:+d}"
         for i, (p, votes) in enumerate(items, 1)
     ]
-    text = f"Most liked in this channel, last {days} days:\n" + "\n".join(lines)
-    return text, [_section(text)]
+    return _fallback(head, lines), _sections([head, *lines])

@@ -1,27 +1,32 @@
-"""Posting digests to Slack: paced, resumable, and honest about what arrived.
+"""Posting digests to Slack: paced per channel, resumable, and honest about what arrived.
 
 `deliver(outboxes, ...)` posts every channel's queue (parent first, then one threaded
-reply per paper) in waves: each wave sends at most one message to each channel, waves to
-the same channel are at least `interval` seconds apart (Slack's pace is about one message
-per second per channel), and a small thread pool spreads a wave across channels. A
-message counts as delivered only once Slack answered `ok`; its `ts` is written at once,
-so a killed run resumes where it stopped. A channel that fails for good (not invited,
-archived, deleted, bad token) is set aside and reported while the others go on; Slack
-being unreachable stops the run. Called by `bot.digest.planning.run_digest`.
+reply per paper). Each channel keeps its own pace: its next message goes `interval`
+seconds (Slack's pace is about one message per second per channel) after Slack answered
+its last one, and after a 429 no sooner than Slack's `Retry-After`; the waiting is done
+here, per channel, so one channel's wait or slow call never holds the others. A small
+thread pool carries the calls; the client's own rate-limit retry handler is left out for
+these calls (it would sleep inside a worker and send the retry with no regard for the
+channel's pace). A message counts as delivered only once Slack answered `ok`; its `ts` is
+written at once, so a killed run resumes where it stopped. A channel that fails for good
+(not invited, archived, deleted, bad token) is set aside and reported while the others go
+on; Slack being unreachable stops the run. Called by `bot.digest.planning.run_digest`.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +47,9 @@ CHANNEL_ERRORS = {
     "team_access_not_granted": "the app is not allowed in this workspace",
     "ekm_access_denied": "administrators suspended posting in this channel",
 }
+
+
+RATE_LIMIT_RETRIES = 5  # 429s in a row on one channel before its messages wait for the next run
 
 
 class SlackUnreachable(RuntimeError):
@@ -93,6 +101,29 @@ def post_message(
     return response["ts"]
 
 
+def retry_after(exc: SlackApiError) -> float | None:
+    """Seconds Slack asks to wait after a 429 (1 when it does not say); None for other errors."""
+    if getattr(exc.response, "status_code", None) != 429:
+        return None
+    for name, value in (exc.response.headers or {}).items():
+        if name.lower() == "retry-after":
+            value = value[0] if isinstance(value, list) else value
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                break
+    return 1.0
+
+
+def _paced_client(client: WebClient) -> WebClient:
+    """The same client without its rate-limit retry handler: `deliver` waits out 429s."""
+    paced = copy.copy(client)
+    paced.retry_handlers = [
+        h for h in client.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)
+    ]
+    return paced
+
+
 def deliver(
     outboxes: list[Outbox],
     client: WebClient,
@@ -104,32 +135,68 @@ def deliver(
 ) -> DeliveryReport:
     """Post every outbox's queue; callbacks record results (they run in this thread)."""
     report = DeliveryReport()
-    active = [box for box in outboxes if box.posts]
+    paced = _paced_client(client)
+    channels: dict[tuple[str, str], deque[Outbox]] = {}
+    for box in outboxes:
+        if box.posts:
+            channels.setdefault((box.team_id, box.channel_id), deque()).append(box)
+    ready_at = dict.fromkeys(channels, 0.0)  # monotonic time of each channel's next message
+    limited = dict.fromkeys(channels, 0)  # 429s in a row
+    flying: dict[Future, tuple[tuple[str, str], Outbox, Post]] = {}
+    unreachable: BaseException | None = None
 
     def send(box: Outbox, post: Post) -> str:
         text, blocks = post.render()
         return post_message(
-            client, box.channel_id, text, blocks, None if post.is_parent else box.thread_ts
+            paced, box.channel_id, text, blocks, None if post.is_parent else box.thread_ts
         )
 
+    def set_aside(key: tuple[str, str]) -> None:
+        """The channel's remaining messages wait for the next run."""
+        report.left_pending += sum(len(box.posts) for box in channels[key])
+        for box in channels[key]:
+            box.posts.clear()
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        while active:
-            started = time.monotonic()
-            futures = {}
-            busy: set[str] = set()
-            for box in active:
-                if box.channel_id in busy:
-                    continue  # one message per channel per wave
-                busy.add(box.channel_id)
-                post = box.posts[0]
-                futures[pool.submit(send, box, post)] = (box, post)
-            unreachable: BaseException | None = None
-            for future in as_completed(futures):
-                box, post = futures[future]
+        while True:
+            for key in list(channels):  # drop what is done (or was cleared by a callback)
+                while channels[key] and not channels[key][0].posts:
+                    channels[key].popleft()
+                if not channels[key] and all(k != key for k, _, _ in flying.values()):
+                    del channels[key]
+            busy = {key for key, _, _ in flying.values()}
+            now = time.monotonic()
+            if unreachable is None:
+                for key, boxes in channels.items():
+                    if key not in busy and boxes and ready_at[key] <= now:
+                        box = boxes[0]
+                        flying[pool.submit(send, box, box.posts[0])] = (key, box, box.posts[0])
+                        busy.add(key)
+            waiting = [ready_at[k] for k in channels if k not in busy and channels[k]]
+            if not flying:
+                if unreachable is not None or not waiting:
+                    break
+                time.sleep(max(0.0, min(waiting) - time.monotonic()))
+                continue
+            timeout = None
+            if waiting and unreachable is None:
+                timeout = max(0.0, min(waiting) - time.monotonic())
+            done, _ = wait(flying, timeout=timeout, return_when=FIRST_COMPLETED)
+            for future in done:
+                key, box, post = flying.pop(future)
+                answered = time.monotonic()
+                ready_at[key] = answered + interval
                 try:
                     ts = future.result()
                 except SlackApiError as exc:
                     error = str(exc.response.get("error") or "unknown_error")
+                    pause = retry_after(exc)
+                    if pause is not None and limited[key] < RATE_LIMIT_RETRIES:
+                        limited[key] += 1
+                        ready_at[key] = answered + max(pause, interval)
+                        logger.info("%s: rate limited, next try in %.1f s", box.channel_id, pause)
+                        continue  # the same message again, once the channel may post
+                    limited[key] = 0
                     if error in CHANNEL_ERRORS:
                         report.failed_channels[box.channel_id] = error
                         logger.warning(
@@ -140,13 +207,15 @@ def deliver(
                             CHANNEL_ERRORS[error],
                         )
                         on_channel_error(box, error)
-                    else:
-                        report.retry_errors.add(error)
-                        logger.warning(
-                            "post to %s failed: %s; the next run retries", box.channel_id, error
-                        )
-                    if error in CHANNEL_ERRORS:
-                        box.posts.clear()  # reported in failed_channels, retried when fixed
+                        for other in channels[key]:
+                            other.posts.clear()  # reported in failed_channels, retried when fixed
+                        continue
+                    report.retry_errors.add(error)
+                    logger.warning(
+                        "post to %s failed: %s; the next run retries", box.channel_id, error
+                    )
+                    if pause is not None:  # still limited after every retry
+                        set_aside(key)
                     elif post.is_parent:
                         report.left_pending += len(box.posts)
                         box.posts.clear()
@@ -157,13 +226,12 @@ def deliver(
                 except (URLError, TimeoutError, ConnectionError, OSError) as exc:
                     unreachable = exc
                     continue
-                box.posts.popleft()
+                limited[key] = 0
+                if box.posts and box.posts[0] is post:
+                    box.posts.popleft()
                 if post.is_parent:
                     box.thread_ts = ts
                 on_posted(box, post, ts)
-            if unreachable is not None:
-                raise SlackUnreachable(f"Slack did not answer: {unreachable}") from unreachable
-            active = [box for box in active if box.posts]
-            if active and interval > 0:
-                time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    if unreachable is not None:
+        raise SlackUnreachable(f"Slack did not answer: {unreachable}") from unreachable
     return report

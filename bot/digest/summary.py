@@ -4,7 +4,15 @@ Hugging Face's `ai_summary` is used when the listing has one; otherwise the two 
 most informative sentences of the abstract, kept in their original order and never cut
 mid-word. "Informative" is the sum of the sentence's distinct content-word IDFs (from the
 whole archive when an index is at hand), lightly favouring sentences that state a
-contribution or a result. Pure functions; called by `bot.digest.planning` and `bot.archive.search`.
+contribution or a result.
+
+A chosen sentence must stand alone. One that opens by pointing back (a connective such as
+"Thus", "However", "Moreover"; a pronoun or demonstrative such as "This", "These", "It",
+"Such"; an enumerator such as "1)" or "(ii)") continues the sentence before it, and read
+without it starts mid-argument. Such a sentence is chosen only when the one before it is
+chosen too (sentences keep their order, so it then reads in context). "This paper", "This
+work", "This study" name their referent and stand alone. Pure functions; called by
+`bot.digest.planning` and `bot.archive.search`.
 """
 
 from __future__ import annotations
@@ -19,6 +27,21 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
 _ABBREVIATIONS = ("e.g.", "i.e.", "et al.", "etc.", "vs.", "cf.", "Fig.", "Eq.", "approx.")
 _ENUMERATOR = re.compile(r"^\(?(\d{1,2}|[ivx]{1,4}|[a-e])[.)]\s+", re.IGNORECASE)
 MIN_SENTENCE_CHARS = 40  # shorter pieces are list items or headings, not summaries
+_LEANS_BACK = re.compile(
+    r"^(\(?(\d{1,2}|[ivx]{1,4}|[a-e])[.)]\s"
+    r"|(thus|hence|therefore|however|moreover|furthermore|additionally|consequently|"
+    r"nevertheless|nonetheless|accordingly|similarly|likewise|instead|meanwhile|otherwise|"
+    r"also|besides|then|finally|lastly|second(ly)?|third(ly)?|next|yet|but|and|or|so|"
+    r"specifically|notably|importantly|in particular|in addition|in contrast|in turn|"
+    r"as a result|as such|to this end|to do so|to address (this|these|it|them)|"
+    r"for example|for instance|this|these|that|those|such|it|its|they|their|them|both|"
+    r"the latter|the former)(?=[\s,;:]))",
+    re.IGNORECASE,
+)
+_NAMES_ITSELF = re.compile(
+    r"^(this|the present)\s+(paper|work|study|article|letter|report|survey|thesis|note)\b",
+    re.IGNORECASE,
+)
 _CUES = re.compile(
     r"\b(we (propose|present|introduce|show|find|demonstrate)|our (method|approach|results)|"
     r"outperform|achiev|state-of-the-art|improv)",
@@ -51,6 +74,11 @@ def shorten(text: str, limit: int = MAX_CHARS) -> str:
     return cut.rstrip(",;:-–—(") + "…"
 
 
+def leans_back(sentence: str) -> bool:
+    """True when `sentence` opens by pointing back at the one before it."""
+    return bool(_LEANS_BACK.match(sentence)) and not _NAMES_ITSELF.match(sentence)
+
+
 def summarize(
     abstract: str,
     ai_summary: str | None = None,
@@ -80,11 +108,14 @@ def summarize(
     ranked = sorted(range(len(parts)), key=score, reverse=True)
     chosen: list[int] = []
     length = 0
-    for index in ranked:
-        if len(chosen) == sentences:
-            break
-        if chosen and length + len(parts[index]) + 1 > limit:
-            continue
-        chosen.append(index)
-        length += len(parts[index]) + 1
-    return shorten(" ".join(parts[i] for i in sorted(chosen)), limit)
+    for _ in range(sentences):  # a pass may admit a sentence whose antecedent just came in
+        for index in ranked:
+            if len(chosen) == sentences:
+                break
+            if index in chosen or (leans_back(parts[index]) and index - 1 not in chosen):
+                continue
+            if chosen and length + len(parts[index]) + 1 > limit:
+                continue
+            chosen.append(index)
+            length += len(parts[index]) + 1
+    return shorten(" ".join(parts[i] for i in sorted(chosen or [0])), limit)

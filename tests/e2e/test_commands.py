@@ -45,7 +45,7 @@ def test_subscribe_list_unsubscribe_by_number_and_text(stack):
         ("subscribe    ", "Say what to follow"),
         ("subscribe " + "graph " * 40, "200"),
         ("subscribe the of and with", "meaningful"),
-        ("subscribe <!channel>", "Please give a topic"),
+        ("subscribe <!channel>", "Say what to follow"),
         ("unsubscribe 3", "nothing to remove"),
         ("unsubscribe", "Say which topic"),
     ],

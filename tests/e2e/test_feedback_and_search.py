@@ -71,10 +71,7 @@ def test_search_answers_ephemerally_with_best_paper_first(stack):
     first_title = reply["blocks"][2]["text"]["text"]
     assert "Understanding the Behaviour of Contrastive Loss" in first_title
     more = [b for b in reply["blocks"] if b["type"] == "actions"]
-    assert json.loads(more[0]["elements"][0]["value"]) == {
-        "q": "contrastive loss temperature",
-        "o": 5,
-    }
+    assert more[0]["elements"][0]["value"] == "5:contrastive loss temperature"
 
 
 def test_search_nothing_found_and_bad_filter(stack):
@@ -129,9 +126,11 @@ def _click(stack, value: str) -> dict:
 
 def test_more_results_button_shows_the_next_page(stack):
     assert stack.cli("fetch", "--date", DAY)[0] == 0
-    reply = _click(stack, json.dumps({"q": "contrastive learning", "o": 5}))
+    reply = _click(stack, "5:contrastive learning")
     assert reply["text"].startswith("Results 6–10 for “contrastive learning”")
     assert reply["replace_original"] is True
+    older = _click(stack, json.dumps({"q": "contrastive learning", "o": 5}))  # earlier form
+    assert older["text"] == reply["text"]
     expired = _click(stack, "not json")
     assert "expired" in expired["text"]
 

@@ -93,7 +93,8 @@ def test_search_results_page_and_more_button():
     assert text == "Results 6–10 for “contrastive”"
     button = body[-1]["elements"][0]
     assert button["action_id"] == "search_more"
-    assert json.loads(button["value"]) == {"q": "contrastive", "o": 10}
+    assert blocks.read_more_value(button["value"]) == ("contrastive", 10)
+    assert blocks.read_more_value('{"q": "older", "o": 5}') == ("older", 5)  # earlier messages
     text, body = blocks.search_results("zzz", [], 0, more=False)
     assert text.startswith("Nothing found for “zzz”")
 
