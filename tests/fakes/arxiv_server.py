@@ -259,10 +259,13 @@ class FakeArxiv(Running):
         retry_after: float | str | None = None,
         malformed: bool = False,
         delay: float = 0.0,
+        after: int = 0,
     ) -> None:
+        """Make `times` requests fail, after letting `after` requests through: with `status`
+        (and a `Retry-After` header), or a 200 whose body is cut in half (`malformed`)."""
         fault = Fault(status, None if retry_after is None else str(retry_after), malformed, delay)
         with self._lock:
-            self._faults.extend([fault] * times)
+            self._faults.extend([Fault()] * after + [fault] * times)
 
     def expire_tokens(self) -> None:
         """Every token issued so far is refused from now on (arXiv's expire at midnight)."""
