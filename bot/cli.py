@@ -241,7 +241,8 @@ def cmd_digest(args, settings: Settings) -> int:
     from bot.digest.delivery import SlackUnreachable
     from bot.digest.planning import preview, run_digest
     from bot.jobs import fetch_recent
-    from bot.matching.ranking import TopicError, parse_topic
+    from bot.matching.categories import parse_channel_topic
+    from bot.matching.ranking import TopicError
 
     if args.topic and not args.dry_run:
         raise UserError("--topic only works with --dry-run (it previews a channel)")
@@ -249,7 +250,7 @@ def cmd_digest(args, settings: Settings) -> int:
         raise UserError("use --topic or --channel, not both")
     for topic in args.topic:
         try:
-            parse_topic(topic)
+            parse_channel_topic(topic)
         except TopicError as exc:
             raise UserError(f"--topic {topic!r}: {exc}") from None
     if not args.dry_run and not settings.slack_bot_token:

@@ -24,7 +24,9 @@ HELP_TOPIC_SYNTAX = (
     "• plain words match anywhere in title or abstract: `contrastive learning`{meaning}\n"
     '• `"quoted phrase"` must appear as written: `"sparse autoencoders"`\n'
     "• `-word` excludes papers that mention it: `diffusion -audio`\n"
-    '• `author:name` only papers by that author: `author:hinton` or `author:"Yann LeCun"`'
+    '• `author:name` only papers by that author: `author:hinton` or `author:"Yann LeCun"`\n'
+    "• `cat:category` only papers listed in that arXiv category (or archive): "
+    "`cat:cs.RO grasping`, `cat:eess.AS speech`"
 )
 
 
@@ -57,6 +59,11 @@ class PaperView:
     boosted: bool = False
     semantic: bool = False  # let in on closeness in meaning
     listed_on: dt.date | None = None
+    sources: Sequence[str] = ()  # "hf", "arxiv": who listed it (empty: Hugging Face)
+    primary_category: str | None = None
+
+
+SOURCE_LABELS = {"hf": "Hugging Face", "arxiv": "arXiv"}
 
 
 SEMANTIC_NOTE = "the words appear briefly, but the abstract is close in meaning to the topic"
@@ -73,9 +80,25 @@ def _authors(names: Sequence[str]) -> str:
     return shown + (" et al." if len(names) > 3 else "")
 
 
+def _arxiv_only(paper: PaperView) -> bool:
+    return list(paper.sources) == ["arxiv"]
+
+
+def view_url(paper: PaperView) -> str:
+    """Where the title links: the Hugging Face page, or arXiv's for a paper only arXiv listed."""
+    return f"https://arxiv.org/abs/{paper.id}" if _arxiv_only(paper) else paper_url(paper.id)
+
+
+def origin(paper: PaperView) -> str:
+    """Where the paper came from and its primary category: "via arXiv · cs.RO"."""
+    names = [SOURCE_LABELS.get(s, s) for s in paper.sources] or [SOURCE_LABELS["hf"]]
+    text = "via " + " and ".join(names)
+    return text + (f" · {paper.primary_category}" if paper.primary_category else "")
+
+
 def _links(paper: PaperView) -> str:
-    links = [
-        f"<{paper_url(paper.id)}|Hugging Face>",
+    links = [] if _arxiv_only(paper) else [f"<{paper_url(paper.id)}|Hugging Face>"]
+    links += [
         f"<https://arxiv.org/abs/{paper.id}|arXiv>",
         f"<https://arxiv.org/pdf/{paper.id}|PDF>",
     ]
@@ -109,7 +132,7 @@ def why_line(paper: PaperView) -> str:
 def paper_message(paper: PaperView) -> Message:
     """A digest reply or a search hit: linked title, authors, why it matched, summary, links."""
     title = escape(" ".join(paper.title.split()))
-    head = f"*<{paper_url(paper.id)}|{title}>*"
+    head = f"*<{view_url(paper)}|{title}>*"
     if authors := _authors(paper.authors):
         head += f"\n{escape(authors)}"
     blocks = [_section(head)]
@@ -120,14 +143,15 @@ def paper_message(paper: PaperView) -> Message:
     meta = _links(paper)
     if paper.upvotes:
         meta += f" · ▲ {paper.upvotes}"
+    meta += f" · {escape(origin(paper))}"
     blocks.append(_context(meta))
-    text = f"{title} — {paper_url(paper.id)}"
+    text = f"{title} — {view_url(paper)}"
     return text, blocks
 
 
 def paper_plain_text(paper: PaperView) -> str:
     """The same reply for a terminal (`digest --dry-run`, `search`)."""
-    lines = [f"{' '.join(paper.title.split())}", f"  {paper_url(paper.id)}"]
+    lines = [f"{' '.join(paper.title.split())}", f"  {view_url(paper)}", f"  {origin(paper)}"]
     if authors := _authors(paper.authors):
         lines.append(f"  {authors}")
     if paper.topic:
