@@ -170,9 +170,7 @@ class _Restart(Exception):
     """The server refused a stored resumption token (expired): read the set from the start."""
 
 
-def parse_page(
-    body: bytes, set_name: str, wanted: Iterable[str], day: dt.date | None = None
-) -> Page:
+def parse_page(body: bytes, set_name: str, wanted: Iterable[str]) -> Page:
     """Parse a ListRecords answer; raises ET.ParseError for a body that is not XML,
     SourceError for an OAI-PMH error other than noRecordsMatch, _Restart for
     badResumptionToken."""
@@ -348,7 +346,7 @@ class ArxivSource:
                 status = response.status_code
                 if status == 200:
                     try:
-                        return parse_page(response.content, name, self.categories, day)
+                        return parse_page(response.content, name, self.categories)
                     except ET.ParseError as exc:
                         problem = f"malformed response (HTTP 200, not OAI-PMH XML: {exc})"
                 elif status == 503 or status == 429 or status >= 500:
