@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from sqlmodel import Session
 
@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--date", type=parse_date, help="one day (default: today)")
     when.add_argument("--since", type=parse_date, help="first day of a range")
     fetch.add_argument("--until", type=parse_date, help="last day of the range (default: today)")
+    fetch.add_argument(
+        "--source",
+        choices=("all", "hf", "arxiv"),
+        default="all",
+        help="Hugging Face, arXiv (the categories in ARXIV_CATEGORIES) or all configured (default)",
+    )
 
     digest = sub.add_parser("digest", help="fetch, rank and post today's digests now")
     digest.add_argument("--date", type=parse_date, help="the digest's day (default: today)")
@@ -189,8 +195,7 @@ def cmd_migrate(args, settings: Settings) -> int:
 
 
 def cmd_fetch(args, settings: Settings) -> int:
-    from bot.jobs import fetch_days
-    from bot.sources.hf import HuggingFaceSource
+    from bot.jobs import LABELS, SOURCE_NAMES, fetch_days, open_sources
 
     today = settings.today()
     if args.since:
@@ -204,20 +209,30 @@ def cmd_fetch(args, settings: Settings) -> int:
         days = [args.date or today]
     if len(days) > 366:
         raise UserError("fetch at most 366 days at a time")
+    if args.source == "arxiv" and not settings.arxiv_categories:
+        raise UserError(
+            "ARXIV_CATEGORIES is empty, so there is nothing to harvest from arXiv; "
+            "set it, e.g. ARXIV_CATEGORIES=cs.CL,cs.LG"
+        )
     engine = open_database(settings)
     archive = open_archive(settings, engine)
-    with Session(engine) as session, HuggingFaceSource(settings.hf_api_url) as source:
-        summary = fetch_days(
-            days, session=session, source=source, archive=archive, progress=progress
-        )
-    print(
-        f"fetched {summary.days}/{len(days)} days: {summary.new} new papers, "
-        f"{summary.updated} updated, {summary.skipped} skipped"
-    )
-    if summary.errors:
+    names = SOURCE_NAMES if args.source == "all" else (args.source,)
+    errors: list[str] = []
+    with ExitStack() as stack, Session(engine) as session:
+        sources = [stack.enter_context(s) for s in open_sources(settings, names)]
+        for source in sources:
+            summary = fetch_days(
+                days, session=session, source=source, archive=archive, progress=progress
+            )
+            label = f"{LABELS[source.name]}: " if len(sources) > 1 else ""
+            print(
+                f"{label}fetched {summary.days}/{len(days)} days: {summary.new} new papers, "
+                f"{summary.updated} updated, {summary.skipped} skipped"
+            )
+            errors += summary.errors
+    if errors:
         raise UserError(
-            summary.errors[0]
-            + (f" (+{len(summary.errors) - 1} more days)" if len(summary.errors) > 1 else "")
+            errors[0] + (f" (+{len(errors) - 1} more failures)" if len(errors) > 1 else "")
         )
     return 0
 
@@ -226,7 +241,8 @@ def cmd_digest(args, settings: Settings) -> int:
     from bot.digest.delivery import SlackUnreachable
     from bot.digest.planning import preview, run_digest
     from bot.jobs import fetch_recent
-    from bot.matching.ranking import TopicError, parse_topic
+    from bot.matching.categories import parse_channel_topic
+    from bot.matching.ranking import TopicError
 
     if args.topic and not args.dry_run:
         raise UserError("--topic only works with --dry-run (it previews a channel)")
@@ -234,7 +250,7 @@ def cmd_digest(args, settings: Settings) -> int:
         raise UserError("use --topic or --channel, not both")
     for topic in args.topic:
         try:
-            parse_topic(topic)
+            parse_channel_topic(topic)
         except TopicError as exc:
             raise UserError(f"--topic {topic!r}: {exc}") from None
     if not args.dry_run and not settings.slack_bot_token:

@@ -1,9 +1,11 @@
 """The daily job and its parts, as plain functions the scheduler, the CLI and tests call.
 
-`fetch_days` stores the papers listed on some days; `days_to_fetch` picks them (the
-look-back window, plus any older days a failed run missed); `daily_job` is what runs at
-`DIGEST_TIME`: once per day across replicas, it fetches, then posts every channel's
-digest. Everything takes explicit `engine`/`session`, `client` and `today` arguments.
+`fetch_days` stores the papers one source listed on some days; `days_to_fetch` picks them
+(the look-back window, plus any older days a failed run missed); `open_sources` gives the
+configured sources (Hugging Face, and arXiv when ARXIV_CATEGORIES is set); `daily_job` is what
+runs at `DIGEST_TIME`: once per day across replicas, it fetches from every source (one
+failing never stops the others), then posts every channel's digest. Everything takes
+explicit `engine`/`session`, `client` and `today` arguments.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from slack_sdk import WebClient
@@ -21,12 +24,16 @@ from sqlmodel import Session
 from bot.archive.live import Archive, doc_from_row
 from bot.digest.planning import DigestSummary, run_digest
 from bot.settings import Settings
-from bot.sources import SourceError
+from bot.sources import PaperRecord, SourceError
+from bot.sources.arxiv import ArxivSource, Page
 from bot.sources.hf import HuggingFaceSource
 from storage import queries
 
 logger = logging.getLogger(__name__)
 MAX_CATCH_UP_DAYS = 14
+SOURCE_NAMES = ("hf", "arxiv")
+LABELS = {"hf": "Hugging Face", "arxiv": "arXiv"}
+Source = HuggingFaceSource | ArxivSource
 
 
 @dataclass
@@ -36,6 +43,32 @@ class FetchSummary:
     updated: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
+    failed_sources: list[str] = field(default_factory=list)
+
+    def add(self, other: FetchSummary) -> None:
+        self.days += other.days
+        self.new += other.new
+        self.updated += other.updated
+        self.skipped += other.skipped
+        self.errors += other.errors
+        self.failed_sources += other.failed_sources
+
+
+def open_sources(settings: Settings, names: Collection[str] = SOURCE_NAMES) -> list[Source]:
+    """Clients for the named sources that are configured (arXiv needs ARXIV_CATEGORIES)."""
+    sources: list[Source] = []
+    if "hf" in names:
+        sources.append(HuggingFaceSource(settings.hf_api_url))
+    if "arxiv" in names and settings.arxiv_categories:
+        sources.append(
+            ArxivSource(
+                settings.arxiv_api_url,
+                categories=settings.arxiv_categories,
+                contact=settings.arxiv_contact,
+                interval=settings.arxiv_interval,
+            )
+        )
+    return sources
 
 
 def days_to_fetch(
@@ -56,49 +89,97 @@ def days_to_fetch(
     return missed + [start + dt.timedelta(days=i) for i in range((today - start).days + 1)]
 
 
+def _store(
+    records: Sequence[PaperRecord], session: Session, archive: Archive | None
+) -> tuple[int, int, int]:
+    """Store papers (committed) and index and encode them; returns (new, updated, encoded)."""
+    new, updated = queries.upsert_papers(records, session=session)
+    session.commit()
+    if archive is None or not records:
+        return new, updated, 0
+    ids = [r.id for r in records]
+    archive.add(doc_from_row(*row) for row in queries.index_rows_of(ids, session=session))
+    return new, updated, archive.embed(ids)
+
+
+def _fetch_day(
+    day: dt.date,
+    source: Source,
+    session: Session,
+    archive: Archive | None,
+    progress: Callable[[str], None],
+):
+    """One day of one source, stored; returns its FetchResult and (new, updated, encoded)."""
+    counts = [0, 0, 0]
+
+    def keep(records: Sequence[PaperRecord]) -> None:
+        for i, value in enumerate(_store(records, session, archive)):
+            counts[i] += value
+
+    if not isinstance(source, ArxivSource):
+        result = source.fetch_day(day)
+        keep(result.papers)
+        return result, counts
+
+    def on_page(page: Page) -> None:
+        keep(page.records)
+        queries.save_harvest_point(
+            source.name, day, page.set_spec, page.next_token, session=session
+        )
+        session.commit()
+        if page.next_token:
+            progress(f"{day} arXiv {page.set_spec}: {counts[0]} new so far, more to come")
+
+    resume = queries.harvest_points(source.name, day, session=session)
+    return source.fetch_day(day, resume=resume, on_page=on_page), counts
+
+
 def fetch_days(
     days: Iterable[dt.date],
     *,
     session: Session,
-    source: HuggingFaceSource,
+    source: Source,
     archive: Archive | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> FetchSummary:
-    """Store each day's listing. After a day fails (retries exhausted) the rest are left
-    for the next run, which catches up on them, rather than waiting out every retry again.
+    """Store each day's listing of one source. After a day fails (retries exhausted) the rest
+    are left for the next run, which catches up on them, rather than waiting out every retry
+    again. arXiv pages are stored as they arrive, with the token of the next one, so a harvest
+    cut short resumes where it stopped.
     """
     summary = FetchSummary()
     days = list(days)
+    label = LABELS[source.name]
     for number, day in enumerate(days):
         try:
-            result = source.fetch_day(day)
+            result, (new, updated, encoded) = _fetch_day(day, source, session, archive, progress)
         except SourceError as exc:
+            session.rollback()
             summary.errors.append(str(exc))
+            summary.failed_sources.append(source.name)
             logger.warning("%s", exc)
             left = len(days) - number - 1
             progress(
-                f"{day}: failed; {left} later days left for the next run"
+                f"{day} {label}: failed; {left} later days left for the next run"
                 if left
-                else f"{day}: failed"
+                else f"{day} {label}: failed"
             )
             break
-        encoded = 0
-        new, updated = queries.upsert_papers(result.papers, session=session)
-        queries.record_fetched_day("hf", day, len(result.papers), result.skipped, session=session)
+        queries.record_fetched_day(
+            source.name, day, len(result.papers), result.skipped, session=session
+        )
         session.commit()
-        if archive is not None:
-            archive.add(
-                doc_from_row(p.id, p.title, p.abstract, "\n".join(p.authors), p.upvotes)
-                for p in result.papers
-            )
-            encoded = archive.embed([p.id for p in result.papers])
         summary.days += 1
         summary.new += new
         summary.updated += updated
         summary.skipped += result.skipped
         skipped = f", {result.skipped} unusable items skipped" if result.skipped else ""
         vectors = f", {encoded} encoded" if encoded else ""
-        progress(f"{day}: {len(result.papers)} papers listed, {new} new{skipped}{vectors}")
+        changed = f", {updated} updated" if updated else ""
+        progress(
+            f"{day} {label}: {len(result.papers)} papers listed, {new} new{changed}"
+            f"{skipped}{vectors}"
+        )
     return summary
 
 
@@ -107,18 +188,23 @@ def fetch_recent(
     *,
     session: Session,
     settings: Settings,
-    source: HuggingFaceSource | None = None,
+    sources: Sequence[Source] | None = None,
     archive: Archive | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> FetchSummary:
-    """The daily fetch: the look-back window up to `today`, plus any days a run missed."""
-    days = days_to_fetch(
-        today, settings.digest_lookback_days, queries.fetched_days("hf", session=session)
-    )
-    if source is not None:
-        return fetch_days(days, session=session, source=source, archive=archive, progress=progress)
-    with HuggingFaceSource(settings.hf_api_url) as own:
-        return fetch_days(days, session=session, source=own, archive=archive, progress=progress)
+    """The daily fetch of every source: the look-back window up to `today`, plus any days a
+    run missed. A source that fails is logged and reported in the summary; the others go on."""
+    summary = FetchSummary()
+    with ExitStack() as stack:
+        if sources is None:
+            sources = [stack.enter_context(s) for s in open_sources(settings)]
+        for source in sources:
+            done = queries.fetched_days(source.name, session=session)
+            days = days_to_fetch(today, settings.digest_lookback_days, done)
+            summary.add(
+                fetch_days(days, session=session, source=source, archive=archive, progress=progress)
+            )
+    return summary
 
 
 def daily_job(
@@ -128,7 +214,7 @@ def daily_job(
     settings: Settings,
     archive: Archive,
     today: dt.date | None = None,
-    source: HuggingFaceSource | None = None,
+    sources: Sequence[Source] | None = None,
 ) -> DigestSummary | None:
     """Fetch and post today's digests, once per day across every replica sharing the database."""
     today = today or settings.today()
@@ -146,7 +232,7 @@ def daily_job(
                 logger.info("daily job for %s already ran", today)
                 return None
             fetched = fetch_recent(
-                today, session=session, settings=settings, source=source, archive=archive
+                today, session=session, settings=settings, sources=sources, archive=archive
             )
             summary = run_digest(
                 session=session,
@@ -160,7 +246,13 @@ def daily_job(
                 f"fetched {fetched.new} new papers; posted {summary.papers_posted} papers "
                 f"to {len(summary.posted_channels)} channels; failed {sorted(summary.failed)}"
             )
-            logger.info("daily job %s: %s", today, text)
+            if fetched.errors:
+                failed = ", ".join(LABELS[name] for name in fetched.failed_sources)
+                logger.error(
+                    "daily job %s: %s; %s failed, retried on the next tick", today, text, failed
+                )
+            else:
+                logger.info("daily job %s: %s", today, text)
             if not fetched.errors and not summary.left_pending:
                 queries.record_job_run("daily", today, text, session=session)
                 session.commit()

@@ -48,6 +48,10 @@ class Settings:
     post_interval: float = 1.0  # seconds between two messages to one channel
     log_level: str = "INFO"
     semantic_model: str = "auto"  # "auto" (the bundled encoder if installed), "off" or a folder
+    arxiv_categories: tuple[str, ...] = ()  # empty: Hugging Face only
+    arxiv_api_url: str = "https://oaipmh.arxiv.org/oai"
+    arxiv_contact: str | None = None
+    arxiv_interval: float = 3.0  # seconds between two OAI-PMH requests, as arXiv asks
 
     @property
     def tz(self) -> ZoneInfo:
@@ -130,6 +134,7 @@ class Settings:
                     "sentence-transformers model (all-MiniLM-L6-v2 layout)"
                 )
             kwargs["semantic_model"] = choice
+        kwargs.update(_arxiv_settings(get))
         token = kwargs["slack_bot_token"]
         if token and not str(token).startswith("xoxb-"):
             raise SettingsError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
@@ -137,6 +142,27 @@ class Settings:
         if app_token and not str(app_token).startswith("xapp-"):
             raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _arxiv_settings(get) -> dict[str, object]:
+    from bot.sources.arxiv import parse_categories
+
+    values: dict[str, object] = {"arxiv_contact": get("ARXIV_CONTACT")}
+    if raw := get("ARXIV_CATEGORIES"):
+        try:
+            values["arxiv_categories"] = parse_categories(raw)
+        except ValueError as exc:
+            raise SettingsError(f"ARXIV_CATEGORIES: {exc}; separate them with commas") from None
+    if url := get("ARXIV_API_URL"):
+        if not url.startswith(("http://", "https://")):
+            raise SettingsError(f"ARXIV_API_URL={url!r} must be an http(s) URL")
+        values["arxiv_api_url"] = url
+    if raw := get("ARXIV_REQUEST_INTERVAL"):
+        try:
+            values["arxiv_interval"] = max(0.0, float(raw))
+        except ValueError:
+            raise SettingsError(f"ARXIV_REQUEST_INTERVAL={raw!r} must be seconds") from None
+    return values
 
 
 def _parse_time(raw: str) -> dt.time:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.digest.blocks import escape
-from bot.matching.ranking import Topic, TopicError, parse_topic
+from bot.matching.categories import parse_channel_topic
+from bot.matching.ranking import Topic, TopicError
 from storage.models import Subscription
 
 MAX_TOPICS = 20
@@ -20,19 +21,20 @@ class Refused(ValueError):
     """A command that changes nothing; the message is shown to the user as-is."""
 
 
-def topic_key(topic: Topic) -> str:
+def topic_key(topic: Topic, categories: frozenset[str] = frozenset()) -> str:
     """Two topics with the same key match the same papers (case, word forms, order of -words)."""
     parts = [" ".join(topic.terms)]
     parts += ['"' + " ".join(p) + '"' for p in topic.phrases]
     parts += ["-" + t for t in sorted(topic.excluded)]
     parts += ["author:" + a.lower() for a in sorted(topic.authors)]
+    parts += ["cat:" + c for c in sorted(categories)]
     return " ".join(p for p in parts if p)[:200]
 
 
 def check_new_topic(text: str, existing: Sequence[Subscription]) -> tuple[Topic, str]:
     """The parsed topic and its key, or `Refused`/`TopicError` saying why it cannot be added."""
-    topic = parse_topic(text)
-    key = topic_key(topic)
+    topic, categories = parse_channel_topic(text)
+    key = topic_key(topic, categories)
     for sub in existing:
         if sub.topic_key == key:
             raise Refused(f"This channel already follows *{escape(sub.topic)}*.")
@@ -60,7 +62,7 @@ def find_topic(arg: str, existing: Sequence[Subscription]) -> Subscription:
             "See `/papers list`."
         )
     try:
-        key = topic_key(parse_topic(arg))
+        key = topic_key(*parse_channel_topic(arg))
     except TopicError:
         key = None
     for sub in existing:

@@ -31,8 +31,19 @@ class Paper(SQLModel, table=True):
     project_page: str | None = Field(default=None, max_length=500)
     published_at: dt.datetime | None = None
     listed_on: dt.date = Field(index=True)
-    source: str = Field(default="hf", max_length=16)
+    source: str = Field(default="hf", max_length=16)  # the source that listed it first
     fetched_at: dt.datetime = Field(default_factory=utcnow)
+    sources: str = Field(default="", max_length=64)  # every source that listed it: "arxiv,hf"
+    categories: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # " "
+    primary_category: str | None = Field(default=None, max_length=32)
+
+    @property
+    def source_list(self) -> list[str]:
+        return [s for s in self.sources.split(",") if s] or [self.source]
+
+    @property
+    def category_list(self) -> list[str]:
+        return self.categories.split()
 
     @property
     def author_list(self) -> list[str]:
@@ -172,6 +183,18 @@ class JobRun(SQLModel, table=True):
     run_date: dt.date
     finished_at: dt.datetime = Field(default_factory=utcnow)
     summary: str = Field(default="", max_length=500)
+
+
+class HarvestPoint(SQLModel, table=True):
+    """Where an interrupted OAI-PMH harvest of one set and day stopped: its next token."""
+
+    __tablename__ = "harvest_points"
+
+    source: str = Field(primary_key=True, max_length=16)
+    day: dt.date = Field(primary_key=True)
+    set_spec: str = Field(primary_key=True, max_length=64)
+    token: str = Field(sa_column=Column(Text, nullable=False))
+    saved_at: dt.datetime = Field(default_factory=utcnow)
 
 
 class FetchedDay(SQLModel, table=True):

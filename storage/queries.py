@@ -24,6 +24,7 @@ from storage.models import (
     Delivery,
     Digest,
     FetchedDay,
+    HarvestPoint,
     JobRun,
     Lease,
     Paper,
@@ -57,9 +58,37 @@ def _insert_ignore(session: Session, model, rows: list[dict], conflict: Sequence
 # --- papers -------------------------------------------------------------------------------
 
 
-def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[int, int]:
-    """Store papers by arXiv id; a known paper keeps its first listing day.
+HF_FIELDS = ("upvotes", "ai_summary", "github_repo", "project_page")
 
+
+def _record_fields(record: PaperRecord) -> dict:
+    """The columns a source sets: its text always; HF its links and votes, arXiv categories."""
+    fields = {
+        "title": record.title,
+        "abstract": record.abstract,
+        "authors": "\n".join(record.authors),
+        "published_at": record.published_at,
+    }
+    if record.source == "arxiv":
+        fields["categories"] = " ".join(record.categories)
+        fields["primary_category"] = record.primary_category
+    else:
+        fields.update(
+            upvotes=record.upvotes,
+            ai_summary=record.ai_summary,
+            github_repo=record.github_repo,
+            project_page=record.project_page,
+        )
+    return fields
+
+
+def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[int, int]:
+    """Store papers by arXiv id: one row per paper, whichever sources list it.
+
+    A known paper keeps its first listing day and gains each new source in `sources`.
+    arXiv owns the text, authors and categories: a replacement updates them (and so, through
+    the text hash, invalidates the paper's vector). Hugging Face owns the upvotes, AI summary
+    and links, whichever source came first, and the text only of papers arXiv has not listed.
     New papers go in with ON CONFLICT DO NOTHING, so two replicas storing the same day at
     once both succeed. Returns (new, updated).
     """
@@ -71,27 +100,24 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
     rows = []
     for record in by_id.values():
         paper = existing.get(record.id)
-        fields = {
-            "title": record.title,
-            "abstract": record.abstract,
-            "authors": "\n".join(record.authors),
-            "upvotes": record.upvotes,
-            "ai_summary": record.ai_summary,
-            "github_repo": record.github_repo,
-            "project_page": record.project_page,
-            "published_at": record.published_at,
-        }
+        fields = _record_fields(record)
         if paper is None:
             rows.append(
                 {
                     "id": record.id,
                     "listed_on": record.listed_on,
                     "source": record.source,
+                    "sources": record.source,
                     "fetched_at": utcnow(),
                     **fields,
                 }
             )
-        elif any(getattr(paper, k) != v for k, v in fields.items() if k != "published_at"):
+            continue
+        known = paper.source_list
+        if record.source == "hf" and "arxiv" in known:
+            fields = {k: v for k, v in fields.items() if k in HF_FIELDS}
+        fields["sources"] = ",".join(sorted({*known, record.source}))
+        if any(getattr(paper, k) != v for k, v in fields.items() if k != "published_at"):
             for key, value in fields.items():
                 setattr(paper, key, value)
             updated += 1
@@ -148,6 +174,17 @@ def iter_index_rows(*, session: Session, batch: int = 5000):
     stmt = select(Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.upvotes)
     result = session.exec(stmt.order_by(Paper.id).execution_options(yield_per=batch))
     yield from result
+
+
+def index_rows_of(paper_ids: Sequence[str], *, session: Session) -> list[tuple]:
+    """`iter_index_rows` of these papers (as stored now, whichever source gave what)."""
+    stmt = select(Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.upvotes)
+    ids = list(dict.fromkeys(paper_ids))
+    return [
+        row
+        for start in range(0, len(ids), IN_LIST)
+        for row in session.exec(stmt.where(col(Paper.id).in_(ids[start : start + IN_LIST])))
+    ]
 
 
 def index_rows_fetched_since(since: dt.datetime, *, session: Session) -> list[tuple]:
@@ -254,6 +291,35 @@ def record_fetched_day(
 
 def fetched_days(source: str, *, session: Session) -> set[dt.date]:
     return set(session.exec(select(FetchedDay.day).where(FetchedDay.source == source)))
+
+
+def save_harvest_point(
+    source: str, day: dt.date, set_spec: str, token: str | None, *, session: Session
+) -> None:
+    """Remember the token that continues a harvest of `set_spec` on `day`; None: it is done."""
+    key = (
+        col(HarvestPoint.source) == source,
+        col(HarvestPoint.day) == day,
+        col(HarvestPoint.set_spec) == set_spec,
+    )
+    if token is None:
+        session.execute(delete(HarvestPoint).where(*key))
+        return
+    values = {"source": source, "day": day, "set_spec": set_spec, "token": token}
+    stmt = _insert(session)(HarvestPoint.__table__).values(**values, saved_at=utcnow())
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source", "day", "set_spec"],
+        set_={"token": stmt.excluded.token, "saved_at": stmt.excluded.saved_at},
+    )
+    session.execute(stmt)
+
+
+def harvest_points(source: str, day: dt.date, *, session: Session) -> dict[str, str]:
+    """set -> token of the harvests of `day` that were interrupted."""
+    stmt = select(HarvestPoint.set_spec, HarvestPoint.token).where(
+        HarvestPoint.source == source, HarvestPoint.day == day
+    )
+    return dict(session.exec(stmt).all())
 
 
 # --- subscriptions ------------------------------------------------------------------------

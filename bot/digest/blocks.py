@@ -21,7 +21,7 @@ from bot.digest.mrkdwn import (
     BUTTON_VALUE_CHARS,
     FALLBACK_CHARS,
     TEXT_CHARS,
-    escape,  # noqa: F401  (callers escape through this module)
+    escape,
     fit,
     pack,
     slack_len,
@@ -38,7 +38,9 @@ HELP_TOPIC_SYNTAX = (
     "• plain words match anywhere in title or abstract: `contrastive learning`{meaning}\n"
     '• `"quoted phrase"` must appear as written: `"sparse autoencoders"`\n'
     "• `-word` excludes papers that mention it: `diffusion -audio`\n"
-    '• `author:name` only papers by that author: `author:hinton` or `author:"Yann LeCun"`'
+    '• `author:name` only papers by that author: `author:hinton` or `author:"Yann LeCun"`\n'
+    "• `cat:category` only papers listed in that arXiv category (or archive): "
+    "`cat:cs.RO grasping`, `cat:eess.AS speech`"
 )
 
 
@@ -95,6 +97,11 @@ class PaperView:
     boosted: bool = False
     semantic: bool = False  # let in on closeness in meaning
     listed_on: dt.date | None = None
+    sources: Sequence[str] = ()  # "hf", "arxiv": who listed it (empty: Hugging Face)
+    primary_category: str | None = None
+
+
+SOURCE_LABELS = {"hf": "Hugging Face", "arxiv": "arXiv"}
 
 
 SEMANTIC_NOTE = "the words appear briefly, but the abstract is close in meaning to the topic"
@@ -117,9 +124,25 @@ def _link(url: str, label: str) -> str:
     return f"<{url.replace('&', '&amp;')}|{label.replace('|', '∣')}>"
 
 
+def _arxiv_only(paper: PaperView) -> bool:
+    return list(paper.sources) == ["arxiv"]
+
+
+def view_url(paper: PaperView) -> str:
+    """Where the title links: the Hugging Face page, or arXiv's for a paper only arXiv listed."""
+    return f"https://arxiv.org/abs/{paper.id}" if _arxiv_only(paper) else paper_url(paper.id)
+
+
+def origin(paper: PaperView) -> str:
+    """Where the paper came from and its primary category: "via arXiv · cs.RO"."""
+    names = [SOURCE_LABELS.get(s, s) for s in paper.sources] or [SOURCE_LABELS["hf"]]
+    text = "via " + " and ".join(names)
+    return text + (f" · {paper.primary_category}" if paper.primary_category else "")
+
+
 def _links(paper: PaperView) -> list[str]:
-    links = [
-        _link(paper_url(paper.id), "Hugging Face"),
+    links = [] if _arxiv_only(paper) else [_link(paper_url(paper.id), "Hugging Face")]
+    links += [
         _link(f"https://arxiv.org/abs/{paper.id}", "arXiv"),
         _link(f"https://arxiv.org/pdf/{paper.id}", "PDF"),
     ]
@@ -157,7 +180,7 @@ def why_line(paper: PaperView) -> str:
 def paper_message(paper: PaperView) -> Message:
     """A digest reply or a search hit: linked title, authors, why it matched, summary, links."""
     title = fit(paper.title, TITLE_CHARS)
-    head = f"*{_link(paper_url(paper.id), title)}*"
+    head = f"*{_link(view_url(paper), title)}*"
     if authors := _authors(paper.authors):
         head += f"\n{authors}"
     blocks = [_section(head)]
@@ -166,15 +189,16 @@ def paper_message(paper: PaperView) -> Message:
     if paper.summary:
         blocks.append(_section(fit(paper.summary, TEXT_CHARS)))
     meta = _links(paper) + ([f"▲ {paper.upvotes}"] if paper.upvotes else [])
+    meta.append(escape(origin(paper)))
     elements = [{"type": "mrkdwn", "text": text} for text in pack(meta, sep=" · ")]
     blocks.append({"type": "context", "elements": elements})
-    text = f"{title} — {paper_url(paper.id)}"
+    text = f"{title} — {view_url(paper)}"
     return text, blocks
 
 
 def paper_plain_text(paper: PaperView) -> str:
     """The same reply for a terminal (`digest --dry-run`, `search`)."""
-    lines = [f"{' '.join(paper.title.split())}", f"  {paper_url(paper.id)}"]
+    lines = [f"{' '.join(paper.title.split())}", f"  {view_url(paper)}", f"  {origin(paper)}"]
     if paper.authors:
         lines.append(
             f"  {', '.join(paper.authors[:3])}" + (" et al." if len(paper.authors) > 3 else "")

@@ -31,8 +31,9 @@ from bot.digest.blocks import PaperView, digest_parent, paper_message
 from bot.digest.delivery import CHANNEL_ERRORS, DeliveryReport, Outbox, Post, deliver
 from bot.digest.summary import summarize
 from bot.matching import feedback
+from bot.matching.categories import from_sources, in_categories, parse_channel_topic
 from bot.matching.index import Bm25Index
-from bot.matching.ranking import Closeness, Match, TopicError, match_topics, parse_topic
+from bot.matching.ranking import Closeness, Match, Topic, TopicError, match_topics
 from bot.settings import Settings
 from storage import queries
 from storage.models import Digest, Paper, utcnow
@@ -74,6 +75,8 @@ def make_view(paper: Paper, index: Bm25Index | None = None, **why) -> PaperView:
         project_page=paper.project_page,
         upvotes=paper.upvotes,
         listed_on=paper.listed_on,
+        sources=tuple(paper.source_list),
+        primary_category=paper.primary_category,
         **why,
     )
 
@@ -108,24 +111,40 @@ def plan_channel(
     limit: int,
     extra_terms: dict[str, float] | None = None,
     semantics: Closeness | None = None,
+    sources: frozenset[str] | None = None,
 ) -> list[Match]:
-    parsed = []
+    """The channel's papers among `candidates`, best first. `sources` (None: all) keeps the
+    papers a source the channel allows listed; a topic's `cat:` filter keeps, for that topic,
+    the papers in those categories."""
+    groups: dict[frozenset[str], list[Topic]] = {}
     for text in topics:
         try:
-            parsed.append(parse_topic(text))
+            topic, categories = parse_channel_topic(text)
         except TopicError:
             logger.warning("stored topic %r no longer parses; skipped", text)
-    if not parsed or not candidates:
+            continue
+        groups.setdefault(categories, []).append(topic)
+    candidates = [p for p in candidates if from_sources(p.source_list, sources)]
+    if not groups or not candidates:
         return []
-    return match_topics(
-        index,
-        parsed,
-        [p.id for p in candidates],
-        limit=limit,
-        extra_terms=extra_terms,
-        popularity={p.id: p.upvotes for p in candidates},
-        semantics=semantics,
-    )
+    best: dict[str, Match] = {}
+    for categories, parsed in groups.items():
+        pool = [p for p in candidates if in_categories(p.category_list, categories)]
+        matches = match_topics(
+            index,
+            parsed,
+            [p.id for p in pool],
+            limit=limit,
+            extra_terms=extra_terms,
+            popularity={p.id: p.upvotes for p in pool},
+            semantics=semantics,
+        )
+        if len(groups) == 1:
+            return matches
+        for match in matches:
+            if match.paper_id not in best or match.score > best[match.paper_id].score:
+                best[match.paper_id] = match
+    return sorted(best.values(), key=lambda m: (-m.score, m.paper_id))[:limit]
 
 
 def _topic_words(topics: Iterable[str]) -> list[str]:
@@ -133,7 +152,7 @@ def _topic_words(topics: Iterable[str]) -> list[str]:
     words = []
     for text in topics:
         with contextlib.suppress(TopicError):
-            words.append(parse_topic(text).words)
+            words.append(parse_channel_topic(text)[0].words)
     return words
 
 

@@ -1,7 +1,8 @@
 """Paper sources: adapters that turn an upstream listing into `PaperRecord`s.
 
-Called by `bot.jobs.fetch_days`; each source module exposes a client whose
-`fetch_day(day)` returns a `FetchResult`. Nothing here touches the database.
+Called by `bot.jobs.fetch_days`; each source module exposes a client with a `name`
+("hf", "arxiv") whose `fetch_day(day)` returns a `FetchResult`. Nothing here touches the
+database.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ class PaperRecord:
     github_repo: str | None = None
     project_page: str | None = None
     source: str = "hf"
+    categories: tuple[str, ...] = ()  # arXiv categories, the primary one first
+
+    @property
+    def primary_category(self) -> str | None:
+        return self.categories[0] if self.categories else None
 
 
 @dataclass

@@ -196,6 +196,8 @@ def _error_text(response: httpx.Response) -> str:
 class HuggingFaceSource:
     """Client for the Hugging Face Daily Papers list; one `fetch_day` call per listed day."""
 
+    name = "hf"
+
     def __init__(
         self,
         base_url: str = DEFAULT_BASE_URL,

@@ -65,3 +65,19 @@ def test_today_in_digest_timezone():
 def test_missing_slack_settings_are_named():
     assert Settings().missing_for_slack(http=True) == ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"]
     assert Settings(slack_bot_token="xoxb-1").missing_for_slack(http=False) == []
+
+
+def test_arxiv_settings():
+    default = Settings.from_env({}, env_file=None)
+    assert default.arxiv_categories == () and default.arxiv_interval == 3.0
+    assert default.arxiv_api_url == "https://oaipmh.arxiv.org/oai"
+    settings = Settings.from_env(
+        {"ARXIV_CATEGORIES": "cs.CL, cs.RO eess.AS", "ARXIV_CONTACT": "ops@example.org"},
+        env_file=None,
+    )
+    assert settings.arxiv_categories == ("cs.CL", "cs.RO", "eess.AS")
+    assert settings.arxiv_contact == "ops@example.org"
+    with pytest.raises(SettingsError, match="ARXIV_CATEGORIES: 'robots!' is not an arXiv"):
+        Settings.from_env({"ARXIV_CATEGORIES": "cs.RO,robots!"}, env_file=None)
+    with pytest.raises(SettingsError, match="ARXIV_API_URL"):
+        Settings.from_env({"ARXIV_API_URL": "oaipmh.arxiv.org/oai"}, env_file=None)

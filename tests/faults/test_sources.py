@@ -84,6 +84,6 @@ def test_a_day_that_fails_is_caught_up_by_the_next_run(stack):
     # The next day's run fetches the missed day as well as its own.
     code, _, err = stack.cli("digest", "--date", "2024-07-30")
     assert code == 0, err
-    assert "2024-07-29: 70 papers listed, 70 new" in err
+    assert "2024-07-29 Hugging Face: 70 papers listed, 70 new" in err
     assert set(_fetched(stack)) == {dt.date(2024, 7, d) for d in (28, 29, 30)}
     assert _stored(stack) == 70

@@ -111,3 +111,31 @@ def test_source_urls_cannot_break_out_of_a_link():
         view = PaperView(id="2407.00001", title="T", authors=[], summary="", github_repo=url)
         assert "Code>" not in json.dumps(blocks.paper_message(view)[1])
     assert blocks.safe_url("https://github.com/org/repo")
+
+
+def test_reply_says_where_the_paper_came_from():
+    arxiv_only = PaperView(
+        id="2407.00001",
+        title="Grasping",
+        authors=["Jane Doe"],
+        summary="S.",
+        sources=("arxiv",),
+        primary_category="cs.RO",
+    )
+    text, built = blocks.paper_message(arxiv_only)
+    assert text.endswith("https://arxiv.org/abs/2407.00001")
+    meta = built[-1]["elements"][0]["text"]
+    assert meta.endswith("via arXiv · cs.RO") and "Hugging Face>" not in meta
+    both = PaperView(
+        id="2407.00001",
+        title="G",
+        authors=[],
+        summary="",
+        sources=("arxiv", "hf"),
+        primary_category="cs.RO",
+        upvotes=3,
+    )
+    text, built = blocks.paper_message(both)
+    assert text.endswith("https://huggingface.co/papers/2407.00001")
+    assert built[-1]["elements"][0]["text"].endswith("▲ 3 · via arXiv and Hugging Face · cs.RO")
+    assert "  via arXiv · cs.RO" in blocks.paper_plain_text(arxiv_only).splitlines()
