@@ -329,6 +329,8 @@ def _summary_text(summary) -> str:
     ]
     if summary.nothing_new:
         lines.append(f"nothing new for {len(summary.nothing_new)} channels")
+    if summary.not_today:
+        lines.append(f"no digest on this day by their settings: {', '.join(summary.not_today)}")
     if summary.busy:
         lines.append(f"skipped (another process is posting): {', '.join(summary.busy)}")
     for channel, error in sorted(summary.failed.items()):

@@ -1,9 +1,11 @@
 """The daily job and its parts, as plain functions the scheduler, the CLI and tests call.
 
 `fetch_days` stores the papers listed on some days; `days_to_fetch` picks them (the
-look-back window, plus any older days a failed run missed); `daily_job` is what runs at
-`DIGEST_TIME`: once per day across replicas, it fetches, then posts every channel's
-digest. Everything takes explicit `engine`/`session`, `client` and `today` arguments.
+look-back window, plus any older days a failed run missed); `due_channels` says which
+channels' digests are due, each at its own local time (`bot.channel_settings`), and
+`daily_job` is what the scheduler runs every minute: it fetches, then posts each due
+channel's digest, once per channel and local day across replicas. Everything takes
+explicit `engine`/`session`, `client` and `today`/`now` arguments.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bot.archive.live import Archive, doc_from_row
+from bot.channel_settings import Schedule, from_row
 from bot.digest.planning import DigestSummary, run_digest
 from bot.settings import Settings
 from bot.sources import SourceError
 from bot.sources.hf import HuggingFaceSource
 from storage import queries
+from storage.models import utcnow
 
 logger = logging.getLogger(__name__)
 MAX_CATCH_UP_DAYS = 14
+RETRY_MINUTES = 20  # a channel whose run did not finish is tried again this much later
+FETCH_MINUTES = 30  # listings read this recently are not read again for the next channel
 
 
 @dataclass
@@ -110,15 +116,41 @@ def fetch_recent(
     source: HuggingFaceSource | None = None,
     archive: Archive | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
+    lookback: int | None = None,
 ) -> FetchSummary:
-    """The daily fetch: the look-back window up to `today`, plus any days a run missed."""
-    days = days_to_fetch(
-        today, settings.digest_lookback_days, queries.fetched_days("hf", session=session)
-    )
+    """The daily fetch: the look-back window up to `today` (`lookback` days, default
+    DIGEST_LOOKBACK_DAYS), plus any days a run missed."""
+    window = settings.digest_lookback_days if lookback is None else lookback
+    days = days_to_fetch(today, window, queries.fetched_days("hf", session=session))
     if source is not None:
         return fetch_days(days, session=session, source=source, archive=archive, progress=progress)
     with HuggingFaceSource(settings.hf_api_url) as own:
         return fetch_days(days, session=session, source=own, archive=archive, progress=progress)
+
+
+def due_channels(
+    now: dt.datetime, *, settings: Settings, session: Session
+) -> dict[tuple[str, str], Schedule]:
+    """Subscribed channels whose digest is due at `now` and not done for that local day
+    (one tried less than RETRY_MINUTES ago waits), with their schedules."""
+    stored = queries.all_channel_settings(session=session)
+    runs = queries.channel_runs_since((now - dt.timedelta(days=2)).date(), session=session)
+    due = {}
+    for key in queries.subscribed_channels(session=session):
+        schedule = from_row(stored.get(key), settings)
+        day = schedule.due_day(now)
+        run = runs.get((*key, day)) if day else None
+        if day is None or (run is not None and run.finished_at is not None):
+            continue
+        if run is not None and _aware(run.attempted_at) > now - dt.timedelta(minutes=RETRY_MINUTES):
+            continue
+        due[key] = schedule
+    return due
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; every stored one is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def daily_job(
@@ -127,43 +159,86 @@ def daily_job(
     client: WebClient,
     settings: Settings,
     archive: Archive,
-    today: dt.date | None = None,
+    now: dt.datetime | None = None,
     source: HuggingFaceSource | None = None,
 ) -> DigestSummary | None:
-    """Fetch and post today's digests, once per day across every replica sharing the database."""
-    today = today or settings.today()
+    """Post the digests due at `now`, each channel at its own local time, once per local day
+    across every replica sharing the database; None when nothing is due.
+
+    Listings are fetched first (unless read in the last FETCH_MINUTES) by one replica at a
+    time; the others wait for the next tick rather than plan from stale papers. A channel's
+    day counts as done once its digest is posted (or Slack refuses the channel, which pauses
+    it) after a fetch that worked; otherwise the next tick after RETRY_MINUTES finishes it.
+    """
+    now = now or dt.datetime.now(dt.UTC)
     owner = f"{queries.PROCESS_OWNER}:{uuid.uuid4().hex[:8]}"
-    lease = f"daily:{today.isoformat()}"
     with Session(engine, expire_on_commit=False) as session:
-        if queries.job_ran("daily", today, session=session):
-            logger.info("daily job for %s already ran", today)
+        due = due_channels(now, settings=settings, session=session)
+        if not due:
             return None
-        if not queries.acquire_lease(lease, owner, 3600, session=session):
-            logger.info("daily job for %s is running in another process", today)
-            return None
-        try:
-            if queries.job_ran("daily", today, session=session):  # finished while we waited
-                logger.info("daily job for %s already ran", today)
+        days = {key: schedule.local_day(now) for key, schedule in due.items()}
+        latest = max(days.values())
+        fetched = FetchSummary()
+        last = queries.fetched_at("hf", latest, session=session)
+        if last is None or _aware(last) < utcnow() - dt.timedelta(minutes=FETCH_MINUTES):
+            if not queries.acquire_lease("fetch", owner, 3600, session=session):
+                logger.info("another process is fetching; digests wait for the next tick")
                 return None
-            fetched = fetch_recent(
-                today, session=session, settings=settings, source=source, archive=archive
-            )
+            try:
+                lookback = max(
+                    s.lookback(settings.digest_lookback_days, None, latest) for s in due.values()
+                )
+                fetched = fetch_recent(
+                    latest,
+                    session=session,
+                    settings=settings,
+                    source=source,
+                    archive=archive,
+                    lookback=lookback,
+                )
+            finally:
+                queries.release_lease("fetch", owner, session=session)
+        archive.sync(every=0)  # papers another replica fetched
+        total = DigestSummary(day=latest)
+        for day in sorted(set(days.values())):
+            keys = [key for key, d in days.items() if d == day]
+            for team_id, channel_id in keys:
+                queries.mark_run_attempted(team_id, channel_id, day, now, session=session)
+            session.commit()
             summary = run_digest(
                 session=session,
                 client=client,
                 settings=settings,
                 archive=archive,
-                today=today,
+                today=day,
+                only=keys,
                 interval=settings.post_interval,
             )
-            text = (
-                f"fetched {fetched.new} new papers; posted {summary.papers_posted} papers "
-                f"to {len(summary.posted_channels)} channels; failed {sorted(summary.failed)}"
-            )
-            logger.info("daily job %s: %s", today, text)
-            if not fetched.errors and not summary.left_pending:
-                queries.record_job_run("daily", today, text, session=session)
-                session.commit()
-            return summary
-        finally:
-            queries.release_lease(lease, owner, session=session)
+            for team_id, channel_id in keys:
+                if fetched.errors or channel_id in summary.busy:
+                    continue
+                refused = channel_id in summary.failed
+                if refused or not queries.unfinished_digests(team_id, channel_id, session=session):
+                    queries.mark_run_finished(team_id, channel_id, day, now, session=session)
+            session.commit()
+            _add(total, summary)
+        logger.info(
+            "digests due at %s: fetched %d new papers; posted %d papers to %d channels; failed %s",
+            now.isoformat(timespec="minutes"),
+            fetched.new,
+            total.papers_posted,
+            len(total.posted_channels),
+            sorted(total.failed),
+        )
+        return total
+
+
+def _add(total: DigestSummary, part: DigestSummary) -> None:
+    total.channels += part.channels
+    total.posted_channels = sorted({*total.posted_channels, *part.posted_channels})
+    total.papers_posted += part.papers_posted
+    total.nothing_new += part.nothing_new
+    total.busy += part.busy
+    total.failed.update(part.failed)
+    total.left_pending += part.left_pending
+    total.retry_errors = sorted({*total.retry_errors, *part.retry_errors})
