@@ -1,4 +1,4 @@
-"""The `/papers` slash command: subscribe, unsubscribe, list, search, liked, help.
+"""The `/papers` slash command: subscribe, unsubscribe, list, search, liked, settings, help.
 
 Acknowledges at once, then does the work and answers through the command's
 `response_url`: help, errors and search results are ephemeral (only the caller sees
@@ -16,6 +16,7 @@ from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
 from bot.archive.search import search_papers
+from bot.channel_settings import from_row
 from bot.digest import blocks
 from bot.digest.delivery import CHANNEL_ERRORS
 from bot.digest.planning import make_view
@@ -23,6 +24,7 @@ from bot.matching import feedback
 from bot.matching.ranking import TopicError
 from bot.subscriptions import MAX_TOPICS, Refused, check_new_topic, find_topic
 from handlers.context import Deps
+from handlers.settings_modal import open_settings
 from storage import queries
 from storage.db import session_scope
 
@@ -92,11 +94,12 @@ def _subscribe(deps: Deps, command, arg: str, respond, client) -> None:
         )
         if added is None:
             raise Refused(f"This channel already follows *{blocks.escape(topic.text)}*.")
+        schedule = from_row(queries.channel_settings(team, channel, session=session), deps.settings)
     # Committed before talking to Slack, so no database lock is held during the call.
-    when = f"{deps.settings.digest_time:%H:%M} {deps.settings.digest_timezone}"
+    when = f"{schedule.days_text()} at {schedule.time:%H:%M} {schedule.timezone}"
     note = (
         f"{_who(command)} subscribed this channel to *{blocks.escape(topic.text)}*. "
-        f"New papers on it arrive in the daily digest at {when}."
+        f"New papers on it arrive in the digest ({blocks.escape(when)})."
     )
     try:
         client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note)[1])
@@ -133,11 +136,13 @@ def _list(deps: Deps, command, arg: str, respond, client) -> None:
             command["team_id"], command["channel_id"], session=session
         )
         state = queries.channel_state(command["team_id"], command["channel_id"], session=session)
+        row = queries.channel_settings(command["team_id"], command["channel_id"], session=session)
+    schedule = from_row(row, deps.settings).describe()
     warning = None
     if state is not None and state.error:
         hint = CHANNEL_ERRORS.get(state.error, "the next run retries")
         warning = f"My last digest here failed (`{state.error}`): {hint}."
-    text, body = blocks.topic_list([s.topic for s in subs], warning)
+    text, body = blocks.topic_list([s.topic for s in subs], warning, schedule=schedule)
     respond(text=text, blocks=body, response_type="ephemeral")
 
 
@@ -186,4 +191,5 @@ COMMANDS = {
     "list": _list,
     "search": _search,
     "liked": _liked,
+    "settings": open_settings,
 }

@@ -1,12 +1,22 @@
-"""A channel's schedule: which local day is due when, across time zones and DST changes."""
+"""A channel's schedule: which local day is due when, across time zones and DST changes, and
+reading the settings modal's form."""
 
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 
 import pytest
 
-from bot.channel_settings import Schedule, defaults
+from bot.channel_settings import (
+    FormError,
+    Schedule,
+    changes,
+    defaults,
+    from_row,
+    parse_form,
+    to_row,
+)
 from bot.settings import Settings
 
 UTC = dt.UTC
@@ -68,3 +78,51 @@ def test_weekly_lookback_covers_the_week():
     assert weekly.lookback(3, dt.date(2024, 7, 1), monday) == 14  # capped
     daily = Schedule(time=dt.time(9, 0), timezone="UTC")
     assert daily.lookback(3, dt.date(2024, 7, 22), monday) == 3
+
+
+FORM = {
+    "time": "7:05",
+    "timezone": "asia/tokyo",
+    "weekdays": ["1", "3"],
+    "max_papers": "5",
+    "frequency": "daily",
+    "weekly_day": "0",
+    "sources": "hf",
+}
+
+
+def test_parse_form_reads_a_good_form():
+    current = defaults(Settings())
+    schedule = parse_form(FORM, current)
+    assert schedule == Schedule(
+        time=dt.time(7, 5),
+        timezone="Asia/Tokyo",
+        weekdays=frozenset({1, 3}),
+        max_papers=5,
+        sources=("hf",),
+    )
+    assert schedule.describe() == (
+        "Tue, Thu at 07:05 (Asia/Tokyo), up to 5 papers, from Hugging Face only"
+    )
+    assert from_row(SimpleNamespace(**to_row(schedule)), Settings()) == schedule
+    assert changes(current, schedule) == [
+        "time 09:00 UTC → 07:05 Asia/Tokyo",
+        "days Monday to Friday → Tue, Thu",
+        "most papers 10 → 5",
+        "sources every source → Hugging Face only",
+    ]
+    assert changes(schedule, schedule) == []
+
+
+def test_parse_form_names_every_wrong_field():
+    bad = {**FORM, "time": "25:00", "timezone": "Nowhere/City", "weekdays": [], "max_papers": "x"}
+    with pytest.raises(FormError) as caught:
+        parse_form(bad, defaults(Settings()))
+    assert set(caught.value.errors) == {"time", "timezone", "weekdays", "max_papers"}
+
+
+def test_weekly_form_keeps_the_daily_days_for_later():
+    current = defaults(Settings())
+    weekly = parse_form({**FORM, "frequency": "weekly", "weekly_day": "4", "weekdays": []}, current)
+    assert weekly.weekly_day == 4 and weekly.weekdays == current.weekdays
+    assert weekly.days_text() == "weekly on Friday"

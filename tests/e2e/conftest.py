@@ -56,19 +56,24 @@ class Stack:
         """Send `/papers <text>` and wait for the bot's answer.
 
         `wait="reply"` waits for a message to the response_url and returns its params;
-        `wait="post"` waits for a channel message (subscription confirmations) instead.
+        `wait="post"` waits for a channel message (subscription confirmations) instead, and
+        any other `wait` for a call to that Web API method (e.g. `views.open`).
         """
         self._responses += 1
         response_url = self.slack.response_url(self._responses)
         body = slash_command_body(
             text, channel_id=channel, user_id=user, response_url=response_url, **kw
         )
-        method = "response_url" if wait == "reply" else "chat.postMessage"
+        method = {"reply": "response_url", "post": "chat.postMessage"}.get(wait, wait)
         before = len(self.slack.calls(method))
         response = post_signed(self.url, body, SECRET)
         assert response.status_code == 200, response.text
         answers = self.slack.wait_for(method, before + 1, timeout=10)
         return response, answers[-1].params
+
+    def interact(self, body: str):
+        """Send a signed interactivity or event body (a modal submission, a click, …)."""
+        return post_signed(self.url, body, SECRET)
 
     def react(
         self,

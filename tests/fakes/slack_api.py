@@ -17,6 +17,10 @@ Socket Mode: ``apps.connections.open`` takes an app-level ``xapp-`` token (a bot
 ``not_allowed_token_type``) and answers ``{"ok": true, "url": socket_url}``; set ``socket_url``
 (e.g. to ``tests.fakes.socket_mode.FakeSocketMode().url``) before the app connects.
 
+Views: ``views.open`` takes a trigger id once (``exchanged_trigger_id`` after) and a modal
+view, ``views.publish`` a ``user_id`` and a home view; both answer with the stored view (an
+``id``, ``hash`` and empty ``state``), and ``opened_views``/``home`` show what was shown.
+
 Fault injection (all thread-safe): ``set_channel_error``/``clear_channel_error``, ``fail_next``
 (429, 5xx, any API error, or a slow answer), ``enforce_rate_limit`` (a per-channel token bucket
 for ``chat.postMessage``), ``revoke_token`` and ``stop``/``start`` (Slack unreachable, then back).
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 import threading
 import time
@@ -51,6 +56,10 @@ DEFAULT_SCOPES: tuple[str, ...] = (
 MAX_TEXT_CHARS = 40_000
 #: Slack accepts at most this many blocks in one message (``invalid_blocks`` beyond).
 MAX_BLOCKS = 50
+#: Most blocks in a modal or Home tab view.
+MAX_VIEW_BLOCKS = 100
+#: A trigger id as Slack sends it (``12345.98765.abcd2358fdea``); each works once.
+TRIGGER_ID = re.compile(r"^\d+\.\d+\.[0-9a-f]+$")
 #: Errors ``set_channel_error`` knows how to simulate.
 CHANNEL_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 
@@ -242,6 +251,10 @@ class FakeSlack(Running):
         self._burst = 1
         self._buckets: dict[str, _Bucket] = {}
         self._last_ts_us = 0
+        self._view_ids = 0
+        self._triggers_used: set[str] = set()
+        self._opened: list[dict[str, Any]] = []
+        self._homes: dict[str, dict[str, Any]] = {}
 
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -329,8 +342,20 @@ class FakeSlack(Running):
             self._revoked.clear()
             self._rate = None
             self._buckets.clear()
+            self._opened.clear()
+            self._homes.clear()
 
     # ------------------------------------------------------------------ inspection
+
+    def opened_views(self) -> list[dict[str, Any]]:
+        """Modals opened with ``views.open`` and accepted, oldest first (as Slack stored them)."""
+        with self._cond:
+            return list(self._opened)
+
+    def home(self, user: str) -> dict[str, Any] | None:
+        """The Home tab last published for ``user`` with ``views.publish``, or None."""
+        with self._cond:
+            return self._homes.get(user)
 
     def calls(self, method: str | None = None) -> list[Call]:
         """Every call received (in arrival order), or only those to ``method``."""
@@ -581,7 +606,66 @@ class FakeSlack(Running):
             return self._reactions_add(params)
         if method == "conversations.info":
             return self._conversations_info(params)
+        if method == "views.open":
+            return self._views_open(params)
+        if method == "views.publish":
+            return self._views_publish(params)
         return _Answer(200, {"ok": True})
+
+    def _view_error(self, view: Any, kind: str) -> str | None:
+        """Slack's checks of a view payload (the ones a builder can get wrong)."""
+        if not isinstance(view, dict) or view.get("type") != kind:
+            return "invalid_arguments"
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or len(blocks) > MAX_VIEW_BLOCKS:
+            return "invalid_arguments"
+        if kind == "modal" and len((view.get("title") or {}).get("text") or "") not in range(1, 25):
+            return "invalid_arguments"
+        if len(view.get("private_metadata") or "") > 3000:
+            return "invalid_arguments"
+        return None
+
+    def _view(self, view: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        self._view_ids += 1
+        return {
+            "id": f"V{self._view_ids:08d}",
+            "team_id": self.team_id,
+            "app_id": self.app_id,
+            "bot_id": self.bot_id,
+            "state": {"values": {}},
+            "hash": f"{self._view_ids}.{self._last_ts_us}",
+            "private_metadata": "",
+            "callback_id": "",
+            **view,
+            **extra,
+        }
+
+    def _views_open(self, params: dict[str, Any]) -> _Answer:
+        trigger = params.get("trigger_id")
+        if not trigger:
+            return _error("invalid_arguments")
+        if not isinstance(trigger, str) or not TRIGGER_ID.match(trigger):
+            return _error("invalid_trigger_id")
+        if trigger in self._triggers_used:
+            return _error("exchanged_trigger_id")
+        error = self._view_error(_maybe_json(params.get("view")), "modal")
+        if error:
+            return _error(error)
+        self._triggers_used.add(trigger)
+        view = self._view(_maybe_json(params["view"]))
+        self._opened.append(view)
+        return _Answer(200, {"ok": True, "view": view})
+
+    def _views_publish(self, params: dict[str, Any]) -> _Answer:
+        user = params.get("user_id")
+        if not user:
+            return _error("invalid_arguments")
+        error = self._view_error(_maybe_json(params.get("view")), "home")
+        if error:
+            return _error(error)
+        view = self._view(_maybe_json(params["view"]))
+        self._homes[str(user)] = view
+        return _Answer(200, {"ok": True, "view": view})
 
     def _content_error(self, params: dict[str, Any]) -> str | None:
         text = params.get("text")
