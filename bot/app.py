@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from bot.archive.live import Archive
 from bot.settings import Settings
-from handlers import actions, commands, events, settings_modal
+from handlers import actions, commands, events, home, settings_modal
 from handlers.context import Deps
 from storage.db import ensure_schema, open_engine
 
@@ -54,4 +54,5 @@ def create_app(
     events.register(app, deps)
     actions.register(app, deps)
     settings_modal.register(app, deps)
+    home.register(app, deps)
     return app

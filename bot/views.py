@@ -1,19 +1,26 @@
-"""Block Kit views (not messages): the channel settings modal, and reading what it sent.
+"""Block Kit views (not messages): the channel settings modal, and the App Home tab.
 
 `settings_modal` builds the `views.open` payload for one channel, pre-filled with its
 schedule; `read_settings` turns the submitted `view.state.values` into the plain fields
 `bot.channel_settings.parse_form` checks. Block ids equal the form's field names, so a
-field's error goes back to its block (`response_action: errors`). Called by
-`handlers.settings`; tested with plain asserts.
+field's error goes back to its block (`response_action: errors`). `home_view` is the Home
+tab: one card per channel the person may see. Called by `handlers.settings_modal` and
+`handlers.home`; tested with plain asserts.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from collections.abc import Mapping, Sequence
 
 from bot.channel_settings import DAY_NAMES, MAX_PAPERS, SOURCES, Schedule
+from bot.digest.blocks import escape, paper_url
+from bot.home import ChannelCard
 
 SETTINGS_CALLBACK = "channel_settings"
+OPEN_SETTINGS = "open_settings"  # the Home tab's Settings button; its value is the channel
+MAX_CARDS = 20  # a Home tab holds at most 100 blocks
 
 
 def _text(text: str) -> dict:
@@ -143,3 +150,76 @@ def read_settings(values: dict) -> dict:
         "max_papers": element("max_papers").get("value"),
         "sources": selected("sources"),
     }
+
+
+def _slack_date(moment: dt.datetime) -> str:
+    """A time Slack shows in the reader's own time zone (UTC as the fallback text)."""
+    fallback = f"{moment.astimezone(dt.UTC):%a %d %b %H:%M} UTC"
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def home_view(cards: Sequence[ChannelCard], links: Mapping[str, str]) -> dict:
+    """The Home tab: each channel's topics, schedule, next and last digest (`links` maps a
+    channel to its last digest's permalink), most-liked papers of the week, and a button
+    that opens its settings."""
+    blocks: list[dict] = [
+        {"type": "header", "text": _text("Research paper digests")},
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": "The channels here that follow research topics, as far as you can "
+                "see them. In a channel: `/papers subscribe <topic>`, `/papers settings`.",
+            },
+        },
+    ]
+    if not cards:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": "No channel you are in follows a topic yet. Invite me with "
+                    "`/invite @papers-bot`, then `/papers subscribe contrastive learning`.",
+                },
+            }
+        )
+    for card in cards[:MAX_CARDS]:
+        topics = ", ".join(f"*{escape(t)}*" for t in card.topics)
+        blocks += [
+            {"type": "divider"},
+            {
+                "type": "section",
+                "block_id": f"channel_{card.channel_id}",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"<#{card.channel_id}> follows {topics}"[:3000],
+                },
+                "accessory": {
+                    "type": "button",
+                    "action_id": OPEN_SETTINGS,
+                    "text": _text("Settings"),
+                    "value": card.channel_id,
+                },
+            },
+        ]
+        when = f"Next digest {_slack_date(card.next_digest)} · {escape(card.schedule.describe())}"
+        if card.last_digest is not None:
+            day, _ts = card.last_digest
+            link = links.get(card.channel_id)
+            shown = f"{day:%a %d %b}"
+            when += f" · last digest <{link}|{shown}>" if link else f" · last digest {shown}"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": when}]})
+        if card.liked:
+            lines = [
+                f"{i}. <{paper_url(p.id)}|{escape(' '.join(p.title.split()))}> · {votes:+d}"
+                for i, (p, votes) in enumerate(card.liked, 1)
+            ]
+            text = "*Most liked this week*\n" + "\n".join(lines)
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
+    if len(cards) > MAX_CARDS:
+        more = len(cards) - MAX_CARDS
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"…and {more} more."}]}
+        )
+    return {"type": "home", "blocks": blocks}

@@ -20,7 +20,7 @@ from bot.channel_settings import from_row
 from bot.digest import blocks
 from bot.digest.delivery import CHANNEL_ERRORS
 from bot.digest.planning import make_view
-from bot.matching import feedback
+from bot.home import LIKED_DAYS, most_liked
 from bot.matching.ranking import TopicError
 from bot.subscriptions import MAX_TOPICS, Refused, check_new_topic, find_topic
 from handlers.context import Deps
@@ -34,7 +34,6 @@ NOT_IN_CHANNEL = (
     "I can't post in this channel yet, so I stored nothing. Invite me with "
     "`/invite @papers-bot` and run the command again."
 )
-LIKED_DAYS = 7
 
 
 def register(app: App, deps: Deps) -> None:
@@ -169,16 +168,13 @@ def search_reply(deps: Deps, query: str, offset: int) -> dict:
 def _liked(deps: Deps, command, arg: str, respond, client) -> None:
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=LIKED_DAYS)
     with session_scope(deps.engine) as session:
-        reactions = queries.reactions_in_force(
+        items = most_liked(
+            command["team_id"],
+            command["channel_id"],
             session=session,
-            team_id=command["team_id"],
-            channel_id=command["channel_id"],
+            settings=deps.settings,
             since=since,
         )
-        votes = feedback.paper_votes(reactions, deps.settings)
-        top = sorted((v, p) for p, v in votes.items() if v > 0)[::-1][:10]
-        papers = queries.get_papers([p for _, p in top], session=session)
-        items = [(make_view(papers[p]), v) for v, p in top if p in papers]
     text, body = blocks.liked_papers(items, LIKED_DAYS)
     respond(text=text, blocks=body, response_type="ephemeral")
 

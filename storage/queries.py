@@ -275,12 +275,14 @@ def delete_subscription(subscription_id: int, *, session: Session) -> bool:
 
 
 def subscribed_channels(
-    *, session: Session, channel_id: str | None = None
+    *, session: Session, channel_id: str | None = None, team_id: str | None = None
 ) -> dict[tuple[str, str], list[Subscription]]:
     """Every (team, channel) with at least one topic, with its topics in the order added."""
     stmt = select(Subscription)
     if channel_id:
         stmt = stmt.where(Subscription.channel_id == channel_id)
+    if team_id:
+        stmt = stmt.where(Subscription.team_id == team_id)
     channels: dict[tuple[str, str], list[Subscription]] = {}
     for sub in session.exec(
         stmt.order_by(Subscription.team_id, Subscription.channel_id, Subscription.id)
@@ -359,6 +361,16 @@ def last_digest_date(
         Digest.team_id == team_id, Digest.channel_id == channel_id, Digest.digest_date < before
     )
     return session.exec(stmt).one()
+
+
+def last_posted_digest(team_id: str, channel_id: str, *, session: Session) -> Digest | None:
+    """The channel's newest digest whose parent message Slack accepted."""
+    stmt = select(Digest).where(
+        Digest.team_id == team_id,
+        Digest.channel_id == channel_id,
+        col(Digest.parent_ts).is_not(None),
+    )
+    return session.exec(stmt.order_by(col(Digest.digest_date).desc())).first()
 
 
 def fetched_at(source: str, day: dt.date, *, session: Session) -> dt.datetime | None:

@@ -255,6 +255,8 @@ class FakeSlack(Running):
         self._triggers_used: set[str] = set()
         self._opened: list[dict[str, Any]] = []
         self._homes: dict[str, dict[str, Any]] = {}
+        self._private: set[str] = set()
+        self._members: dict[str, list[str]] = {}
 
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -425,6 +427,16 @@ class FakeSlack(Running):
                 "team": self.team_id,
             }
             return ts
+
+    def set_members(self, channel: str, members: Iterable[str], *, private: bool = False) -> None:
+        """Who is in ``channel`` (``conversations.members``); ``private`` makes
+        ``conversations.info`` say ``is_private``."""
+        with self._cond:
+            self._members[channel] = list(members)
+            if private:
+                self._private.add(channel)
+            else:
+                self._private.discard(channel)
 
     def set_channel_error(self, channel: str, error: str) -> None:
         """Make calls that target ``channel`` fail with ``error`` until cleared.
@@ -606,11 +618,43 @@ class FakeSlack(Running):
             return self._reactions_add(params)
         if method == "conversations.info":
             return self._conversations_info(params)
+        if method == "conversations.members":
+            return self._conversations_members(params)
+        if method == "chat.getPermalink":
+            return self._permalink(params)
         if method == "views.open":
             return self._views_open(params)
         if method == "views.publish":
             return self._views_publish(params)
         return _Answer(200, {"ok": True})
+
+    def _conversations_members(self, params: dict[str, Any]) -> _Answer:
+        """Members in pages of ``limit`` (cursor = the next index), like Slack."""
+        channel = params.get("channel")
+        if not channel or self._channel_errors.get(channel) == "channel_not_found":
+            return _error("channel_not_found")
+        members = self._members.get(channel, [])
+        start = int(params.get("cursor") or 0)
+        limit = max(1, min(int(params.get("limit") or 100), 1000))
+        end = start + limit
+        cursor = str(end) if end < len(members) else ""
+        return _Answer(
+            200,
+            {
+                "ok": True,
+                "members": members[start:end],
+                "response_metadata": {"next_cursor": cursor},
+            },
+        )
+
+    def _permalink(self, params: dict[str, Any]) -> _Answer:
+        channel, ts = params.get("channel"), str(params.get("message_ts") or "")
+        if not channel or self._channel_errors.get(channel) == "channel_not_found":
+            return _error("channel_not_found")
+        if ts not in self._messages.get(channel, {}):
+            return _error("message_not_found")
+        link = f"https://{self.team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        return _Answer(200, {"ok": True, "channel": channel, "permalink": link})
 
     def _view_error(self, view: Any, kind: str) -> str | None:
         """Slack's checks of a view payload (the ones a builder can get wrong)."""
@@ -815,7 +859,7 @@ class FakeSlack(Running):
                     "id": channel,
                     "name": f"channel-{channel.lower()}",
                     "is_channel": True,
-                    "is_private": False,
+                    "is_private": channel in self._private,
                     "is_archived": error == "is_archived",
                     "is_member": error != "not_in_channel",
                 },
