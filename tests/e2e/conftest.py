@@ -106,12 +106,14 @@ class Stack:
 @contextmanager
 def bot_process(env: dict, cwd: Path, *args: str) -> Iterator[tuple[subprocess.Popen, list]]:
     """`papers-bot run ARGS` as a real process; on exit it gets SIGTERM (killed after 10 s)
-    and its combined output lands in the yielded list. Unless `env` says otherwise, its
-    daily job is 12 hours away, so the scheduler never starts a digest during the test."""
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=12)
+    and its combined output lands in the yielded list. Unless `env` says otherwise, digests
+    are due at 23:59 in a zone where it is just past midnight, so the scheduler (which
+    catches up on a time passed earlier the same day) never starts one during the test."""
+    hour = dt.datetime.now(dt.UTC).hour
+    zone = f"Etc/GMT+{hour}" if hour <= 12 else f"Etc/GMT-{24 - hour}"  # local time 00:xx
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "run", *args],
-        env={"DIGEST_TIMEZONE": "UTC", "DIGEST_TIME": later.strftime("%H:%M"), **env},
+        env={"DIGEST_TIMEZONE": zone, "DIGEST_TIME": "23:59", **env},
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
