@@ -161,6 +161,7 @@ def daily_job(
     archive: Archive,
     now: dt.datetime | None = None,
     source: HuggingFaceSource | None = None,
+    client_for: Callable[[str], WebClient | None] | None = None,
 ) -> DigestSummary | None:
     """Post the digests due at `now`, each channel at its own local time, once per local day
     across every replica sharing the database; None when nothing is due.
@@ -169,6 +170,8 @@ def daily_job(
     time; the others wait for the next tick rather than plan from stale papers. A channel's
     day counts as done once its digest is posted (or Slack refuses the channel, which pauses
     it) after a fetch that worked; otherwise the next tick after RETRY_MINUTES finishes it.
+    Each workspace's digests go out with `client_for(team)` (default: `client`); one
+    without a client (uninstalled) is skipped.
     """
     now = now or dt.datetime.now(dt.UTC)
     owner = f"{queries.PROCESS_OWNER}:{uuid.uuid4().hex[:8]}"
@@ -200,14 +203,18 @@ def daily_job(
                 queries.release_lease("fetch", owner, session=session)
         archive.sync(every=0)  # papers another replica fetched
         total = DigestSummary(day=latest)
-        for day in sorted(set(days.values())):
-            keys = [key for key, d in days.items() if d == day]
+        for day, team in sorted({(d, key[0]) for key, d in days.items()}):
+            keys = [key for key, d in days.items() if d == day and key[0] == team]
+            team_client = client_for(team) if client_for is not None else client
+            if team_client is None:
+                logger.info("workspace %s has no installation: its digests are stopped", team)
+                continue
             for team_id, channel_id in keys:
                 queries.mark_run_attempted(team_id, channel_id, day, now, session=session)
             session.commit()
             summary = run_digest(
                 session=session,
-                client=client,
+                client=team_client,
                 settings=settings,
                 archive=archive,
                 today=day,
@@ -221,7 +228,7 @@ def daily_job(
                 if refused or not queries.unfinished_digests(team_id, channel_id, session=session):
                     queries.mark_run_finished(team_id, channel_id, day, now, session=session)
             session.commit()
-            _add(total, summary)
+            total.add(summary)
         logger.info(
             "digests due at %s: fetched %d new papers; posted %d papers to %d channels; failed %s",
             now.isoformat(timespec="minutes"),
@@ -231,14 +238,3 @@ def daily_job(
             sorted(total.failed),
         )
         return total
-
-
-def _add(total: DigestSummary, part: DigestSummary) -> None:
-    total.channels += part.channels
-    total.posted_channels = sorted({*total.posted_channels, *part.posted_channels})
-    total.papers_posted += part.papers_posted
-    total.nothing_new += part.nothing_new
-    total.busy += part.busy
-    total.failed.update(part.failed)
-    total.left_pending += part.left_pending
-    total.retry_errors = sorted({*total.retry_errors, *part.retry_errors})

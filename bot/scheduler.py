@@ -11,6 +11,7 @@ and never stops the scheduler. Started by `bot.server`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -26,12 +27,23 @@ TICK_SECONDS = 60
 
 
 def start_scheduler(
-    *, engine: Engine, client: WebClient, settings: Settings, archive: Archive
+    *,
+    engine: Engine,
+    client: WebClient,
+    settings: Settings,
+    archive: Archive,
+    client_for: Callable[[str], WebClient | None] | None = None,
 ) -> BackgroundScheduler:
     def tick() -> None:
         try:
             archive.sync()  # papers another replica or `papers-bot fetch` stored
-            daily_job(engine=engine, client=client, settings=settings, archive=archive)
+            daily_job(
+                engine=engine,
+                client=client,
+                settings=settings,
+                archive=archive,
+                client_for=client_for,
+            )
         except Exception:
             logger.exception("digest run failed; retrying in %d minutes", RETRY_MINUTES)
 

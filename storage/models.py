@@ -207,3 +207,14 @@ class ChannelRun(SQLModel, table=True):
     run_date: dt.date = Field(index=True)  # the channel's local date
     attempted_at: dt.datetime
     finished_at: dt.datetime | None = None
+
+
+class WorkspaceRemoval(SQLModel, table=True):
+    """A workspace that uninstalled the app or revoked its token: no digests from then on;
+    `papers-bot purge` deletes its rows after the grace period."""
+
+    __tablename__ = "workspace_removals"
+
+    team_id: str = Field(primary_key=True, max_length=32)
+    removed_at: dt.datetime = Field(default_factory=utcnow)
+    reason: str = Field(default="", max_length=32)  # app_uninstalled or tokens_revoked

@@ -32,6 +32,7 @@ from storage.models import (
     Reaction,
     SlackEvent,
     Subscription,
+    WorkspaceRemoval,
     utcnow,
 )
 
@@ -377,6 +378,47 @@ def fetched_at(source: str, day: dt.date, *, session: Session) -> dt.datetime | 
     """When `day` was last read from `source`, if ever."""
     stmt = select(FetchedDay.fetched_at).where(FetchedDay.source == source, FetchedDay.day == day)
     return session.exec(stmt).first()
+
+
+# --- workspaces that left ---------------------------------------------------------------
+
+
+def record_removal(team_id: str, reason: str, *, session: Session) -> None:
+    """Remember when a workspace uninstalled the app (the first time, until it reinstalls)."""
+    row = {"team_id": team_id, "removed_at": utcnow(), "reason": reason[:32]}
+    _insert_ignore(session, WorkspaceRemoval, [row], ("team_id",))
+
+
+def clear_removal(team_id: str, *, session: Session) -> None:
+    session.execute(delete(WorkspaceRemoval).where(col(WorkspaceRemoval.team_id) == team_id))
+
+
+def removed_before(moment: dt.datetime, *, session: Session) -> list[str]:
+    stmt = select(WorkspaceRemoval.team_id).where(WorkspaceRemoval.removed_at <= moment)
+    return list(session.exec(stmt.order_by(WorkspaceRemoval.team_id)))
+
+
+# Every table whose rows belong to one workspace, children before parents.
+WORKSPACE_TABLES = (
+    Reaction,
+    Delivery,
+    Digest,
+    Subscription,
+    ChannelSettings,
+    ChannelRun,
+    ChannelState,
+    SlackEvent,
+    WorkspaceRemoval,
+)
+
+
+def delete_workspace_rows(team_id: str, *, session: Session) -> int:
+    """Delete everything stored about one workspace; returns the rows deleted."""
+    total = 0
+    for model in WORKSPACE_TABLES:
+        stmt = delete(model).where(model.__table__.c.team_id == team_id)
+        total += session.execute(stmt).rowcount or 0
+    return total
 
 
 # --- channel health -----------------------------------------------------------------------

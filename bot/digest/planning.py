@@ -65,6 +65,18 @@ class DigestSummary:
     retry_errors: list[str] = field(default_factory=list)  # why messages were left pending
     plans: list[ChannelPlan] = field(default_factory=list)  # dry run only
 
+    def add(self, part: DigestSummary) -> None:
+        """Count another run in (the runs of other workspaces or other local days)."""
+        self.channels += part.channels
+        self.posted_channels = sorted({*self.posted_channels, *part.posted_channels})
+        self.papers_posted += part.papers_posted
+        self.nothing_new += part.nothing_new
+        self.busy += part.busy
+        self.not_today = sorted({*self.not_today, *part.not_today})
+        self.failed.update(part.failed)
+        self.left_pending += part.left_pending
+        self.retry_errors = sorted({*self.retry_errors, *part.retry_errors})
+
 
 def make_view(paper: Paper, index: Bm25Index | None = None, **why) -> PaperView:
     idf = index.idf if index is not None else None
@@ -207,15 +219,17 @@ def run_digest(
     archive: Archive,
     today: dt.date,
     channel: str | None = None,
+    team: str | None = None,
     only: Collection[tuple[str, str]] | None = None,
     dry_run: bool = False,
     interval: float = 1.0,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> DigestSummary:
     """Plan and post `today`'s digest of every subscribed channel whose schedule has a
-    digest that day (all of `only`, or `channel`, whatever their schedule)."""
+    digest that day (all of `only`, or `channel`, whatever their schedule), of every
+    workspace or of `team`."""
     summary = DigestSummary(day=today)
-    channels = queries.subscribed_channels(session=session, channel_id=channel)
+    channels = queries.subscribed_channels(session=session, channel_id=channel, team_id=team)
     stored = queries.all_channel_settings(session=session)
     schedules = {key: from_row(stored.get(key), settings) for key in channels}
     if only is not None:

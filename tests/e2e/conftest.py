@@ -138,6 +138,14 @@ def seed_items(shared_dir: Path) -> list[dict]:
 
 @pytest.fixture
 def stack(db_url, seed_items, tmp_path, monkeypatch, capsys):
+    with running_stack(db_url, seed_items, tmp_path, monkeypatch, capsys) as running:
+        yield running
+
+
+@contextmanager
+def running_stack(db_url, seed_items, tmp_path, monkeypatch, capsys, **extra_env: str):
+    """The Bolt app on waitress with the fakes, its environment from `extra_env` on top of
+    the single-token defaults (an empty value unsets a setting)."""
     with FakeSlack() as slack, FakeHF(days={DAY: seed_items}) as hf:
         env = {
             "SLACK_BOT_TOKEN": TOKEN,
@@ -146,9 +154,13 @@ def stack(db_url, seed_items, tmp_path, monkeypatch, capsys):
             "HF_API_URL": hf.base_url,
             "DATABASE_URL": db_url,
             "DIGEST_POST_INTERVAL": "0",
+            **extra_env,
         }
+        env = {name: value for name, value in env.items() if value}
         monkeypatch.chdir(tmp_path)
         for name in ("SLACK_APP_TOKEN", "DIGEST_TIME", "DIGEST_TIMEZONE", "DIGEST_MAX_PAPERS"):
+            monkeypatch.delenv(name, raising=False)
+        for name in ("SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
             monkeypatch.delenv(name, raising=False)
         for name, value in env.items():
             monkeypatch.setenv(name, value)

@@ -19,6 +19,7 @@ from tests.fakes.slack_requests import (
     reaction_event_body,
     view_submission_body,
 )
+from tests.faults.conftest import wait_until
 
 A, B = "T0001", "T0002"
 TOPIC_A = "contrastive learning"
@@ -57,14 +58,14 @@ def _workspace_a(stack):
     stack.command(f"subscribe {TOPIC_A}", wait="post")
     stack.command("settings", wait="views.open")
     modal_a = stack.slack.opened_views()[-1]
-    assert (
-        stack.interact(view_submission_body(modal_a, _settings_values("America/Chicago"))).text == ""
-    )
+    saved = stack.interact(view_submission_body(modal_a, _settings_values("America/Chicago")))
+    assert saved.text == ""
     stack.slack.wait_for("chat.postMessage", 2)
     code, _, err = stack.cli("digest", "--date", DAY, "--channel", "C0001")
     assert code == 0, err
     reply = next(p for p in stack.slack.posts("C0001") if p.thread_ts)
     assert stack.react("reaction_added", reaction="+1", channel="C0001", ts=reply.ts).is_success
+    wait_until(lambda: _rows_of(stack.engine, A)["reactions"], 10, "the reaction stored")
     stack.slack.set_members("C0001", ["U0001"])
     return modal_a, reply
 
@@ -86,6 +87,12 @@ def test_requests_from_another_workspace_touch_nothing_of_this_one(stack):
     shown_to_b.append(json.dumps(stack.slack.home("U0009"), ensure_ascii=False))
     opened = len(stack.slack.calls("views.open"))
     stack.interact(block_actions_body("open_settings", "C0001", user_id="U0009", team_id=B))
+    # Reaction events on A's reply, sent as B (first, so that every later round trip follows them).
+    for kind in ("reaction_added", "reaction_removed"):
+        body = reaction_event_body(
+            kind, reaction="+1", user="U0009", channel="C0001", ts=reply.ts, team_id=B
+        )
+        assert stack.interact(body).is_success
     # Commands.
     for words in ("help", "list", "liked", "search contrastive", f"unsubscribe {TOPIC_A}"):
         command(words)
@@ -95,12 +102,6 @@ def test_requests_from_another_workspace_touch_nothing_of_this_one(stack):
     shown_to_b.append(json.dumps(modal_b, ensure_ascii=False))
     command("subscribe graph neural networks", wait="post")
     command("unsubscribe 1", wait="post")
-    # Reaction events on A's reply, sent as B.
-    for kind in ("reaction_added", "reaction_removed"):
-        body = reaction_event_body(
-            kind, reaction="+1", user="U0009", channel="C0001", ts=reply.ts, team_id=B
-        )
-        assert stack.interact(body).is_success
     # A's settings modal submitted from B, then B's own.
     forged = stack.interact(
         view_submission_body(modal_a, _settings_values("Asia/Tokyo"), team_id=B, user_id="U0009")

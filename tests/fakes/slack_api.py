@@ -17,6 +17,10 @@ Socket Mode: ``apps.connections.open`` takes an app-level ``xapp-`` token (a bot
 ``not_allowed_token_type``) and answers ``{"ok": true, "url": socket_url}``; set ``socket_url``
 (e.g. to ``tests.fakes.socket_mode.FakeSocketMode().url``) before the app connects.
 
+OAuth: ``oauth_app`` sets the client id and secret, ``add_install`` a one-time code;
+``oauth.v2.access`` exchanges it for that workspace's bot token, and ``auth.test`` then
+answers as that workspace.
+
 Views: ``views.open`` takes a trigger id once (``exchanged_trigger_id`` after) and a modal
 view, ``views.publish`` a ``user_id`` and a home view; both answer with the stored view (an
 ``id``, ``hash`` and empty ``state``), and ``opened_views``/``home`` show what was shown.
@@ -28,6 +32,7 @@ for ``chat.postMessage``), ``revoke_token`` and ``stop``/``start`` (Slack unreac
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -256,6 +261,9 @@ class FakeSlack(Running):
         self._opened: list[dict[str, Any]] = []
         self._homes: dict[str, dict[str, Any]] = {}
         self._private: set[str] = set()
+        self._oauth_app: tuple[str, str] | None = None
+        self._install_codes: dict[str, tuple[str, str, str, str]] = {}
+        self._workspaces: dict[str, tuple[str, str]] = {}  # bot token -> (team id, name)
         self._members: dict[str, list[str]] = {}
 
         self._server: _Server | None = None
@@ -428,6 +436,23 @@ class FakeSlack(Running):
             }
             return ts
 
+    def oauth_app(self, client_id: str, client_secret: str) -> None:
+        """The app's OAuth credentials, which ``oauth.v2.access`` checks."""
+        with self._cond:
+            self._oauth_app = (client_id, client_secret)
+
+    def add_install(
+        self, code: str, team_id: str, token: str, *, team: str = "", installer: str = "U0001"
+    ) -> None:
+        """A one-time ``code`` that ``oauth.v2.access`` exchanges for ``token``, a bot token
+        of workspace ``team_id`` (``auth.test`` with it answers that workspace)."""
+        with self._cond:
+            self._install_codes[code] = (team_id, team or f"Workspace {team_id}", token, installer)
+
+    def token_of(self, call: Call) -> str | None:
+        """The token a recorded call was made with."""
+        return self._token(call.params, call.headers)
+
     def set_members(self, channel: str, members: Iterable[str], *, private: bool = False) -> None:
         """Who is in ``channel`` (``conversations.members``); ``private`` makes
         ``conversations.info`` say ``is_private``."""
@@ -573,6 +598,8 @@ class FakeSlack(Running):
         token = self._token(params, headers)
         if method == "apps.connections.open":
             return self._connections_open(token)
+        if method == "oauth.v2.access":
+            return self._oauth_access(params, headers)
         if not token or not token.startswith("xoxb-"):
             return _error("invalid_auth")  # real Slack says "not_authed" when there is no token
         if token in self._revoked:
@@ -580,6 +607,39 @@ class FakeSlack(Running):
         answer = self._method(method, params, call)
         answer.headers.setdefault("x-oauth-scopes", self.scopes)
         return answer
+
+    def _oauth_access(self, params: dict[str, Any], headers: dict[str, str]) -> _Answer:
+        """``oauth.v2.access``: the app's client id and secret (HTTP Basic, as slack_sdk sends
+        them, or form fields) and a one-time code from :meth:`add_install`."""
+        client_id, client_secret = params.get("client_id"), params.get("client_secret")
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("basic "):
+            decoded = base64.b64decode(auth[6:].strip()).decode("utf-8", "replace")
+            client_id, _, client_secret = decoded.partition(":")
+        if self._oauth_app is None or client_id != self._oauth_app[0]:
+            return _error("invalid_client_id")
+        if client_secret != self._oauth_app[1]:
+            return _error("bad_client_secret")
+        install = self._install_codes.pop(str(params.get("code") or ""), None)
+        if install is None:
+            return _error("invalid_code")
+        team_id, team_name, token, installer = install
+        self._workspaces[token] = (team_id, team_name)
+        return _Answer(
+            200,
+            {
+                "ok": True,
+                "access_token": token,
+                "token_type": "bot",
+                "scope": self.scopes,
+                "bot_user_id": self.bot_user_id,
+                "app_id": self.app_id,
+                "team": {"name": team_name, "id": team_id},
+                "enterprise": None,
+                "authed_user": {"id": installer},
+                "is_enterprise_install": False,
+            },
+        )
 
     def _connections_open(self, token: str | None) -> _Answer:
         """Socket Mode's ``apps.connections.open``: app-level (``xapp-``) tokens only."""
@@ -595,14 +655,16 @@ class FakeSlack(Running):
 
     def _method(self, method: str, params: dict[str, Any], call: Call) -> _Answer:
         if method == "auth.test":
+            token = self._token(params, call.headers) or ""
+            team_id, team = self._workspaces.get(token, (self.team_id, self.team))
             return _Answer(
                 200,
                 {
                     "ok": True,
                     "url": f"https://{self.team_domain}.slack.com/",
-                    "team": self.team,
+                    "team": team,
                     "user": self.bot_user_name,
-                    "team_id": self.team_id,
+                    "team_id": team_id,
                     "user_id": self.bot_user_id,
                     "bot_id": self.bot_id,
                     "is_enterprise_install": False,
