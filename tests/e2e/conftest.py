@@ -9,7 +9,9 @@ API and a fake Hugging Face API on loopback, and the real `papers-bot` CLI in-pr
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -18,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
@@ -129,6 +132,39 @@ def bot_process(env: dict, cwd: Path, *args: str) -> Iterator[tuple[subprocess.P
         except subprocess.TimeoutExpired:
             proc.kill()
             output.append(proc.communicate(timeout=5)[0])
+
+
+OAUTH_ENV = {
+    "SLACK_BOT_TOKEN": "",
+    "SLACK_CLIENT_ID": "1111.2222",
+    "SLACK_CLIENT_SECRET": "oauth-client-secret",
+    "SLACK_STATE_SECRET": "state-signing-secret",
+}
+
+
+def oauth_install(stack: Stack, team: str, token: str, *, state: str | None = None):
+    """Install the app in `team` the way a browser does: `/slack/install` hands out a state
+    (and its cookie) and the link to Slack's consent page (never fetched here); Slack would
+    then send the browser to `/slack/oauth_redirect` with a one-time code, which the bot
+    exchanges at the fake's `oauth.v2.access` for `token`. `state` replaces the issued one.
+    Returns the redirect's response."""
+    code = f"code-{team}-{token}"
+    stack.slack.oauth_app(OAUTH_ENV["SLACK_CLIENT_ID"], OAUTH_ENV["SLACK_CLIENT_SECRET"])
+    stack.slack.add_install(code, team, token)
+    base = stack.url.removesuffix("/slack/events")
+    page = httpx.get(f"{base}/slack/install")
+    assert page.status_code == 200
+    link = html.unescape(re.search(r'<a href="([^"]+)"', page.text)[1])
+    assert link.startswith("https://slack.com/oauth/v2/authorize?")
+    assert f"client_id={OAUTH_ENV['SLACK_CLIENT_ID']}" in link
+    issued = re.search(r"state=([^&]+)", link)[1]
+    assert page.cookies.get("slack-app-oauth-state") == issued
+    state = state or issued
+    return httpx.get(
+        f"{base}/slack/oauth_redirect",
+        params={"code": code, "state": state},
+        headers={"cookie": f"slack-app-oauth-state={state}"},
+    )
 
 
 @pytest.fixture

@@ -10,11 +10,8 @@ grace period. A state this deployment did not sign installs nothing.
 from __future__ import annotations
 
 import datetime as dt
-import html
-import re
 import time
 
-import httpx
 import pytest
 from sqlalchemy import text
 from sqlmodel import Session
@@ -24,12 +21,10 @@ from bot.jobs import daily_job
 from bot.settings import Settings, SettingsError
 from bot.workspaces import client_for, installations
 from storage import queries
-from tests.e2e.conftest import DAY, running_stack
+from tests.e2e.conftest import DAY, OAUTH_ENV, oauth_install, running_stack
 from tests.fakes.slack_requests import post_signed, slash_command_body
 
-CLIENT_ID = "1111.2222"
-CLIENT_SECRET = "oauth-client-secret"
-STATE_SECRET = "state-signing-secret"
+CLIENT_ID = OAUTH_ENV["SLACK_CLIENT_ID"]
 SECRET = "test-signing-secret"
 TEAMS = {"T0AAA": ("xoxb-aaa-token", "C0AAA"), "T0BBB": ("xoxb-bbb-token", "C0BBB")}
 MONDAY_0905 = dt.datetime.fromisoformat(f"{DAY}T09:05:00+00:00")
@@ -37,42 +32,12 @@ MONDAY_0905 = dt.datetime.fromisoformat(f"{DAY}T09:05:00+00:00")
 
 @pytest.fixture
 def oauth(db_url, seed_items, tmp_path, monkeypatch, capsys):
-    with running_stack(
-        db_url,
-        seed_items,
-        tmp_path,
-        monkeypatch,
-        capsys,
-        SLACK_BOT_TOKEN="",
-        SLACK_CLIENT_ID=CLIENT_ID,
-        SLACK_CLIENT_SECRET=CLIENT_SECRET,
-        SLACK_STATE_SECRET=STATE_SECRET,
-    ) as stack:
-        stack.slack.oauth_app(CLIENT_ID, CLIENT_SECRET)
+    with running_stack(db_url, seed_items, tmp_path, monkeypatch, capsys, **OAUTH_ENV) as stack:
         yield stack
 
 
-def _base(stack) -> str:
-    return stack.url.removesuffix("/slack/events")
-
-
-def install(stack, team: str, *, code: str | None = None, state: str | None = None):
-    token, _ = TEAMS[team]
-    code = code or f"code-{team}"
-    stack.slack.add_install(code, team, token)
-    page = httpx.get(f"{_base(stack)}/slack/install")
-    assert page.status_code == 200
-    link = html.unescape(re.search(r'<a href="([^"]+)"', page.text)[1])
-    assert link.startswith("https://slack.com/oauth/v2/authorize?")  # shown, never fetched
-    assert f"client_id={CLIENT_ID}" in link
-    issued = re.search(r"state=([^&]+)", link)[1]
-    assert page.cookies.get("slack-app-oauth-state") == issued
-    state = state or issued
-    return httpx.get(
-        f"{_base(stack)}/slack/oauth_redirect",
-        params={"code": code, "state": state},
-        headers={"cookie": f"slack-app-oauth-state={state}"},
-    )
+def install(stack, team: str, *, state: str | None = None):
+    return oauth_install(stack, team, TEAMS[team][0], state=state)
 
 
 def subscribe(stack, team: str, topic: str) -> None:

@@ -1,18 +1,21 @@
 """One deployment, two workspaces: no request from one reads or writes the other's rows.
 
-Workspace A (T0001) follows a topic in channel C0001, has settings, a posted digest and a
-reaction. Then workspace B (T0002) sends every command, the reaction events, a modal
-submission, the Home tab and its Settings button, in a channel with the same id. Every row
-of A is the same afterwards, and nothing B is shown names A's topic or settings.
+In both install modes (one bot token; OAuth, where each workspace installed the app and
+its requests are authorized with its own token), workspace A (T0001) follows a topic in
+channel C0001, has settings, a posted digest and a reaction. Then workspace B (T0002) sends
+every command, the reaction events, a modal submission, the Home tab and its Settings
+button, in a channel with the same id. Every row of A is the same afterwards, and nothing
+B is shown names A's topic or settings.
 """
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import inspect, text
 
-from tests.e2e.conftest import DAY
+from tests.e2e.conftest import DAY, OAUTH_ENV, oauth_install, running_stack
 from tests.fakes.slack_requests import (
     app_home_opened_body,
     block_actions_body,
@@ -70,7 +73,18 @@ def _workspace_a(stack):
     return modal_a, reply
 
 
-def test_requests_from_another_workspace_touch_nothing_of_this_one(stack):
+@pytest.fixture(params=["token", "oauth"])
+def two_workspaces(request, db_url, seed_items, tmp_path, monkeypatch, capsys):
+    extra = OAUTH_ENV if request.param == "oauth" else {}
+    with running_stack(db_url, seed_items, tmp_path, monkeypatch, capsys, **extra) as stack:
+        if request.param == "oauth":
+            for team, token in ((A, "xoxb-token-of-a"), (B, "xoxb-token-of-b")):
+                assert oauth_install(stack, team, token).status_code == 200
+        yield stack
+
+
+def test_requests_from_another_workspace_touch_nothing_of_this_one(two_workspaces):
+    stack = two_workspaces
     modal_a, reply = _workspace_a(stack)
     before = _rows_of(stack.engine, A)
     assert before["subscriptions"] and before["reactions"] and before["channel_settings"]
