@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 
+from sqlmodel import Session
+
+from storage import queries
 from tests.e2e.conftest import DAY
 from tests.fakes.slack_requests import app_home_opened_body, block_actions_body
-from tests.faults.conftest import subscribe
+from tests.faults.conftest import subscribe, wait_until
 
 PRIVATE_TOPIC = "recommender systems"
 
@@ -35,7 +38,13 @@ def _setup(stack):
     reply = next(p for p in stack.slack.posts("C0001") if p.thread_ts)
     response = stack.react("reaction_added", reaction="+1", channel="C0001", ts=reply.ts)
     assert response.status_code == 200
+    wait_until(lambda: _reactions(stack), 10, "the reaction stored")  # stored after the ack
     return reply
+
+
+def _reactions(stack) -> list:
+    with Session(stack.engine) as session:
+        return queries.reactions_in_force(session=session, team_id="T0001")
 
 
 def test_home_shows_channels_digests_and_likes_but_not_others_private_channels(stack):

@@ -123,6 +123,7 @@ def test_requests_from_another_workspace_touch_nothing_of_this_one(two_workspace
     assert forged.json()["response_action"] == "errors"
     own = view_submission_body(modal_b, _settings_values("Asia/Tokyo"), team_id=B, user_id="U0009")
     assert stack.interact(own).text == ""
+    wait_until(lambda: _rows_of(stack.engine, B)["channel_settings"], 10, "B's settings saved")
     command("list")  # handled after everything above
 
     assert _rows_of(stack.engine, A) == before
