@@ -1,7 +1,9 @@
 """The app factory: one Bolt `App` wired to the handlers, the database and the index.
 
 `create_app(settings, client=None, engine=None, archive=None)` lets tests inject a
-`WebClient` pointed at a loopback fake Slack, the way bolt-python tests itself.
+`WebClient` pointed at a loopback fake Slack, the way bolt-python tests itself. With
+`SLACK_CLIENT_ID` the app serves Bolt's OAuth install (`/slack/install`,
+`/slack/oauth_redirect`) and authorizes each request with its workspace's stored token.
 `make_client(settings)` builds the Web API client every part of the bot shares: the
 base URL comes from `SLACK_API_URL`, and rate limits (429 + Retry-After) are waited
 out. Called by `bot.cli` and tests.
@@ -10,25 +12,43 @@ out. Called by `bot.cli` and tests.
 from __future__ import annotations
 
 from slack_bolt import App
+from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine
 
 from bot.archive.live import Archive
 from bot.settings import Settings
-from handlers import actions, commands, events
+from handlers import actions, commands, events, home, installs, settings_modal
 from handlers.context import Deps
 from storage.db import ensure_schema, open_engine
 
 
-def make_client(settings: Settings, *, timeout: int = 15) -> WebClient:
+def make_client(settings: Settings, *, timeout: int = 15, token: str | None = None) -> WebClient:
+    """A client with `token`, or SLACK_BOT_TOKEN (none with OAuth: each workspace has its own)."""
     client = WebClient(
-        token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=timeout
+        token=token or settings.slack_bot_token, base_url=settings.slack_api_url, timeout=timeout
     )
     # Only 429s are retried here: a dropped connection may come after Slack accepted a
     # message, and a blind retry would post it twice; the next run resumes instead.
     client.retry_handlers = [RateLimitErrorRetryHandler(max_retry_count=5)]
     return client
+
+
+def _oauth_settings(settings: Settings, engine: Engine) -> OAuthSettings:
+    """Bolt's OAuth flow, its installations and states in the bot's own database; Bolt
+    calls oauth.v2.access with the app's client, so it goes to SLACK_API_URL too."""
+    from bot.workspaces import BOT_SCOPES, SignedStates, installations
+
+    return OAuthSettings(
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret,
+        scopes=list(BOT_SCOPES),
+        installation_store=installations(settings, engine),
+        state_store=SignedStates(settings.slack_state_secret or "", engine=engine),
+        install_path="/slack/install",
+        redirect_uri_path="/slack/oauth_redirect",
+    )
 
 
 def create_app(
@@ -45,12 +65,16 @@ def create_app(
     app = App(
         client=client or make_client(settings),
         signing_secret=settings.slack_signing_secret or "",
-        token_verification_enabled=True,
+        token_verification_enabled=not settings.oauth,
+        oauth_settings=_oauth_settings(settings, engine) if settings.oauth else None,
         # Listeners ack() first and answer via response_url: Bolt returns the HTTP
         # response as soon as ack() is called, well within Slack's 3 s.
         process_before_response=False,
     )
+    installs.register(app, deps)
     commands.register(app, deps)
     events.register(app, deps)
     actions.register(app, deps)
+    settings_modal.register(app, deps)
+    home.register(app, deps)
     return app

@@ -1,4 +1,4 @@
-"""The `papers-bot` command line: run, fetch, digest, search, feedback, migrate.
+"""The `papers-bot` command line: run, fetch, digest, search, feedback, migrate, embed, purge.
 
 The only entry point: it reads the settings, configures logging, and turns every expected
 failure (a bad date, a missing token, an unreachable service, an old schema) into one
@@ -28,6 +28,8 @@ TOKEN_HELP = {
     "OAuth & Permissions, after 'Install to Workspace'",
     "SLACK_SIGNING_SECRET": "Signing Secret: api.slack.com/apps → your app → Basic Information "
     "→ App Credentials (HTTP mode only)",
+    "SLACK_CLIENT_SECRET": "Client Secret: Basic Information → App Credentials (OAuth installs)",
+    "SLACK_STATE_SECRET": "any long random string of yours; it signs the OAuth install's state",
     "SLACK_APP_TOKEN": "App-Level Token (xapp-…, scope connections:write): Basic Information → "
     "App-Level Tokens; set it to use Socket Mode (no public URL needed)",
 }
@@ -96,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     feedback = sub.add_parser("feedback", help="the reactions in force")
     feedback.add_argument("--channel", help="only this channel id")
     feedback.add_argument("--json", action="store_true", help="print a JSON array")
+
+    purge = sub.add_parser(
+        "purge", help="delete what is stored of workspaces that uninstalled the app"
+    )
+    purge.add_argument(
+        "--days", type=int, default=30, help="grace period in days since the uninstall (default 30)"
+    )
 
     sub.add_parser("migrate", help="create or upgrade the database schema")
     sub.add_parser("embed", help="encode the stored papers that have no vector yet")
@@ -253,7 +262,7 @@ def cmd_digest(args, settings: Settings) -> int:
             parse_channel_topic(topic)
         except TopicError as exc:
             raise UserError(f"--topic {topic!r}: {exc}") from None
-    if not args.dry_run and not settings.slack_bot_token:
+    if not args.dry_run and not settings.slack_bot_token and not settings.oauth:
         raise UserError(
             "SLACK_BOT_TOKEN is not set, so I cannot post. Set it (see the README), or try "
             "`papers-bot digest --dry-run --topic 'contrastive learning'` to preview."
@@ -290,18 +299,32 @@ def cmd_digest(args, settings: Settings) -> int:
                 print(_plan_text(plan, today))
         else:
             from bot.app import make_client
+            from bot.digest.planning import DigestSummary
+            from bot.workspaces import client_for
+            from storage import queries
 
+            clients = client_for(settings, engine, make_client(settings))
+            subscribed = queries.subscribed_channels(session=session, channel_id=args.channel)
+            teams = sorted({team for team, _ in subscribed})
+            summary = DigestSummary(day=today)
             try:
-                summary = run_digest(
-                    session=session,
-                    client=make_client(settings),
-                    settings=settings,
-                    archive=archive,
-                    today=today,
-                    channel=args.channel,
-                    interval=settings.post_interval,
-                    progress=progress,
-                )
+                for team in teams:
+                    client = clients(team)
+                    if client is None:
+                        progress(f"workspace {team} is not installed: no digests for it")
+                        continue
+                    part = run_digest(
+                        session=session,
+                        client=client,
+                        settings=settings,
+                        archive=archive,
+                        today=today,
+                        channel=args.channel,
+                        team=team,
+                        interval=settings.post_interval,
+                        progress=progress,
+                    )
+                    summary.add(part)
             except SlackUnreachable as exc:
                 raise UserError(
                     f"{exc} ({settings.slack_api_url}); nothing more was marked "
@@ -345,6 +368,8 @@ def _summary_text(summary) -> str:
     ]
     if summary.nothing_new:
         lines.append(f"nothing new for {len(summary.nothing_new)} channels")
+    if summary.not_today:
+        lines.append(f"no digest on this day by their settings: {', '.join(summary.not_today)}")
     if summary.busy:
         lines.append(f"skipped (another process is posting): {', '.join(summary.busy)}")
     for channel, error in sorted(summary.failed.items()):
@@ -466,6 +491,21 @@ def cmd_embed(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_purge(args, settings: Settings) -> int:
+    from bot.workspaces import purge
+
+    if args.days < 0:
+        raise UserError("--days must be 0 or more")
+    engine = open_database(settings)
+    with database_errors(settings):
+        deleted = purge(engine, now=dt.datetime.now(dt.UTC), grace_days=args.days)
+    if not deleted:
+        print(f"no workspace uninstalled {args.days} or more days ago; nothing deleted")
+    for team, rows in sorted(deleted.items()):
+        print(f"workspace {team}: {rows} rows deleted")
+    return 0
+
+
 def cmd_run(args, settings: Settings) -> int:
     port = args.port
     if port is None:
@@ -478,7 +518,7 @@ def cmd_run(args, settings: Settings) -> int:
     if missing:
         lines = ["papers-bot: cannot start, these settings are missing:"]
         lines += [f"  {name}: {TOKEN_HELP[name]}" for name in missing]
-        if not socket_mode:
+        if not socket_mode and not settings.oauth:
             lines.append(f"  (or SLACK_APP_TOKEN: {TOKEN_HELP['SLACK_APP_TOKEN']})")
         lines.append("Put them in the environment or in a .env file (see README.md).")
         lines.append(
@@ -513,6 +553,7 @@ COMMANDS = {
     "feedback": cmd_feedback,
     "migrate": cmd_migrate,
     "embed": cmd_embed,
+    "purge": cmd_purge,
 }
 
 if __name__ == "__main__":

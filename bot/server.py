@@ -19,6 +19,7 @@ from bot.app import create_app, make_client
 from bot.archive.live import Archive
 from bot.scheduler import start_scheduler
 from bot.settings import Settings
+from bot.workspaces import client_for
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,13 @@ def serve(settings: Settings, archive: Archive, *, host: str, port: int, socket_
     papers = len(archive.index)
     client = make_client(settings)
     app = create_app(settings, client, engine=engine, archive=archive)
-    scheduler = start_scheduler(engine=engine, client=client, settings=settings, archive=archive)
+    scheduler = start_scheduler(
+        engine=engine,
+        client=client,
+        settings=settings,
+        archive=archive,
+        client_for=client_for(settings, engine, client),
+    )
     signal.signal(signal.SIGTERM, _stop)  # orchestrators stop with SIGTERM: shut down cleanly
     logger.info(
         "index ready: %d papers%s in %.1f s",
@@ -55,6 +62,8 @@ def serve(settings: Settings, archive: Archive, *, host: str, port: int, socket_
             from waitress import serve as waitress_serve
 
             logger.info("listening on http://%s:%d/slack/events", host, port)
+            if settings.oauth:
+                logger.info("installs at http://%s:%d/slack/install", host, port)
             waitress_serve(
                 health_wrapped(SlackRequestHandler(app)),
                 host=host,

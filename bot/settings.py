@@ -36,6 +36,9 @@ class Settings:
     slack_bot_token: str | None = None
     slack_signing_secret: str | None = None
     slack_app_token: str | None = None
+    slack_client_id: str | None = None  # set: OAuth installs in many workspaces (HTTP mode)
+    slack_client_secret: str | None = None
+    slack_state_secret: str | None = None
     slack_api_url: str = "https://slack.com/api/"
     database_url: str = "sqlite:///papers.db"
     hf_api_url: str = "https://huggingface.co/api"
@@ -61,8 +64,16 @@ class Settings:
         """The current date in `DIGEST_TIMEZONE`."""
         return (now or dt.datetime.now(dt.UTC)).astimezone(self.tz).date()
 
+    @property
+    def oauth(self) -> bool:
+        """Installed by OAuth in any number of workspaces, instead of one bot token."""
+        return bool(self.slack_client_id)
+
     def missing_for_slack(self, *, http: bool) -> list[str]:
         """Names of the Slack settings that `run`/`digest` need but are not set."""
+        if self.oauth:
+            names = ("SLACK_SIGNING_SECRET", "SLACK_CLIENT_SECRET", "SLACK_STATE_SECRET")
+            return [n for n in names if not getattr(self, n.lower())]
         missing = [] if self.slack_bot_token else ["SLACK_BOT_TOKEN"]
         if http and not self.slack_signing_secret:
             missing.append("SLACK_SIGNING_SECRET")
@@ -94,6 +105,9 @@ class Settings:
             "slack_bot_token": get("SLACK_BOT_TOKEN"),
             "slack_signing_secret": get("SLACK_SIGNING_SECRET"),
             "slack_app_token": get("SLACK_APP_TOKEN"),
+            "slack_client_id": get("SLACK_CLIENT_ID"),
+            "slack_client_secret": get("SLACK_CLIENT_SECRET"),
+            "slack_state_secret": get("SLACK_STATE_SECRET"),
         }
         if url := get("SLACK_API_URL"):
             kwargs["slack_api_url"] = url if url.endswith("/") else url + "/"
@@ -141,6 +155,10 @@ class Settings:
         app_token = kwargs["slack_app_token"]
         if app_token and not str(app_token).startswith("xapp-"):
             raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+        if kwargs["slack_client_id"] and app_token:
+            raise SettingsError(
+                "SLACK_CLIENT_ID (OAuth installs) needs HTTP mode: unset SLACK_APP_TOKEN"
+            )
         return cls(**kwargs)  # type: ignore[arg-type]
 
 

@@ -1,4 +1,4 @@
-"""The `/papers` slash command: subscribe, unsubscribe, list, search, liked, help.
+"""The `/papers` slash command: subscribe, unsubscribe, list, search, liked, settings, help.
 
 Acknowledges at once, then does the work and answers through the command's
 `response_url`: help, errors and search results are ephemeral (only the caller sees
@@ -16,14 +16,16 @@ from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
 from bot.archive.search import search_papers
+from bot.channel_settings import from_row
 from bot.digest import blocks
 from bot.digest.delivery import CHANNEL_ERRORS
 from bot.digest.planning import make_view
-from bot.matching import feedback
+from bot.home import LIKED_DAYS, most_liked
 from bot.matching.ranking import TopicError
 from bot.subscriptions import MAX_TOPICS, Refused, check_new_topic, find_topic
 from handlers.context import Deps
 from handlers.replies import checked
+from handlers.settings_modal import open_settings
 from handlers.slack_text import plain
 from storage import queries
 from storage.db import session_scope
@@ -34,7 +36,6 @@ NOT_IN_CHANNEL = (
     "I can't post in this channel yet, so I stored nothing. Invite me with "
     "`/invite @papers-bot` and run the command again."
 )
-LIKED_DAYS = 7
 
 
 def register(app: App, deps: Deps) -> None:
@@ -93,11 +94,12 @@ def _subscribe(deps: Deps, command, arg: str, respond, client) -> None:
         )
         if added is None:
             raise Refused(f"This channel already follows *{blocks.escape(topic.text)}*.")
+        schedule = from_row(queries.channel_settings(team, channel, session=session), deps.settings)
     # Committed before talking to Slack, so no database lock is held during the call.
-    when = f"{deps.settings.digest_time:%H:%M} {deps.settings.digest_timezone}"
+    when = f"{schedule.days_text()} at {schedule.time:%H:%M} {schedule.timezone}"
     note = (
         f"{_who(command)} subscribed this channel to *{blocks.escape(topic.text)}*. "
-        f"New papers on it arrive in the daily digest at {when}."
+        f"New papers on it arrive in the digest ({blocks.escape(when)})."
     )
     try:
         client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note)[1])
@@ -134,11 +136,13 @@ def _list(deps: Deps, command, arg: str, respond, client) -> None:
             command["team_id"], command["channel_id"], session=session
         )
         state = queries.channel_state(command["team_id"], command["channel_id"], session=session)
+        row = queries.channel_settings(command["team_id"], command["channel_id"], session=session)
+    schedule = from_row(row, deps.settings).describe()
     warning = None
     if state is not None and state.error:
         hint = CHANNEL_ERRORS.get(state.error, "the next run retries")
         warning = f"My last digest here failed (`{state.error}`): {hint}."
-    text, body = blocks.topic_list([s.topic for s in subs], warning)
+    text, body = blocks.topic_list([s.topic for s in subs], warning, schedule=schedule)
     respond(text=text, blocks=body, response_type="ephemeral")
 
 
@@ -165,16 +169,13 @@ def search_reply(deps: Deps, query: str, offset: int) -> dict:
 def _liked(deps: Deps, command, arg: str, respond, client) -> None:
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=LIKED_DAYS)
     with session_scope(deps.engine) as session:
-        reactions = queries.reactions_in_force(
+        items = most_liked(
+            command["team_id"],
+            command["channel_id"],
             session=session,
-            team_id=command["team_id"],
-            channel_id=command["channel_id"],
+            settings=deps.settings,
             since=since,
         )
-        votes = feedback.paper_votes(reactions, deps.settings)
-        top = sorted((v, p) for p, v in votes.items() if v > 0)[::-1][:10]
-        papers = queries.get_papers([p for _, p in top], session=session)
-        items = [(make_view(papers[p]), v) for v, p in top if p in papers]
     text, body = blocks.liked_papers(items, LIKED_DAYS)
     respond(text=text, blocks=body, response_type="ephemeral")
 
@@ -187,4 +188,5 @@ COMMANDS = {
     "list": _list,
     "search": _search,
     "liked": _liked,
+    "settings": open_settings,
 }

@@ -207,3 +207,47 @@ class FetchedDay(SQLModel, table=True):
     papers: int = 0
     skipped: int = 0
     fetched_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ChannelSettings(SQLModel, table=True):
+    """A channel's own digest schedule, set with `/papers settings`; no row: the defaults."""
+
+    __tablename__ = "channel_settings"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    digest_time: str = Field(max_length=5)  # HH:MM, local to `timezone`
+    timezone: str = Field(max_length=64)  # IANA name
+    weekdays: str = Field(max_length=20)  # ","-joined, 0 = Monday (daily digests)
+    max_papers: int
+    weekly_day: int | None = None  # None: daily; else the weekday of the weekly digest
+    sources: str | None = Field(default=None, max_length=64)  # ","-joined; None: every source
+    updated_by: str = Field(default="", max_length=32)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ChannelRun(SQLModel, table=True):
+    """One channel's scheduled digest for one local day: tried at, and finished (once)."""
+
+    __tablename__ = "channel_runs"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "run_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    run_date: dt.date = Field(index=True)  # the channel's local date
+    attempted_at: dt.datetime
+    finished_at: dt.datetime | None = None
+
+
+class WorkspaceRemoval(SQLModel, table=True):
+    """A workspace that uninstalled the app or revoked its token: no digests from then on;
+    `papers-bot purge` deletes its rows after the grace period."""
+
+    __tablename__ = "workspace_removals"
+
+    team_id: str = Field(primary_key=True, max_length=32)
+    removed_at: dt.datetime = Field(default_factory=utcnow)
+    reason: str = Field(default="", max_length=32)  # app_uninstalled or tokens_revoked

@@ -20,6 +20,8 @@ from sqlmodel import Session, col, select
 from bot.sources import PaperRecord
 from storage.models import (
     ArchiveRevision,
+    ChannelRun,
+    ChannelSettings,
     ChannelState,
     Delivery,
     Digest,
@@ -32,6 +34,7 @@ from storage.models import (
     Reaction,
     SlackEvent,
     Subscription,
+    WorkspaceRemoval,
     utcnow,
 )
 
@@ -360,18 +363,149 @@ def delete_subscription(subscription_id: int, *, session: Session) -> bool:
 
 
 def subscribed_channels(
-    *, session: Session, channel_id: str | None = None
+    *, session: Session, channel_id: str | None = None, team_id: str | None = None
 ) -> dict[tuple[str, str], list[Subscription]]:
     """Every (team, channel) with at least one topic, with its topics in the order added."""
     stmt = select(Subscription)
     if channel_id:
         stmt = stmt.where(Subscription.channel_id == channel_id)
+    if team_id:
+        stmt = stmt.where(Subscription.team_id == team_id)
     channels: dict[tuple[str, str], list[Subscription]] = {}
     for sub in session.exec(
         stmt.order_by(Subscription.team_id, Subscription.channel_id, Subscription.id)
     ):
         channels.setdefault((sub.team_id, sub.channel_id), []).append(sub)
     return channels
+
+
+# --- channel settings and scheduled runs -------------------------------------------------
+
+
+def channel_settings(team_id: str, channel_id: str, *, session: Session) -> ChannelSettings | None:
+    stmt = select(ChannelSettings).where(
+        ChannelSettings.team_id == team_id, ChannelSettings.channel_id == channel_id
+    )
+    return session.exec(stmt).first()
+
+
+def all_channel_settings(*, session: Session) -> dict[tuple[str, str], ChannelSettings]:
+    return {(r.team_id, r.channel_id): r for r in session.exec(select(ChannelSettings))}
+
+
+def save_channel_settings(
+    team_id: str, channel_id: str, values: dict, user_id: str, *, session: Session
+) -> None:
+    """Store a channel's settings (the columns of `ChannelSettings`), replacing older ones."""
+    row = {**values, "updated_by": user_id, "updated_at": utcnow()}
+    stmt = _insert(session)(ChannelSettings.__table__).values(
+        team_id=team_id, channel_id=channel_id, **row
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["team_id", "channel_id"], set_={k: stmt.excluded[k] for k in row}
+    )
+    session.execute(stmt)
+
+
+def channel_runs_since(
+    day: dt.date, *, session: Session
+) -> dict[tuple[str, str, dt.date], ChannelRun]:
+    """Scheduled runs of every channel for local days from `day` on."""
+    stmt = select(ChannelRun).where(ChannelRun.run_date >= day)
+    return {(r.team_id, r.channel_id, r.run_date): r for r in session.exec(stmt)}
+
+
+def mark_run_attempted(
+    team_id: str, channel_id: str, day: dt.date, at: dt.datetime, *, session: Session
+) -> None:
+    row = {"team_id": team_id, "channel_id": channel_id, "run_date": day, "attempted_at": at}
+    stmt = _insert(session)(ChannelRun.__table__).values(**row)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["team_id", "channel_id", "run_date"], set_={"attempted_at": at}
+    )
+    session.execute(stmt)
+
+
+def mark_run_finished(
+    team_id: str, channel_id: str, day: dt.date, at: dt.datetime, *, session: Session
+) -> None:
+    stmt = (
+        update(ChannelRun)
+        .where(
+            col(ChannelRun.team_id) == team_id,
+            col(ChannelRun.channel_id) == channel_id,
+            col(ChannelRun.run_date) == day,
+            col(ChannelRun.finished_at).is_(None),
+        )
+        .values(finished_at=at)
+    )
+    session.execute(stmt)
+
+
+def last_digest_date(
+    team_id: str, channel_id: str, before: dt.date, *, session: Session
+) -> dt.date | None:
+    stmt = select(func.max(Digest.digest_date)).where(
+        Digest.team_id == team_id, Digest.channel_id == channel_id, Digest.digest_date < before
+    )
+    return session.exec(stmt).one()
+
+
+def last_posted_digest(team_id: str, channel_id: str, *, session: Session) -> Digest | None:
+    """The channel's newest digest whose parent message Slack accepted."""
+    stmt = select(Digest).where(
+        Digest.team_id == team_id,
+        Digest.channel_id == channel_id,
+        col(Digest.parent_ts).is_not(None),
+    )
+    return session.exec(stmt.order_by(col(Digest.digest_date).desc())).first()
+
+
+def fetched_at(source: str, day: dt.date, *, session: Session) -> dt.datetime | None:
+    """When `day` was last read from `source`, if ever."""
+    stmt = select(FetchedDay.fetched_at).where(FetchedDay.source == source, FetchedDay.day == day)
+    return session.exec(stmt).first()
+
+
+# --- workspaces that left ---------------------------------------------------------------
+
+
+def record_removal(team_id: str, reason: str, *, session: Session) -> None:
+    """Remember when a workspace uninstalled the app (the first time, until it reinstalls)."""
+    row = {"team_id": team_id, "removed_at": utcnow(), "reason": reason[:32]}
+    _insert_ignore(session, WorkspaceRemoval, [row], ("team_id",))
+
+
+def clear_removal(team_id: str, *, session: Session) -> None:
+    session.execute(delete(WorkspaceRemoval).where(col(WorkspaceRemoval.team_id) == team_id))
+
+
+def removed_before(moment: dt.datetime, *, session: Session) -> list[str]:
+    stmt = select(WorkspaceRemoval.team_id).where(WorkspaceRemoval.removed_at <= moment)
+    return list(session.exec(stmt.order_by(WorkspaceRemoval.team_id)))
+
+
+# Every table whose rows belong to one workspace, children before parents.
+WORKSPACE_TABLES = (
+    Reaction,
+    Delivery,
+    Digest,
+    Subscription,
+    ChannelSettings,
+    ChannelRun,
+    ChannelState,
+    SlackEvent,
+    WorkspaceRemoval,
+)
+
+
+def delete_workspace_rows(team_id: str, *, session: Session) -> int:
+    """Delete everything stored about one workspace; returns the rows deleted."""
+    total = 0
+    for model in WORKSPACE_TABLES:
+        stmt = delete(model).where(model.__table__.c.team_id == team_id)
+        total += session.execute(stmt).rowcount or 0
+    return total
 
 
 # --- channel health -----------------------------------------------------------------------

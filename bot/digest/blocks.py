@@ -243,6 +243,7 @@ def help_message(max_topics: int, hint: str | None = None, *, by_meaning: bool =
         "• `/papers search &lt;query&gt;` search every stored paper; add `since:30d` or "
         "`since:2024-07-01` to limit by date\n"
         "• `/papers liked` the papers this channel liked most in the last 7 days\n"
+        "• `/papers settings` when this channel's digest comes, how many papers, from where\n"
         "• `/papers help` this message\n"
         f"A channel can follow up to {max_topics} topics of up to 200 characters. "
         "React 👍 ❤️ 🔥 or 👎 on a paper reply: the next digests learn from it."
@@ -254,10 +255,15 @@ def help_message(max_topics: int, hint: str | None = None, *, by_meaning: bool =
     return text, body
 
 
-def topic_list(topics: Sequence[str], warning: str | None = None) -> Message:
+def topic_list(
+    topics: Sequence[str], warning: str | None = None, *, schedule: str | None = None
+) -> Message:
     """Every topic of the channel, numbered (the numbers `unsubscribe` takes); `warning`
-    (already escaped) adds a note below."""
+    (already escaped) adds a note below, and `schedule` (the channel's digest settings, in
+    words) a line about when they come."""
     extra = [_context(warning)] if warning else []
+    if schedule:
+        extra.insert(0, _context(f"Digest: {escape(schedule)}. Change it: `/papers settings`."))
     if not topics:
         text = "This channel follows no topics yet. Try `/papers subscribe contrastive learning`."
         return text, [_section(text), *extra]

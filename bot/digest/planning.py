@@ -1,15 +1,16 @@
 """What each channel gets today, and getting it there exactly once.
 
-`plan_channel` ranks the recent papers (listed in the last `DIGEST_LOOKBACK_DAYS` days and
-not yet sent to the channel) against the channel's topics. `run_digest` does it for every
-subscribed channel: under a per-channel lease it writes the plan (one digest row, one
-delivery row per paper) before posting anything, then posts parent and replies through
-`bot.digest.delivery`, recording each Slack `ts` as it arrives. A digest cut short by a crash, a
-Slack outage or a channel error is finished in the same thread by the next run. A channel
-Slack refuses (not invited, archived, …) is paused: no new digests are planned for it, and
-each run retries only its oldest unfinished one, so fixing it brings one thread, not a
-backlog. With
-`dry_run` nothing is written or posted: the plans are returned for printing.
+`plan_channel` ranks the recent papers (listed in the last `DIGEST_LOOKBACK_DAYS` days, or
+since the last digest for a weekly one, and not yet sent to the channel) against the
+channel's topics, keeping the channel's most papers (`bot.channel_settings`). `run_digest`
+does it for every subscribed channel with a digest that day: under a per-channel lease it
+writes the plan (one digest row, one delivery row per paper) before posting anything, then
+posts parent and replies through `bot.digest.delivery`, recording each Slack `ts` as it
+arrives. A digest cut short by a crash, a Slack outage or a channel error is finished in the
+same thread by the next run. A channel Slack refuses (not invited, archived, …) is paused:
+no new digests are planned for it, and each run retries only its oldest unfinished one, so
+fixing it brings one thread, not a backlog. With `dry_run` nothing is written or posted:
+the plans are returned for printing.
 Called by `bot.jobs` (scheduler, CLI) and tests.
 """
 
@@ -20,13 +21,14 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from slack_sdk import WebClient
 from sqlmodel import Session
 
 from bot.archive.live import Archive
+from bot.channel_settings import Schedule, from_row
 from bot.digest.blocks import PaperView, digest_parent, paper_message
 from bot.digest.delivery import CHANNEL_ERRORS, DeliveryReport, Outbox, Post, deliver
 from bot.digest.summary import summarize
@@ -58,10 +60,23 @@ class DigestSummary:
     papers_posted: int = 0
     nothing_new: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # another process holds the channel
+    not_today: list[str] = field(default_factory=list)  # their schedule has no digest today
     failed: dict[str, str] = field(default_factory=dict)
     left_pending: int = 0
     retry_errors: list[str] = field(default_factory=list)  # why messages were left pending
     plans: list[ChannelPlan] = field(default_factory=list)  # dry run only
+
+    def add(self, part: DigestSummary) -> None:
+        """Count another run in (the runs of other workspaces or other local days)."""
+        self.channels += part.channels
+        self.posted_channels = sorted({*self.posted_channels, *part.posted_channels})
+        self.papers_posted += part.papers_posted
+        self.nothing_new += part.nothing_new
+        self.busy += part.busy
+        self.not_today = sorted({*self.not_today, *part.not_today})
+        self.failed.update(part.failed)
+        self.left_pending += part.left_pending
+        self.retry_errors = sorted({*self.retry_errors, *part.retry_errors})
 
 
 def make_view(paper: Paper, index: Bm25Index | None = None, **why) -> PaperView:
@@ -184,9 +199,11 @@ def _plan_today(
     topics: list[str],
     today: dt.date,
     semantics: Closeness | None,
+    schedule: Schedule,
 ) -> tuple[list[Match], dict[str, Paper]]:
     exclude = queries.delivered_or_planned_ids(team_id, channel_id, session=session)
-    candidates = recent_candidates(today, settings.digest_lookback_days, exclude, session=session)
+    lookback = _lookback(session, settings, team_id, channel_id, today, schedule)
+    candidates = recent_candidates(today, lookback, exclude, session=session)
     extra = feedback.channel_expansion(
         archive.index, team_id, channel_id, settings=settings, session=session
     )
@@ -194,11 +211,24 @@ def _plan_today(
         archive.index,
         topics,
         candidates,
-        limit=settings.digest_max_papers,
+        limit=schedule.max_papers,
         extra_terms=extra,
         semantics=semantics,
+        sources=frozenset(schedule.sources) or None,
     )
     return matches, {p.id: p for p in candidates}
+
+
+def _lookback(
+    session: Session,
+    settings: Settings,
+    team_id: str,
+    channel_id: str,
+    today: dt.date,
+    schedule: Schedule,
+) -> int:
+    last = queries.last_digest_date(team_id, channel_id, today, session=session)
+    return schedule.lookback(settings.digest_lookback_days, last, today)
 
 
 def run_digest(
@@ -209,17 +239,34 @@ def run_digest(
     archive: Archive,
     today: dt.date,
     channel: str | None = None,
+    team: str | None = None,
+    only: Collection[tuple[str, str]] | None = None,
     dry_run: bool = False,
     interval: float = 1.0,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> DigestSummary:
+    """Plan and post `today`'s digest of every subscribed channel whose schedule has a
+    digest that day (all of `only`, or `channel`, whatever their schedule), of every
+    workspace or of `team`."""
     summary = DigestSummary(day=today)
-    channels = queries.subscribed_channels(session=session, channel_id=channel)
+    channels = queries.subscribed_channels(session=session, channel_id=channel, team_id=team)
+    stored = queries.all_channel_settings(session=session)
+    schedules = {key: from_row(stored.get(key), settings) for key in channels}
+    if only is not None:
+        wanted = set(only)
+        channels = {key: subs for key, subs in channels.items() if key in wanted}
+    elif channel is None:
+        summary.not_today = sorted(c for (_, c), s in schedules.items() if not s.runs_on(today))
+        channels = {key: subs for key, subs in channels.items() if schedules[key].runs_on(today)}
     summary.channels = len(channels)
     semantics = None
     if channels and archive.encoder is not None:
         # Every candidate paper and topic is encoded once, in batches, before planning.
-        start = today - dt.timedelta(days=settings.digest_lookback_days)
+        lookback = max(
+            _lookback(session, settings, team, chan, today, schedules[(team, chan)])
+            for team, chan in channels
+        )
+        start = today - dt.timedelta(days=lookback)
         window = queries.paper_ids_listed_since(start, until=today, session=session)
         if encoded := archive.embed(window):
             progress(f"encoded {encoded} papers for matching by meaning")
@@ -230,7 +277,15 @@ def run_digest(
         for (team_id, channel_id), subs in channels.items():
             topics = [s.topic for s in subs]
             matches, papers = _plan_today(
-                session, archive, settings, team_id, channel_id, topics, today, semantics
+                session,
+                archive,
+                settings,
+                team_id,
+                channel_id,
+                topics,
+                today,
+                semantics,
+                schedules[(team_id, channel_id)],
             )
             views = _views(matches, papers, archive.index)
             summary.plans.append(ChannelPlan(team_id, channel_id, topics, views))
@@ -258,7 +313,15 @@ def run_digest(
             ):
                 topics = [s.topic for s in subs]
                 matches, _ = _plan_today(
-                    session, archive, settings, team_id, channel_id, topics, today, semantics
+                    session,
+                    archive,
+                    settings,
+                    team_id,
+                    channel_id,
+                    topics,
+                    today,
+                    semantics,
+                    schedules[(team_id, channel_id)],
                 )
                 if matches:
                     digest = queries.create_digest(

@@ -9,7 +9,9 @@ API and a fake Hugging Face API on loopback, and the real `papers-bot` CLI in-pr
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -18,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
@@ -56,19 +59,24 @@ class Stack:
         """Send `/papers <text>` and wait for the bot's answer.
 
         `wait="reply"` waits for a message to the response_url and returns its params;
-        `wait="post"` waits for a channel message (subscription confirmations) instead.
+        `wait="post"` waits for a channel message (subscription confirmations) instead, and
+        any other `wait` for a call to that Web API method (e.g. `views.open`).
         """
         self._responses += 1
         response_url = self.slack.response_url(self._responses)
         body = slash_command_body(
             text, channel_id=channel, user_id=user, response_url=response_url, **kw
         )
-        method = "response_url" if wait == "reply" else "chat.postMessage"
+        method = {"reply": "response_url", "post": "chat.postMessage"}.get(wait, wait)
         before = len(self.slack.calls(method))
         response = post_signed(self.url, body, SECRET)
         assert response.status_code == 200, response.text
         answers = self.slack.wait_for(method, before + 1, timeout=10)
         return response, answers[-1].params
+
+    def interact(self, body: str):
+        """Send a signed interactivity or event body (a modal submission, a click, …)."""
+        return post_signed(self.url, body, SECRET)
 
     def react(
         self,
@@ -101,12 +109,14 @@ class Stack:
 @contextmanager
 def bot_process(env: dict, cwd: Path, *args: str) -> Iterator[tuple[subprocess.Popen, list]]:
     """`papers-bot run ARGS` as a real process; on exit it gets SIGTERM (killed after 10 s)
-    and its combined output lands in the yielded list. Unless `env` says otherwise, its
-    daily job is 12 hours away, so the scheduler never starts a digest during the test."""
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=12)
+    and its combined output lands in the yielded list. Unless `env` says otherwise, digests
+    are due at 23:59 in a zone where it is just past midnight, so the scheduler (which
+    catches up on a time passed earlier the same day) never starts one during the test."""
+    hour = dt.datetime.now(dt.UTC).hour
+    zone = f"Etc/GMT+{hour}" if hour <= 12 else f"Etc/GMT-{24 - hour}"  # local time 00:xx
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "run", *args],
-        env={"DIGEST_TIMEZONE": "UTC", "DIGEST_TIME": later.strftime("%H:%M"), **env},
+        env={"DIGEST_TIMEZONE": zone, "DIGEST_TIME": "23:59", **env},
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -124,6 +134,39 @@ def bot_process(env: dict, cwd: Path, *args: str) -> Iterator[tuple[subprocess.P
             output.append(proc.communicate(timeout=5)[0])
 
 
+OAUTH_ENV = {
+    "SLACK_BOT_TOKEN": "",
+    "SLACK_CLIENT_ID": "1111.2222",
+    "SLACK_CLIENT_SECRET": "oauth-client-secret",
+    "SLACK_STATE_SECRET": "state-signing-secret",
+}
+
+
+def oauth_install(stack: Stack, team: str, token: str, *, state: str | None = None):
+    """Install the app in `team` the way a browser does: `/slack/install` hands out a state
+    (and its cookie) and the link to Slack's consent page (never fetched here); Slack would
+    then send the browser to `/slack/oauth_redirect` with a one-time code, which the bot
+    exchanges at the fake's `oauth.v2.access` for `token`. `state` replaces the issued one.
+    Returns the redirect's response."""
+    code = f"code-{team}-{token}"
+    stack.slack.oauth_app(OAUTH_ENV["SLACK_CLIENT_ID"], OAUTH_ENV["SLACK_CLIENT_SECRET"])
+    stack.slack.add_install(code, team, token)
+    base = stack.url.removesuffix("/slack/events")
+    page = httpx.get(f"{base}/slack/install")
+    assert page.status_code == 200
+    link = html.unescape(re.search(r'<a href="([^"]+)"', page.text)[1])
+    assert link.startswith("https://slack.com/oauth/v2/authorize?")
+    assert f"client_id={OAUTH_ENV['SLACK_CLIENT_ID']}" in link
+    issued = re.search(r"state=([^&]+)", link)[1]
+    assert page.cookies.get("slack-app-oauth-state") == issued
+    state = state or issued
+    return httpx.get(
+        f"{base}/slack/oauth_redirect",
+        params={"code": code, "state": state},
+        headers={"cookie": f"slack-app-oauth-state={state}"},
+    )
+
+
 @pytest.fixture
 def seed_items(shared_dir: Path) -> list[dict]:
     return json.loads((shared_dir / "data" / "seed_daily_papers.json").read_text())
@@ -131,6 +174,14 @@ def seed_items(shared_dir: Path) -> list[dict]:
 
 @pytest.fixture
 def stack(db_url, seed_items, tmp_path, monkeypatch, capsys):
+    with running_stack(db_url, seed_items, tmp_path, monkeypatch, capsys) as running:
+        yield running
+
+
+@contextmanager
+def running_stack(db_url, seed_items, tmp_path, monkeypatch, capsys, **extra_env: str):
+    """The Bolt app on waitress with the fakes, its environment from `extra_env` on top of
+    the single-token defaults (an empty value unsets a setting)."""
     with FakeSlack() as slack, FakeHF(days={DAY: seed_items}) as hf:
         env = {
             "SLACK_BOT_TOKEN": TOKEN,
@@ -139,9 +190,13 @@ def stack(db_url, seed_items, tmp_path, monkeypatch, capsys):
             "HF_API_URL": hf.base_url,
             "DATABASE_URL": db_url,
             "DIGEST_POST_INTERVAL": "0",
+            **extra_env,
         }
+        env = {name: value for name, value in env.items() if value}
         monkeypatch.chdir(tmp_path)
         for name in ("SLACK_APP_TOKEN", "DIGEST_TIME", "DIGEST_TIMEZONE", "DIGEST_MAX_PAPERS"):
+            monkeypatch.delenv(name, raising=False)
+        for name in ("SLACK_BOT_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
             monkeypatch.delenv(name, raising=False)
         for name, value in env.items():
             monkeypatch.setenv(name, value)

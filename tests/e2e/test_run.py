@@ -66,7 +66,7 @@ def test_run_serves_slash_commands_and_health(tmp_path):
     assert proc.returncode == 0  # SIGTERM is a clean stop
     assert "INFO bot.server: stopped" in output
     assert "listening on http://127.0.0.1" in output
-    assert re.search(r"daily digest scheduled at \d\d:\d\d UTC", output)
+    assert re.search(r"at each channel's own time \(default 23:59 Etc/GMT[+-]\d+, Monday", output)
     assert "xoxb-run" not in output and SECRET not in output
 
 

@@ -115,7 +115,7 @@ def test_the_daily_job_matches_by_meaning(stack):
         client=make_client(stack.settings),
         settings=stack.settings,
         archive=archive,
-        today=dt.date.fromisoformat(DAY),
+        now=dt.datetime.fromisoformat(f"{DAY}T09:00:00+00:00"),
     )
     with Session(stack.engine) as session:
         delivered = queries.channel_deliveries("T0001", "C0001", session=session)

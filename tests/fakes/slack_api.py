@@ -17,6 +17,14 @@ Socket Mode: ``apps.connections.open`` takes an app-level ``xapp-`` token (a bot
 ``not_allowed_token_type``) and answers ``{"ok": true, "url": socket_url}``; set ``socket_url``
 (e.g. to ``tests.fakes.socket_mode.FakeSocketMode().url``) before the app connects.
 
+OAuth: ``oauth_app`` sets the client id and secret, ``add_install`` a one-time code;
+``oauth.v2.access`` exchanges it for that workspace's bot token, and ``auth.test`` then
+answers as that workspace.
+
+Views: ``views.open`` takes a trigger id once (``exchanged_trigger_id`` after) and a modal
+view, ``views.publish`` a ``user_id`` and a home view; both answer with the stored view (an
+``id``, ``hash`` and empty ``state``), and ``opened_views``/``home`` show what was shown.
+
 Fault injection (all thread-safe): ``set_channel_error``/``clear_channel_error``, ``fail_next``
 (429, 5xx, any API error, or a slow answer), ``enforce_rate_limit`` (a per-channel token bucket
 for ``chat.postMessage``), ``revoke_token`` and ``stop``/``start`` (Slack unreachable, then back).
@@ -24,8 +32,10 @@ for ``chat.postMessage``), ``revoke_token`` and ``stop``/``start`` (Slack unreac
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import re
 import socket
 import threading
 import time
@@ -51,6 +61,10 @@ DEFAULT_SCOPES: tuple[str, ...] = (
 MAX_TEXT_CHARS = 40_000
 #: Slack accepts at most this many blocks in one message (``invalid_blocks`` beyond).
 MAX_BLOCKS = 50
+#: Most blocks in a modal or Home tab view.
+MAX_VIEW_BLOCKS = 100
+#: A trigger id as Slack sends it (``12345.98765.abcd2358fdea``); each works once.
+TRIGGER_ID = re.compile(r"^\d+\.\d+\.[0-9a-f]+$")
 #: Errors ``set_channel_error`` knows how to simulate.
 CHANNEL_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 
@@ -242,6 +256,15 @@ class FakeSlack(Running):
         self._burst = 1
         self._buckets: dict[str, _Bucket] = {}
         self._last_ts_us = 0
+        self._view_ids = 0
+        self._triggers_used: set[str] = set()
+        self._opened: list[dict[str, Any]] = []
+        self._homes: dict[str, dict[str, Any]] = {}
+        self._private: set[str] = set()
+        self._oauth_app: tuple[str, str] | None = None
+        self._install_codes: dict[str, tuple[str, str, str, str]] = {}
+        self._workspaces: dict[str, tuple[str, str]] = {}  # bot token -> (team id, name)
+        self._members: dict[str, list[str]] = {}
 
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -329,8 +352,20 @@ class FakeSlack(Running):
             self._revoked.clear()
             self._rate = None
             self._buckets.clear()
+            self._opened.clear()
+            self._homes.clear()
 
     # ------------------------------------------------------------------ inspection
+
+    def opened_views(self) -> list[dict[str, Any]]:
+        """Modals opened with ``views.open`` and accepted, oldest first (as Slack stored them)."""
+        with self._cond:
+            return list(self._opened)
+
+    def home(self, user: str) -> dict[str, Any] | None:
+        """The Home tab last published for ``user`` with ``views.publish``, or None."""
+        with self._cond:
+            return self._homes.get(user)
 
     def calls(self, method: str | None = None) -> list[Call]:
         """Every call received (in arrival order), or only those to ``method``."""
@@ -400,6 +435,33 @@ class FakeSlack(Running):
                 "team": self.team_id,
             }
             return ts
+
+    def oauth_app(self, client_id: str, client_secret: str) -> None:
+        """The app's OAuth credentials, which ``oauth.v2.access`` checks."""
+        with self._cond:
+            self._oauth_app = (client_id, client_secret)
+
+    def add_install(
+        self, code: str, team_id: str, token: str, *, team: str = "", installer: str = "U0001"
+    ) -> None:
+        """A one-time ``code`` that ``oauth.v2.access`` exchanges for ``token``, a bot token
+        of workspace ``team_id`` (``auth.test`` with it answers that workspace)."""
+        with self._cond:
+            self._install_codes[code] = (team_id, team or f"Workspace {team_id}", token, installer)
+
+    def token_of(self, call: Call) -> str | None:
+        """The token a recorded call was made with."""
+        return self._token(call.params, call.headers)
+
+    def set_members(self, channel: str, members: Iterable[str], *, private: bool = False) -> None:
+        """Who is in ``channel`` (``conversations.members``); ``private`` makes
+        ``conversations.info`` say ``is_private``."""
+        with self._cond:
+            self._members[channel] = list(members)
+            if private:
+                self._private.add(channel)
+            else:
+                self._private.discard(channel)
 
     def set_channel_error(self, channel: str, error: str) -> None:
         """Make calls that target ``channel`` fail with ``error`` until cleared.
@@ -536,6 +598,8 @@ class FakeSlack(Running):
         token = self._token(params, headers)
         if method == "apps.connections.open":
             return self._connections_open(token)
+        if method == "oauth.v2.access":
+            return self._oauth_access(params, headers)
         if not token or not token.startswith("xoxb-"):
             return _error("invalid_auth")  # real Slack says "not_authed" when there is no token
         if token in self._revoked:
@@ -543,6 +607,39 @@ class FakeSlack(Running):
         answer = self._method(method, params, call)
         answer.headers.setdefault("x-oauth-scopes", self.scopes)
         return answer
+
+    def _oauth_access(self, params: dict[str, Any], headers: dict[str, str]) -> _Answer:
+        """``oauth.v2.access``: the app's client id and secret (HTTP Basic, as slack_sdk sends
+        them, or form fields) and a one-time code from :meth:`add_install`."""
+        client_id, client_secret = params.get("client_id"), params.get("client_secret")
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("basic "):
+            decoded = base64.b64decode(auth[6:].strip()).decode("utf-8", "replace")
+            client_id, _, client_secret = decoded.partition(":")
+        if self._oauth_app is None or client_id != self._oauth_app[0]:
+            return _error("invalid_client_id")
+        if client_secret != self._oauth_app[1]:
+            return _error("bad_client_secret")
+        install = self._install_codes.pop(str(params.get("code") or ""), None)
+        if install is None:
+            return _error("invalid_code")
+        team_id, team_name, token, installer = install
+        self._workspaces[token] = (team_id, team_name)
+        return _Answer(
+            200,
+            {
+                "ok": True,
+                "access_token": token,
+                "token_type": "bot",
+                "scope": self.scopes,
+                "bot_user_id": self.bot_user_id,
+                "app_id": self.app_id,
+                "team": {"name": team_name, "id": team_id},
+                "enterprise": None,
+                "authed_user": {"id": installer},
+                "is_enterprise_install": False,
+            },
+        )
 
     def _connections_open(self, token: str | None) -> _Answer:
         """Socket Mode's ``apps.connections.open``: app-level (``xapp-``) tokens only."""
@@ -558,14 +655,16 @@ class FakeSlack(Running):
 
     def _method(self, method: str, params: dict[str, Any], call: Call) -> _Answer:
         if method == "auth.test":
+            token = self._token(params, call.headers) or ""
+            team_id, team = self._workspaces.get(token, (self.team_id, self.team))
             return _Answer(
                 200,
                 {
                     "ok": True,
                     "url": f"https://{self.team_domain}.slack.com/",
-                    "team": self.team,
+                    "team": team,
                     "user": self.bot_user_name,
-                    "team_id": self.team_id,
+                    "team_id": team_id,
                     "user_id": self.bot_user_id,
                     "bot_id": self.bot_id,
                     "is_enterprise_install": False,
@@ -581,7 +680,98 @@ class FakeSlack(Running):
             return self._reactions_add(params)
         if method == "conversations.info":
             return self._conversations_info(params)
+        if method == "conversations.members":
+            return self._conversations_members(params)
+        if method == "chat.getPermalink":
+            return self._permalink(params)
+        if method == "views.open":
+            return self._views_open(params)
+        if method == "views.publish":
+            return self._views_publish(params)
         return _Answer(200, {"ok": True})
+
+    def _conversations_members(self, params: dict[str, Any]) -> _Answer:
+        """Members in pages of ``limit`` (cursor = the next index), like Slack."""
+        channel = params.get("channel")
+        if not channel or self._channel_errors.get(channel) == "channel_not_found":
+            return _error("channel_not_found")
+        members = self._members.get(channel, [])
+        start = int(params.get("cursor") or 0)
+        limit = max(1, min(int(params.get("limit") or 100), 1000))
+        end = start + limit
+        cursor = str(end) if end < len(members) else ""
+        return _Answer(
+            200,
+            {
+                "ok": True,
+                "members": members[start:end],
+                "response_metadata": {"next_cursor": cursor},
+            },
+        )
+
+    def _permalink(self, params: dict[str, Any]) -> _Answer:
+        channel, ts = params.get("channel"), str(params.get("message_ts") or "")
+        if not channel or self._channel_errors.get(channel) == "channel_not_found":
+            return _error("channel_not_found")
+        if ts not in self._messages.get(channel, {}):
+            return _error("message_not_found")
+        link = f"https://{self.team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        return _Answer(200, {"ok": True, "channel": channel, "permalink": link})
+
+    def _view_error(self, view: Any, kind: str) -> str | None:
+        """Slack's checks of a view payload (the ones a builder can get wrong)."""
+        if not isinstance(view, dict) or view.get("type") != kind:
+            return "invalid_arguments"
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or len(blocks) > MAX_VIEW_BLOCKS:
+            return "invalid_arguments"
+        if kind == "modal" and len((view.get("title") or {}).get("text") or "") not in range(1, 25):
+            return "invalid_arguments"
+        if len(view.get("private_metadata") or "") > 3000:
+            return "invalid_arguments"
+        return None
+
+    def _view(self, view: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        self._view_ids += 1
+        return {
+            "id": f"V{self._view_ids:08d}",
+            "team_id": self.team_id,
+            "app_id": self.app_id,
+            "bot_id": self.bot_id,
+            "state": {"values": {}},
+            "hash": f"{self._view_ids}.{self._last_ts_us}",
+            "private_metadata": "",
+            "callback_id": "",
+            **view,
+            **extra,
+        }
+
+    def _views_open(self, params: dict[str, Any]) -> _Answer:
+        trigger = params.get("trigger_id")
+        if not trigger:
+            return _error("invalid_arguments")
+        if not isinstance(trigger, str) or not TRIGGER_ID.match(trigger):
+            return _error("invalid_trigger_id")
+        if trigger in self._triggers_used:
+            return _error("exchanged_trigger_id")
+        error = self._view_error(_maybe_json(params.get("view")), "modal")
+        if error:
+            return _error(error)
+        self._triggers_used.add(trigger)
+        view = self._view(_maybe_json(params["view"]))
+        self._opened.append(view)
+        return _Answer(200, {"ok": True, "view": view})
+
+    def _views_publish(self, params: dict[str, Any]) -> _Answer:
+        user = params.get("user_id")
+        if not user:
+            return _error("invalid_arguments")
+        error = self._view_error(_maybe_json(params.get("view")), "home")
+        if error:
+            return _error(error)
+        view = self._view(_maybe_json(params["view"]))
+        self._homes[str(user)] = view
+        return _Answer(200, {"ok": True, "view": view})
 
     def _content_error(self, params: dict[str, Any]) -> str | None:
         text = params.get("text")
@@ -731,7 +921,7 @@ class FakeSlack(Running):
                     "id": channel,
                     "name": f"channel-{channel.lower()}",
                     "is_channel": True,
-                    "is_private": False,
+                    "is_private": channel in self._private,
                     "is_archived": error == "is_archived",
                     "is_member": error != "not_in_channel",
                 },

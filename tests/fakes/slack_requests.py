@@ -27,12 +27,15 @@ import httpx
 __all__ = [
     "FORM",
     "JSON",
+    "app_home_opened_body",
+    "block_actions_body",
     "post_signed",
     "reaction_event_body",
     "sign",
     "signature",
     "slash_command_body",
     "url_verification_body",
+    "view_submission_body",
 ]
 
 FORM = "application/x-www-form-urlencoded"
@@ -168,6 +171,102 @@ def reaction_event_body(
         "event_context": "4-" + uuid.uuid4().hex,
     }
     return json.dumps(envelope)
+
+
+def view_submission_body(
+    view: dict[str, Any],
+    values: dict[str, dict[str, dict[str, Any]]],
+    *,
+    user_id: str = "U0001",
+    team_id: str = "T0001",
+    api_app_id: str = "A0001",
+    token: str = "verification_token",
+) -> str:
+    """The form-encoded ``payload`` Slack sends when someone submits the modal ``view`` (as
+    ``views.open`` answered it) with ``values`` as its ``state.values``."""
+    n = next(_trigger_ids)
+    payload = {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": "papers-test"},
+        "user": {"id": user_id, "username": "ada", "name": "ada", "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": token,
+        "trigger_id": f"{n}.{n * 1000 + 7}.{uuid.uuid4().hex}",
+        "view": {**view, "state": {"values": values}},
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def block_actions_body(
+    action_id: str,
+    value: str,
+    *,
+    user_id: str = "U0001",
+    team_id: str = "T0001",
+    view: dict[str, Any] | None = None,
+    api_app_id: str = "A0001",
+    token: str = "verification_token",
+) -> str:
+    """A button click (``block_actions``), on a Home tab ``view`` when given, with a trigger id."""
+    n = next(_trigger_ids)
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": "ada", "name": "ada", "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": token,
+        "container": {"type": "view", "view_id": (view or {}).get("id", "V0")},
+        "trigger_id": f"{n}.{n * 1000 + 7}.{uuid.uuid4().hex}",
+        "team": {"id": team_id, "domain": "papers-test"},
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": action_id,
+                "type": "button",
+                "value": value,
+                "text": {"type": "plain_text", "text": "Button", "emoji": True},
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    if view is not None:
+        payload["view"] = view
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def app_home_opened_body(
+    user: str = "U0001", *, team_id: str = "T0001", tab: str = "home", api_app_id: str = "A0001"
+) -> str:
+    """The ``event_callback`` Slack sends when someone opens the app's Home tab."""
+    now = time.time()
+    return json.dumps(
+        {
+            "token": "verification_token",
+            "team_id": team_id,
+            "api_app_id": api_app_id,
+            "event": {
+                "type": "app_home_opened",
+                "user": user,
+                "channel": "D0" + user[1:],
+                "tab": tab,
+                "event_ts": _slack_ts(now),
+            },
+            "type": "event_callback",
+            "event_id": "Ev" + uuid.uuid4().hex[:10].upper(),
+            "event_time": int(now),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": team_id,
+                    "user_id": "U0BOT",
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+        }
+    )
 
 
 def url_verification_body(

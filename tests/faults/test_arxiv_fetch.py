@@ -17,7 +17,7 @@ from bot.jobs import daily_job
 from bot.settings import Settings
 from storage import queries
 from tests.fakes.arxiv_server import FakeArxiv, arxiv_record
-from tests.faults.conftest import DAY, error_lines, subscribe
+from tests.faults.conftest import DAY, TEAM, error_lines, subscribe
 
 TODAY = dt.date.fromisoformat(DAY)
 BEFORE = (TODAY - dt.timedelta(days=1)).isoformat()
@@ -124,7 +124,7 @@ def _daily(stack, today: dt.date):
         client=make_client(settings),
         settings=settings,
         archive=Archive(stack.engine),
-        today=today,
+        now=dt.datetime.combine(today, dt.time(9, 5), tzinfo=dt.UTC),  # DIGEST_TIME is 09:00
     )
 
 
@@ -140,8 +140,24 @@ def test_daily_job_with_arxiv_down_posts_from_hf_and_says_so_in_the_log(stack, o
     )
     texts = " ".join(p.text for p in stack.slack.posts("C0001"))
     assert "503" not in texts and "OAI-PMH" not in texts
+    with Session(stack.engine) as session:  # the channel's day is not done: retried later
+        run = queries.channel_runs_since(TODAY, session=session)[(TEAM, "C0001", TODAY)]
+        assert run.finished_at is None
+
+
+def test_a_channel_set_to_hugging_face_only_gets_no_arxiv_only_paper(stack, oai):
+    subscribe(stack, {"C0001": "contrastive learning", "C0002": "contrastive learning"})
+    stack.hf.days.clear()
+    oai.add(robot_paper(1))
     with Session(stack.engine) as session:
-        assert not queries.job_ran("daily", TODAY, session=session)
+        values = {"digest_time": "09:00", "timezone": "UTC", "weekdays": "0,1,2,3,4"}
+        values |= {"max_papers": 10, "sources": "hf"}
+        queries.save_channel_settings(TEAM, "C0002", values, "U0001", session=session)
+        session.commit()
+    summary = _daily(stack, TODAY)
+    assert summary.papers_posted == 1
+    assert [p for p in stack.slack.posts("C0001") if p.thread_ts]
+    assert stack.slack.posts("C0002") == []
 
 
 def test_a_replacement_updates_the_paper_but_is_not_posted_again(stack, oai):

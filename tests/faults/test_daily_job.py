@@ -1,9 +1,10 @@
-"""The scheduled job runs once per day across replicas, and survives a source outage.
+"""The scheduled job runs once per channel and day across replicas, and survives a source
+outage.
 
-Two replicas (threads with an engine, index and Slack client each) fire `daily_job` for
-the same day at the same instant against one database: one posts, the other stands
-aside, and a later call does nothing. With Hugging Face down the job still posts from
-stored papers, records no finished run, and the scheduler's next attempt completes it.
+Two replicas (threads with an engine, index and Slack client each) fire `daily_job` at the
+same instant against one database: each channel's digest is posted once, and a later tick
+does nothing. With Hugging Face down the job still posts from stored papers, records no
+finished run, and the scheduler's next attempt (RETRY_MINUTES later) completes it.
 """
 
 from __future__ import annotations
@@ -11,18 +12,20 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from bot.app import make_client
 from bot.archive.live import Archive
-from bot.jobs import daily_job
+from bot.jobs import RETRY_MINUTES, daily_job
 from bot.settings import Settings
-from storage import queries
 from storage.db import open_engine
-from storage.models import JobRun
+from storage.models import ChannelRun, FetchedDay, utcnow
 from tests.faults.conftest import DAY, TOPICS, assert_delivered_exactly_once, subscribe
 
 TODAY = dt.date.fromisoformat(DAY)
+NOW = dt.datetime.combine(TODAY, dt.time(9, 5), tzinfo=dt.UTC)  # DIGEST_TIME is 09:00 UTC
+RETRY = dt.timedelta(minutes=RETRY_MINUTES, seconds=1)
 
 
 def _settings(**changes) -> Settings:
@@ -37,7 +40,7 @@ def _replica(db_url: str, settings: Settings):
         "client": make_client(settings),
         "settings": settings,
         "archive": Archive(engine),
-        "today": TODAY,
+        "now": NOW,
     }
 
 
@@ -61,16 +64,18 @@ def test_two_replicas_fire_at_once_and_the_digest_is_posted_once(stack, db_url):
             thread.start()
         for thread in threads:
             thread.join(timeout=60)
-        summaries = [r for r in results if r is not None]
-        assert len(results) == 2 and len(summaries) == 1, results
-        assert not isinstance(summaries[0], Exception), summaries[0]
+        assert len(results) == 2, results
+        assert not any(isinstance(r, Exception) for r in results), results
         assert_delivered_exactly_once(stack, list(TOPICS))
         posts = len(stack.slack.posts())
 
-        assert daily_job(**replicas[0][1]) is None  # later the same day: nothing to do
+        later = {**replicas[0][1], "now": NOW + dt.timedelta(hours=3)}
+        assert daily_job(**later) is None  # later the same day: nothing to do
         assert len(stack.slack.posts()) == posts
         with Session(stack.engine) as session:
-            assert len(session.exec(select(JobRun)).all()) == 1
+            runs = session.exec(select(ChannelRun)).all()
+        assert sorted(r.channel_id for r in runs if r.finished_at) == sorted(TOPICS)
+        assert {r.run_date for r in runs} == {TODAY}
     finally:
         for engine, _ in replicas:
             engine.dispose()
@@ -79,19 +84,27 @@ def test_two_replicas_fire_at_once_and_the_digest_is_posted_once(stack, db_url):
 def test_source_outage_posts_from_stored_papers_and_the_retry_completes(stack, db_url):
     subscribe(stack, {"C0001": TOPICS["C0001"]})
     assert stack.cli("fetch", "--date", DAY)[0] == 0  # yesterday's run stored the papers
+    with Session(stack.engine) as session:  # ... long enough ago to be read again
+        session.execute(update(FetchedDay).values(fetched_at=utcnow() - dt.timedelta(days=1)))
+        session.commit()
     engine, kwargs = _replica(db_url, _settings(post_interval=0.0, digest_lookback_days=0))
     try:
         stack.hf.fail_next(503, retry_after=0, times=5)
         summary = daily_job(**kwargs)
         assert summary is not None and summary.papers_posted == 2
-        with Session(engine) as session:
-            assert not queries.job_ran("daily", TODAY, session=session)
+        assert not _finished(engine)
+        assert daily_job(**{**kwargs, "now": NOW + dt.timedelta(minutes=1)}) is None  # waits
 
-        summary = daily_job(**kwargs)  # the scheduler's catch-up tick, HF back
+        summary = daily_job(**{**kwargs, "now": NOW + RETRY})  # the retry, HF back
         assert summary is not None and summary.papers_posted == 0
-        with Session(engine) as session:
-            assert queries.job_ran("daily", TODAY, session=session)
-        assert daily_job(**kwargs) is None
+        assert _finished(engine) == ["C0001"]
+        assert daily_job(**{**kwargs, "now": NOW + 2 * RETRY}) is None
         assert_delivered_exactly_once(stack, ["C0001"])
     finally:
         engine.dispose()
+
+
+def _finished(engine) -> list[str]:
+    with Session(engine) as session:
+        runs = session.exec(select(ChannelRun).where(ChannelRun.run_date == TODAY)).all()
+    return [r.channel_id for r in runs if r.finished_at is not None]

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from bot.app import make_client
 from bot.archive.live import Archive
 from bot.digest.delivery import SlackUnreachable
-from bot.jobs import daily_job
+from bot.jobs import RETRY_MINUTES, daily_job
 from bot.settings import Settings
 from storage import queries
 from tests.faults.conftest import (
@@ -27,6 +27,7 @@ from tests.faults.conftest import (
 )
 
 TODAY = dt.date.fromisoformat(DAY)
+NOW = dt.datetime.combine(TODAY, dt.time(9, 0), tzinfo=dt.UTC)  # DIGEST_TIME in UTC
 
 
 def _delivered_matches_slack(stack) -> None:
@@ -92,24 +93,27 @@ def test_slow_slack_times_out_in_the_daily_job_and_the_next_run_delivers(stack):
     archive = Archive(stack.engine)
     stack.slack.fail_next("chat.postMessage", delay=3.0, status=503)
     try:
-        daily_job(
-            engine=stack.engine, client=client, settings=settings, archive=archive, today=TODAY
-        )
+        daily_job(engine=stack.engine, client=client, settings=settings, archive=archive, now=NOW)
     except SlackUnreachable as exc:
         assert "timed out" in str(exc)
     else:
         raise AssertionError("a timed-out post must stop the run")
     _delivered_matches_slack(stack)
-    with Session(stack.engine) as session:
-        assert not queries.job_ran("daily", TODAY, session=session)
+    assert _finished(stack) == set()
 
+    retry = NOW + dt.timedelta(minutes=RETRY_MINUTES, seconds=1)
     summary = daily_job(
-        engine=stack.engine, client=client, settings=settings, archive=archive, today=TODAY
+        engine=stack.engine, client=client, settings=settings, archive=archive, now=retry
     )
     assert summary is not None and not summary.failed
     assert_delivered_exactly_once(stack, list(TOPICS))
+    assert _finished(stack) == set(TOPICS)
+
+
+def _finished(stack) -> set[str]:
     with Session(stack.engine) as session:
-        assert queries.job_ran("daily", TODAY, session=session)
+        runs = queries.channel_runs_since(TODAY, session=session)
+    return {channel for (_, channel, _), run in runs.items() if run.finished_at}
 
 
 def test_slack_server_error_leaves_the_digest_for_the_next_run(stack):
