@@ -167,9 +167,22 @@ def load_days(path: Path, window: tuple[str, str] | None) -> dict[str, list[dict
     return {day: raw[day] for day in sorted(raw) if first <= day <= last}
 
 
-def served_labels(grades: dict[str, int], titles: dict[str, str]) -> dict[str, int]:
-    """The grades of papers listed on the days run (all of them over the whole window)."""
-    return {pid: grade for pid, grade in grades.items() if pid in titles}
+def served_labels(
+    grades: dict[str, int], titles: dict[str, str], *, pooled: bool
+) -> dict[str, int]:
+    """The grades of papers listed on the days run (all of them over the whole window).
+
+    A labels file without a single 0 grade (`relevance_dev.json`: "absent 0") judged
+    every paper (`pooled` False), so there an unlisted paper is a judged 0, not an
+    unjudged one.
+    """
+    served = {pid: grade for pid, grade in grades.items() if pid in titles}
+    return served if pooled else dict.fromkeys(titles, 0) | served
+
+
+def is_pooled(labels: dict[str, dict]) -> bool:
+    """Whether the labels judged only a pool of papers (they then list the 0 grades)."""
+    return any(0 in grades.values() for grades in labels.values())
 
 
 def titles_of(days: dict[str, list[dict]]) -> dict[str, str]:
@@ -419,7 +432,7 @@ def evaluate(config: EvalConfig, progress: Callable[[str], None] = lambda _m: No
     titles = titles_of(days)
     results = []
     for channel, key in zip(channels, keys, strict=True):
-        grades = served_labels(labels.get(key, {}), titles)
+        grades = served_labels(labels.get(key, {}), titles, pooled=is_pooled(labels))
         result = score_topic(key, topics[key], threads[channel], grades, titles)
         result.refused = refused.get(channel)
         results.append(result)
@@ -492,12 +505,12 @@ def baseline_rows(
         days = dict(list(days.items())[: config.max_days])
     titles = titles_of(days)
     posted = baselines(days, [*topics.values(), *config.absent_topics])
+    pooled = is_pooled(labels)
+    grades = {k: served_labels(labels.get(k, {}), titles, pooled=pooled) for k in topics}
     rows = []
     for name, label in BASELINE_NAMES.items():
         results = [
-            score_topic(
-                key, text, [posted[name][text]], served_labels(labels.get(key, {}), titles), titles
-            )
+            score_topic(key, text, [posted[name][text]], grades[key], titles)
             for key, text in topics.items()
         ]
         absent = sum(len(posted[name][t]) for t in config.absent_topics)
@@ -594,6 +607,11 @@ def report(runs: Sequence[EvalResult], base: Sequence[tuple]) -> str:
         "grade-2 papers posted. nDCG@10 in digest: each digest's order against the same",
         "papers best ordered (gains 2/1/0), averaged over digests holding a relevant paper.",
         "Baselines: static, over every paper of the same days at once.",
+        *(
+            [f"Only the first {config.max_days} listed days: grades of later papers ignored."]
+            if config.max_days
+            else []
+        ),
         "",
         *summary_lines(runs, base),
         "",

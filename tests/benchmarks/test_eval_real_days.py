@@ -137,3 +137,23 @@ def test_digest_ndcg_rewards_the_better_paper_first():
     worst = (0 + 1 / math.log2(3) + 2 / math.log2(4)) / (2 + 1 / math.log2(3))
     assert digest_ndcg(["x", "b", "a"], grades) == pytest.approx(worst)
     assert digest_ndcg(["x", "y"], grades) is None
+
+
+def test_runs_the_70_paper_sample_shape(shared_dir):
+    """One day's array of items and labels that list only grades 1 and 2 ("absent 0")."""
+    data = shared_dir / "data"
+    graded = json.loads((data / "relevance_dev.json").read_text(encoding="utf-8"))
+    config = EvalConfig(
+        topics_path=data / "relevance_dev.json",
+        papers_path=data / "seed_daily_papers.json",
+        semantic=False,
+    )
+    result = evaluate(config)
+
+    assert [(d.day, d.listed, d.stored) for d in result.days] == [("2024-07-29", 70, 70)]
+    assert [r.topic for r in result.topics] == list(graded["topics"].values())
+    for r, key in zip(result.topics, graded["topics"], strict=True):
+        assert r.core_total == sum(1 for g in graded["labels"][key].values() if g == 2)
+        assert r.unjudged == []  # every sample paper was judged: unlisted means 0
+        posted = [p for digest in r.digests for p in digest]
+        assert r.relevant == sum(1 for p in posted if graded["labels"][key].get(p))
