@@ -139,6 +139,7 @@ class EvalResult:
     days: list[DayLog]
     model: str  # the encoder's id, or "words only"
     seconds: float
+    computed: int | None = None  # texts the model encoded (the rest replayed from the cache)
     macro: dict[str, float] = field(default_factory=dict)
 
 
@@ -209,9 +210,14 @@ class CachedEncoder:
         self.path = path
         self._known: dict[str, np.ndarray] = {}
         self.added = 0
-        if path.is_file():
+        self._unsaved = False
+        try:
             with np.load(path) as saved:
                 self._known = dict(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError) as exc:  # damaged: recomputed and rewritten
+            print(f"ignoring the vector cache {path}: {exc}", file=sys.stderr)
 
     @staticmethod
     def _key(text: str) -> str:
@@ -224,17 +230,25 @@ class CachedEncoder:
             fresh = self._encoder.encode([texts[i] for i in todo], batch_size=batch_size)
             self._known.update((keys[i], v) for i, v in zip(todo, fresh, strict=True))
             self.added += len(todo)
+            self._unsaved = True
         out = np.empty((len(texts), self.dim), np.float32)
         for row, key in enumerate(keys):
             out[row] = self._known[key]
         return out
 
     def save(self) -> None:
-        if not self.added:
+        """Write the vectors to the cache file if any are new (each day: a stopped run keeps
+        what it computed)."""
+        if not self._unsaved:
             return
+        self._unsaved = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        keys = np.array(list(self._known))
-        np.savez(self.path, keys=keys, vectors=np.array(list(self._known.values())))
+        partial = self.path.with_name(self.path.name + ".partial")
+        with partial.open("wb") as out:
+            np.savez(
+                out, keys=np.array(list(self._known)), vectors=np.array(list(self._known.values()))
+            )
+        os.replace(partial, self.path)
 
 
 def vector_cache_path(model_id: str) -> Path:
@@ -314,14 +328,25 @@ def run_day(day: str, items: list[dict], *, hf: FakeHF, engine, settings, archiv
     )
 
 
+@dataclass
+class Lived:
+    """What running the days gave: each channel's threads, refused topics, the day log."""
+
+    threads: dict[str, list[list[str]]]
+    refused: dict[str, str]
+    log: list[DayLog]
+    model: str  # the encoder's id, or "words only"
+    computed: int | None  # texts the model encoded (the rest replayed); None: no cache
+
+
 def run_days(
     config: EvalConfig,
     days: dict[str, list[dict]],
     channels: dict[str, str],
     database_url: str,
     progress: Callable[[str], None],
-) -> tuple[dict[str, list[list[str]]], dict[str, str], list[DayLog], str]:
-    """Live the days through the daily job; (channel -> threads, refusals, day log, model)."""
+) -> Lived:
+    """Live the days through the daily job, one run per listed day."""
     with FakeSlack() as slack, FakeHF() as hf:
         settings = make_settings(config, database_url, slack, hf)
         engine = open_engine(database_url)
@@ -336,16 +361,21 @@ def run_days(
                     day, items, hf=hf, engine=engine, settings=settings, archive=archive
                 )
                 log.append(entry)
+                if isinstance(encoder, CachedEncoder):
+                    encoder.save()
                 progress(
                     f"[{number}/{len(days)}] {day}: {entry.listed} listed, archive "
                     f"{entry.stored} papers, {entry.posted} posted ({entry.seconds:.1f} s)"
                 )
         finally:
-            if isinstance(encoder, CachedEncoder):
-                encoder.save()
             engine.dispose()
-        model = encoder.model_id if encoder is not None else "words only"
-        return threads_by_channel(slack, channels), refused, log, model
+        return Lived(
+            threads_by_channel(slack, channels),
+            refused,
+            log,
+            encoder.model_id if encoder is not None else "words only",
+            encoder.added if isinstance(encoder, CachedEncoder) else None,
+        )
 
 
 def threads_by_channel(slack: FakeSlack, channels: Sequence[str]) -> dict[str, list[list[str]]]:
@@ -428,20 +458,21 @@ def evaluate(config: EvalConfig, progress: Callable[[str], None] = lambda _m: No
     absent = {f"CX{n:03d}": text for n, text in enumerate(config.absent_topics, 1)}
     with tempfile.TemporaryDirectory(prefix="eval-real-days-") as folder:
         url = config.database_url or f"sqlite:///{Path(folder) / 'papers.db'}"
-        threads, refused, log, model = run_days(config, days, channels | absent, url, progress)
+        lived = run_days(config, days, channels | absent, url, progress)
     titles = titles_of(days)
     results = []
     for channel, key in zip(channels, keys, strict=True):
         grades = served_labels(labels.get(key, {}), titles, pooled=is_pooled(labels))
-        result = score_topic(key, topics[key], threads[channel], grades, titles)
-        result.refused = refused.get(channel)
+        result = score_topic(key, topics[key], lived.threads[channel], grades, titles)
+        result.refused = lived.refused.get(channel)
         results.append(result)
     return EvalResult(
         config=config,
         topics=results,
-        absent={text: [p for d in threads[c] for p in d] for c, text in absent.items()},
-        days=log,
-        model=model,
+        absent={text: [p for d in lived.threads[c] for p in d] for c, text in absent.items()},
+        days=lived.log,
+        model=lived.model,
+        computed=lived.computed,
         seconds=time.monotonic() - started,
         macro=macro(results),
     )
@@ -535,7 +566,7 @@ def summary_lines(runs: Sequence[EvalResult], base: Sequence[tuple]) -> list[str
         m, absent = run.macro, sum(len(v) for v in run.absent.values())
         lines.append(
             f"| daily job, {run.model} | **{fmt(m['precision'])}** | **{fmt(m['recall'])}** | "
-            f"{fmt(m['ndcg'])} | {m['posted']:.1f} | {absent} | {run.seconds:.0f} s |"
+            f"{fmt(m['ndcg'])} | {m['posted']:.1f} | {absent} | {runtime(run)} |"
         )
     for name, m, absent in base:
         lines.append(
@@ -543,6 +574,13 @@ def summary_lines(runs: Sequence[EvalResult], base: Sequence[tuple]) -> list[str
             f"{m['posted']:.1f} | {absent} | – |"
         )
     return lines
+
+
+def runtime(run: EvalResult) -> str:
+    """Seconds, and for matching by meaning how many texts the model encoded this run."""
+    if run.computed is None:
+        return f"{run.seconds:.0f} s"
+    return f"{run.seconds:.0f} s ({run.computed} texts encoded, the rest from the cache)"
 
 
 def archive_lines(log: Sequence[DayLog]) -> list[str]:
@@ -623,7 +661,10 @@ def report(runs: Sequence[EvalResult], base: Sequence[tuple]) -> str:
     ]
     for run in runs:
         lines += run_lines(run)
-    return "\n".join(lines)
+    lines += ["## Day by day", "", "| day | listed | papers stored after | replies posted |"]
+    lines += ["|---|---:|---:|---:|"]
+    lines += [f"| {e.day} | {e.listed} | {e.stored} | {e.posted} |" for e in runs[0].days]
+    return "\n".join([*lines, ""])
 
 
 def _machine() -> str:

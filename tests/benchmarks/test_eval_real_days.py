@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
-from benchmarks.eval_real_days import EvalConfig, digest_ndcg, evaluate, report
+from benchmarks.eval_real_days import CachedEncoder, EvalConfig, digest_ndcg, evaluate, report
+from bot.matching.embedding import Encoder, bundled_model_dir
 
 FILLER = (
     "We evaluate on standard benchmarks and release code. Experiments cover several model "
@@ -157,3 +159,24 @@ def test_runs_the_70_paper_sample_shape(shared_dir):
         assert r.unjudged == []  # every sample paper was judged: unlisted means 0
         posted = [p for digest in r.digests for p in digest]
         assert r.relevant == sum(1 for p in posted if graded["labels"][key].get(p))
+
+
+def test_vector_cache_replays_exactly_what_the_encoder_gives(tmp_path):
+    folder = bundled_model_dir()
+    if folder is None:
+        pytest.skip("the sentence encoder package is not installed")
+    encoder = Encoder.load(folder)
+    texts = ["speculative decoding", "Image editing with diffusion. We edit images.", "x"]
+    path = tmp_path / "vectors.npz"
+    first = CachedEncoder(encoder, path)
+    assert np.array_equal(first.encode(texts), encoder.encode(texts))
+    first.save()
+
+    again = CachedEncoder(encoder, path)
+    replayed = again.encode(texts[::-1])
+    assert again.added == 0  # nothing recomputed
+    assert np.array_equal(replayed, encoder.encode(texts[::-1]))
+    assert again.model_id == encoder.model_id
+
+    path.write_bytes(b"not a cache")
+    assert CachedEncoder(encoder, path).encode(texts[:1]).shape == (1, encoder.dim)
