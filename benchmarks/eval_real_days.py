@@ -149,6 +149,8 @@ class EvalResult:
 def load_topics(path: Path) -> tuple[tuple[str, str] | None, dict[str, str], dict[str, dict]]:
     """(window or None, topic id -> text, topic id -> {arXiv id: grade}) of a labels file."""
     graded = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(graded, dict) or not {"topics", "labels"} <= graded.keys():
+        raise ValueError(f'{path} is not a topics file ({{"topics": ..., "labels": ...}})')
     window = tuple(graded["window"]) if "window" in graded else None
     return window, dict(graded["topics"]), {k: dict(v) for k, v in graded["labels"].items()}
 
@@ -351,6 +353,8 @@ def run_days(
         settings = make_settings(config, database_url, slack, hf)
         engine = open_engine(database_url)
         ensure_schema(engine)
+        if archive_state(engine)[0]:
+            raise ValueError("the database already holds papers: each run needs an empty one")
         encoder = make_encoder(settings, config.vector_cache)
         archive = Archive(engine, snapshot=None, encoder=encoder)
         refused = subscribe(engine, channels)
@@ -453,6 +457,8 @@ def evaluate(config: EvalConfig, progress: Callable[[str], None] = lambda _m: No
     days = load_days(config.papers_path, window)
     if config.max_days is not None:
         days = dict(list(days.items())[: config.max_days])
+    if not days:
+        raise ValueError(f"{config.papers_path} lists no day inside the window {window}")
     keys = list(topics)
     channels = {f"C{n:04d}": topics[key] for n, key in enumerate(keys, 1)}
     absent = {f"CX{n:03d}": text for n, text in enumerate(config.absent_topics, 1)}
@@ -675,26 +681,33 @@ def _machine() -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--words-only", action="store_true", help="SEMANTIC_MODEL=off only")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--words-only", action="store_true", help="only SEMANTIC_MODEL=off")
+    mode.add_argument("--meaning-only", action="store_true", help="only SEMANTIC_MODEL=auto")
     parser.add_argument("--topics", type=Path, default=EvalConfig.topics_path)
     parser.add_argument("--papers", type=Path, default=EvalConfig.papers_path)
     parser.add_argument("--days", type=int, help="only the first N listed days")
-    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--database-url", help="an empty database (default: a fresh SQLite file)")
     parser.add_argument("--no-vector-cache", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for path in (args.topics, args.papers):
+        if not path.is_file():
+            parser.error(f"{path}: no such file")
+    if args.days is not None and args.days < 1:
+        parser.error("--days must be at least 1")
+    if args.database_url and not (args.words_only or args.meaning_only):
+        parser.error("--database-url holds one run: add --words-only or --meaning-only")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for path in (args.topics, args.papers):
-        if not path.is_file():
-            raise SystemExit(f"{path}: no such file")
 
     def progress(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    modes = [False] if args.words_only else [True, False]
+    modes = [False] if args.words_only else [True] if args.meaning_only else [True, False]
     runs = []
     for semantic in modes:
         config = EvalConfig(
@@ -706,7 +719,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             vector_cache=not args.no_vector_cache,
         )
         progress(f"== matching {'by words and meaning' if semantic else 'by words only'}")
-        runs.append(evaluate(config, progress))
+        try:
+            runs.append(evaluate(config, progress))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SystemExit(f"cannot evaluate: {exc}") from None
     text = report(runs, baseline_rows(runs[0].config))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
