@@ -130,6 +130,12 @@ class DayLog:
     posted: int  # replies posted that day, all channels
     seconds: float
 
+    def __str__(self) -> str:
+        return (
+            f"{self.day}: {self.listed} listed, archive {self.stored} papers, "
+            f"{self.posted} posted ({self.seconds:.1f} s)"
+        )
+
 
 @dataclass
 class EvalResult:
@@ -352,34 +358,32 @@ def run_days(
     with FakeSlack() as slack, FakeHF() as hf:
         settings = make_settings(config, database_url, slack, hf)
         engine = open_engine(database_url)
-        ensure_schema(engine)
-        if archive_state(engine)[0]:
-            raise ValueError("the database already holds papers: each run needs an empty one")
-        encoder = make_encoder(settings, config.vector_cache)
-        archive = Archive(engine, snapshot=None, encoder=encoder)
-        refused = subscribe(engine, channels)
-        log = []
         try:
+            ensure_schema(engine)
+            if archive_state(engine)[0]:
+                raise ValueError("the database already holds papers: each run needs an empty one")
+            encoder = make_encoder(settings, config.vector_cache)
+            archive = Archive(engine, snapshot=None, encoder=encoder)
+            refused = subscribe(engine, channels)
+            log = []
             for number, (day, items) in enumerate(days.items(), 1):
-                entry = run_day(
-                    day, items, hf=hf, engine=engine, settings=settings, archive=archive
+                log.append(
+                    run_day(day, items, hf=hf, engine=engine, settings=settings, archive=archive)
                 )
-                log.append(entry)
                 if isinstance(encoder, CachedEncoder):
                     encoder.save()
-                progress(
-                    f"[{number}/{len(days)}] {day}: {entry.listed} listed, archive "
-                    f"{entry.stored} papers, {entry.posted} posted ({entry.seconds:.1f} s)"
-                )
+                progress(f"[{number}/{len(days)}] {log[-1]}")
+            threads = threads_by_channel(slack, channels)
+            check_delivered(engine, threads)
         finally:
             engine.dispose()
-        return Lived(
-            threads_by_channel(slack, channels),
-            refused,
-            log,
-            encoder.model_id if encoder is not None else "words only",
-            encoder.added if isinstance(encoder, CachedEncoder) else None,
-        )
+    return Lived(
+        threads,
+        refused,
+        log,
+        encoder.model_id if encoder is not None else "words only",
+        encoder.added if isinstance(encoder, CachedEncoder) else None,
+    )
 
 
 def threads_by_channel(slack: FakeSlack, channels: Sequence[str]) -> dict[str, list[list[str]]]:
@@ -393,6 +397,19 @@ def threads_by_channel(slack: FakeSlack, channels: Sequence[str]) -> dict[str, l
                 threads[post.thread_ts].append(paper_id_of(post.text or ""))
         out[channel] = [ids for ids in threads.values() if ids]
     return out
+
+
+def check_delivered(engine, threads: dict[str, list[list[str]]]) -> None:
+    """What Slack received must be what the database records as delivered, and no paper
+    may reach a channel twice."""
+    with Session(engine) as session:
+        for channel, digests in threads.items():
+            posted = [pid for digest in digests for pid in digest]
+            stored = {
+                d.paper_id for d in queries.channel_deliveries(TEAM, channel, session=session)
+            }
+            if len(set(posted)) != len(posted) or set(posted) != stored:
+                raise ValueError(f"{channel}: Slack got {len(posted)} papers, {len(stored)} stored")
 
 
 def paper_id_of(text: str) -> str:
