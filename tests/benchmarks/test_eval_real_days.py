@@ -129,7 +129,8 @@ def test_scores_what_the_daily_job_posted(files, db_url):
     assert result.macro["precision"] == 0.75
 
     text = report([result], [])
-    assert "| speculative decoding | 2 | 1 | 1 | 2 | 0.50 | 0.50 | 1.00 | 1 |" in text
+    assert speculative.judged_precision == 1.0  # the unjudged paper left out
+    assert "| speculative decoding | 2 | 1 | 1 | 2 | 0.50 | 0.50 | 1.00 | 1 | 1.00 |" in text
     assert "2510.00003 Self-Drafting for Faster Speculative Decoding" in text
 
 
