@@ -25,6 +25,7 @@ test: $(BIN)/papers-bot
 # Every benchmark; each rewrites its table in benchmarks/results/ (a few minutes in all).
 bench: $(BIN)/papers-bot
 	$(BIN)/python benchmarks/eval_relevance.py
+	$(BIN)/python benchmarks/eval_real_days.py
 	$(BIN)/python benchmarks/feedback_eval.py
 	$(BIN)/python benchmarks/bench_search.py
 	$(BIN)/python benchmarks/bench_matching.py
