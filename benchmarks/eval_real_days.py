@@ -324,6 +324,12 @@ def archive_state(engine) -> tuple[int, str]:
     return count, str(newest)
 
 
+def _just_after_digest_time(day: str, settings: Settings) -> dt.datetime:
+    """A minute after DIGEST_TIME on `day`, when the scheduler's tick finds every channel due."""
+    at = dt.datetime.combine(dt.date.fromisoformat(day), settings.digest_time, tzinfo=settings.tz)
+    return at + dt.timedelta(minutes=1)
+
+
 def run_day(day: str, items: list[dict], *, hf: FakeHF, engine, settings, archive) -> DayLog:
     """Serve the day's list, then run the daily job for that date."""
     started = time.monotonic()
@@ -333,7 +339,7 @@ def run_day(day: str, items: list[dict], *, hf: FakeHF, engine, settings, archiv
         client=make_client(settings),
         settings=settings,
         archive=archive,
-        today=dt.date.fromisoformat(day),
+        now=_just_after_digest_time(day, settings),
     )
     if summary is None or summary.failed or summary.left_pending:
         raise SystemExit(f"{day}: the daily job did not complete ({summary})")
