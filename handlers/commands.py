@@ -23,8 +23,11 @@ from bot.matching import feedback
 from bot.matching.ranking import TopicError
 from bot.subscriptions import MAX_TOPICS, Refused, check_new_topic, find_topic
 from handlers.context import Deps
+from handlers.work import BUSY, bounded
 from storage import queries
+from storage.checks import fits
 from storage.db import session_scope
+from storage.models import Subscription
 
 logger = logging.getLogger(__name__)
 MAX_TEXT = 2000
@@ -33,35 +36,52 @@ NOT_IN_CHANNEL = (
     "`/invite @papers-bot` and run the command again."
 )
 LIKED_DAYS = 7
+ID_COLUMN = Subscription.__table__.c.channel_id  # Slack ids: team, channel, user
+UNKNOWN_PLACE = "I can't work in this conversation (its id is not a Slack channel id I know)."
 
 
 def register(app: App, deps: Deps) -> None:
     @app.command("/papers")
-    def papers_command(ack, command, respond, client):
-        ack()
-        text = _clean(command.get("text", ""))
-        verb, _, rest = text.partition(" ")
-        handler = COMMANDS.get(verb.lower())
-        try:
-            if handler is None:
-                hint = f"I don't know `{blocks.escape(verb[:40])}`. Here is what I can do:"
-                text, body = blocks.help_message(
-                    MAX_TOPICS,
-                    hint if verb.lower() != "help" and verb else None,
-                    by_meaning=deps.archive.encoder is not None,
-                )
-                respond(text=text, blocks=body, response_type="ephemeral")
-                return
-            handler(deps, command, rest.strip(), respond, client)
-        except (Refused, TopicError) as exc:
-            respond(text=str(exc), response_type="ephemeral")
-        except Exception:
-            logger.exception("/papers %s failed", verb[:20])
-            respond(
-                text="Sorry, something went wrong on my side and nothing was changed. "
-                "Please try again in a minute.",
-                response_type="ephemeral",
+    def papers_command(ack, command, respond):
+        def task() -> None:
+            run_command(deps, command, bounded(respond), app.client)
+
+        if deps.work.submit(task, "/papers"):
+            ack()
+        else:
+            ack(text=BUSY, response_type="ephemeral")
+
+
+def run_command(deps: Deps, command: dict, respond, client) -> None:
+    """Do what a `/papers` command asks (on the work pool, after the ack)."""
+    text = _clean(command.get("text", ""))
+    verb, _, rest = text.partition(" ")
+    handler = COMMANDS.get(verb.lower())
+    if not all(fits(command.get(n, ""), ID_COLUMN) for n in ("team_id", "channel_id", "user_id")):
+        respond(text=UNKNOWN_PLACE, response_type="ephemeral")
+        return
+    try:
+        if handler is None:
+            hint = f"I don't know `{blocks.escape(verb[:40])}`. Here is what I can do:"
+            text, body = blocks.help_message(
+                MAX_TOPICS,
+                hint if verb.lower() != "help" and verb else None,
+                by_meaning=deps.archive.encoder is not None,
             )
+            respond(text=text, blocks=body, response_type="ephemeral")
+            return
+        handler(deps, command, rest.strip(), respond, client)
+    except (Refused, TopicError) as exc:
+        respond(text=str(exc), response_type="ephemeral")
+    except OSError as exc:  # Slack unreachable or past its deadline: no answer can get through
+        logger.warning("/papers %s: could not reach Slack: %s", verb[:20], exc)
+    except Exception:
+        logger.exception("/papers %s failed", verb[:20])
+        respond(
+            text="Sorry, something went wrong on my side and nothing was changed. "
+            "Please try again in a minute.",
+            response_type="ephemeral",
+        )
 
 
 def _clean(text: str) -> str:
@@ -85,6 +105,7 @@ def _subscribe(deps: Deps, command, arg: str, respond, client) -> None:
     if not arg:
         raise Refused("Say what to follow, e.g. `/papers subscribe contrastive learning`.")
     with session_scope(deps.engine) as session:
+        queries.lock_channel(team, channel, session=session)  # count and insert as one step
         existing = queries.channel_subscriptions(team, channel, session=session)
         topic, key = check_new_topic(arg, existing)
         added = queries.add_subscription(
@@ -118,8 +139,11 @@ def _unsubscribe(deps: Deps, command, arg: str, respond, client) -> None:
     team, channel = command["team_id"], command["channel_id"]
     with session_scope(deps.engine) as session:
         sub = find_topic(arg, queries.channel_subscriptions(team, channel, session=session))
-        queries.delete_subscription(sub.id, session=session)
+        removed = queries.delete_subscription(sub.id, session=session)
         topic = blocks.escape(sub.topic)
+    if not removed:  # a concurrent identical command removed it first and announced it
+        respond(text=f"This channel no longer follows *{topic}*.", response_type="ephemeral")
+        return
     note = f"{_who(command)} unsubscribed this channel from *{topic}*."
     try:
         client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note)[1])

@@ -9,6 +9,7 @@ Called by `bot.cli`, the app factory and tests.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,11 +21,13 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, SQLModel, create_engine
 
 from storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_SECONDS = 30
 UPGRADE_COMMAND = "papers-bot migrate"
 
 
@@ -38,16 +41,26 @@ def open_engine(url: str) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        # `?timeout=SECONDS` in the URL (pysqlite's own option) sets how long a write waits
+        # for another writer's lock; 30 s by default.
+        try:
+            timeout = float(parsed.query.get("timeout", SQLITE_BUSY_SECONDS))
+        except ValueError:
+            raise ArgumentError("the SQLite URL's timeout= must be seconds") from None
+        parsed = parsed.difference_update_query(["timeout"])
+        engine = create_engine(
+            parsed, connect_args={"timeout": timeout, "check_same_thread": False}
+        )
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, int(timeout * 1000)))
         return engine
     return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(busy_ms: int, dbapi_connection, record) -> None:
+    record.info["busy_ms"] = busy_ms  # for `storage.queries.wait_normally`
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
