@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from storage import queries
+from storage.db import waiting_at_most
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class Gate:
         sent_at = dt.datetime.fromtimestamp(sent, dt.UTC)
         try:
             with Session(self._engine) as session:
-                with queries.waiting_at_most(DB_WAIT, session=session):
+                with waiting_at_most(DB_WAIT, session=session):
                     first = queries.first_sight_of_request(signature, sent_at, session=session)
                     if first and now - self._pruned > PRUNE_EVERY:
                         self._pruned = now

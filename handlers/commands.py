@@ -14,6 +14,7 @@ import re
 
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import OperationalError
 
 from bot.archive.search import search_papers
 from bot.digest import blocks
@@ -23,7 +24,7 @@ from bot.matching import feedback
 from bot.matching.ranking import TopicError
 from bot.subscriptions import MAX_TOPICS, Refused, check_new_topic, find_topic
 from handlers.context import Deps
-from handlers.work import BUSY, bounded
+from handlers.work import BUSY, DB_WAIT, bounded
 from storage import queries
 from storage.checks import fits
 from storage.db import session_scope
@@ -37,6 +38,7 @@ NOT_IN_CHANNEL = (
 )
 LIKED_DAYS = 7
 ID_COLUMN = Subscription.__table__.c.channel_id  # Slack ids: team, channel, user
+DB_BUSY = "The database is busy, so nothing was changed. Please try again in a minute."
 UNKNOWN_PLACE = "I can't work in this conversation (its id is not a Slack channel id I know)."
 
 
@@ -75,6 +77,9 @@ def run_command(deps: Deps, command: dict, respond, client) -> None:
         respond(text=str(exc), response_type="ephemeral")
     except OSError as exc:  # Slack unreachable or past its deadline: no answer can get through
         logger.warning("/papers %s: could not reach Slack: %s", verb[:20], exc)
+    except OperationalError as exc:  # locked past DB_WAIT, or the database is unreachable
+        logger.warning("/papers %s: database busy: %s", verb[:20], str(exc.orig)[:200])
+        respond(text=DB_BUSY, response_type="ephemeral")
     except Exception:
         logger.exception("/papers %s failed", verb[:20])
         respond(
@@ -104,7 +109,7 @@ def _subscribe(deps: Deps, command, arg: str, respond, client) -> None:
     team, channel = command["team_id"], command["channel_id"]
     if not arg:
         raise Refused("Say what to follow, e.g. `/papers subscribe contrastive learning`.")
-    with session_scope(deps.engine) as session:
+    with session_scope(deps.engine, wait=DB_WAIT) as session:
         queries.lock_channel(team, channel, session=session)  # count and insert as one step
         existing = queries.channel_subscriptions(team, channel, session=session)
         topic, key = check_new_topic(arg, existing)
@@ -130,14 +135,14 @@ def _subscribe(deps: Deps, command, arg: str, respond, client) -> None:
                 response_type="ephemeral",
             )
             return
-        with session_scope(deps.engine) as session:
+        with session_scope(deps.engine, wait=DB_WAIT) as session:
             queries.delete_subscription(added, session=session)
         respond(text=NOT_IN_CHANNEL, response_type="ephemeral")
 
 
 def _unsubscribe(deps: Deps, command, arg: str, respond, client) -> None:
     team, channel = command["team_id"], command["channel_id"]
-    with session_scope(deps.engine) as session:
+    with session_scope(deps.engine, wait=DB_WAIT) as session:
         sub = find_topic(arg, queries.channel_subscriptions(team, channel, session=session))
         removed = queries.delete_subscription(sub.id, session=session)
         topic = blocks.escape(sub.topic)
@@ -152,7 +157,7 @@ def _unsubscribe(deps: Deps, command, arg: str, respond, client) -> None:
 
 
 def _list(deps: Deps, command, arg: str, respond, client) -> None:
-    with session_scope(deps.engine) as session:
+    with session_scope(deps.engine, wait=DB_WAIT) as session:
         subs = queries.channel_subscriptions(
             command["team_id"], command["channel_id"], session=session
         )
@@ -172,7 +177,7 @@ def _search(deps: Deps, command, arg: str, respond, client) -> None:
 def search_reply(deps: Deps, query: str, offset: int) -> dict:
     """The text and blocks of one page of search results (also used by the More button)."""
     deps.archive.sync()
-    with session_scope(deps.engine) as session:
+    with session_scope(deps.engine, wait=DB_WAIT) as session:
         page = search_papers(
             query,
             session=session,
@@ -187,7 +192,7 @@ def search_reply(deps: Deps, query: str, offset: int) -> dict:
 
 def _liked(deps: Deps, command, arg: str, respond, client) -> None:
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=LIKED_DAYS)
-    with session_scope(deps.engine) as session:
+    with session_scope(deps.engine, wait=DB_WAIT) as session:
         reactions = queries.reactions_in_force(
             session=session,
             team_id=command["team_id"],

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 
 from slack_bolt import App
+from sqlalchemy.exc import OperationalError
 
 from bot.matching.feedback import base_reaction
 from handlers.context import Deps
+from handlers.work import DB_WAIT
 from storage import queries
 from storage.checks import fits
 from storage.db import session_scope
@@ -54,7 +56,7 @@ def _store(deps: Deps, body: dict, event: dict, *, added: bool) -> None:
         logger.info("ignored a %s with an id or name too long to be Slack's", event.get("type"))
         return
     try:
-        with session_scope(deps.engine) as session:
+        with session_scope(deps.engine, wait=DB_WAIT) as session:
             delivery = queries.delivery_for_message(
                 team_id, item.get("channel", ""), item.get("ts", ""), session=session
             )
@@ -66,5 +68,7 @@ def _store(deps: Deps, body: dict, event: dict, *, added: bool) -> None:
                 queries.add_reaction(delivery, event["user"], reaction, session=session)
             else:
                 queries.remove_reaction(delivery, event["user"], reaction, session=session)
+    except OperationalError as exc:  # locked past DB_WAIT: Slack does not resend it
+        logger.warning("could not store %s: %s", event.get("type"), str(exc.orig)[:200])
     except Exception:
         logger.exception("could not store %s", event.get("type"))

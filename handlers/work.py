@@ -20,7 +20,8 @@ from bot.deadlines import DeadlineWebhookClient
 
 logger = logging.getLogger(__name__)
 
-RESPOND_SECONDS = 15.0
+RESPOND_SECONDS = 15.0  # overall, for one answer to a response_url
+DB_WAIT = 10.0  # seconds a listener's statement waits for a database lock (not 30)
 BUSY = "I'm busy right now and did nothing with that; please try again in a minute."
 
 

@@ -19,7 +19,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, SQLModel, create_engine
@@ -66,15 +66,43 @@ def _sqlite_pragmas(busy_ms: int, dbapi_connection, record) -> None:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
+def session_scope(engine: Engine, *, wait: float | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error; with `wait`, its
+    statements give up after waiting that many seconds for a lock (`waiting_at_most`)."""
     with Session(engine, expire_on_commit=False) as session:
         try:
-            yield session
+            if wait is None:
+                yield session
+            else:
+                with waiting_at_most(wait, session=session):
+                    yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def waiting_at_most(seconds: float, *, session: Session) -> Iterator[None]:
+    """Statements in this block fail after waiting `seconds` for a lock (not the usual 30 s).
+
+    Commit after the block: on SQLite the setting is restored on the same connection, which
+    the session gives back to the pool when it commits.
+    """
+    ms = max(1, int(seconds * 1000))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL lock_timeout = {ms}"))  # until the transaction ends
+        session.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+        yield
+        return
+    connection = session.connection()
+    usual = int(connection.info.get("busy_ms", SQLITE_BUSY_SECONDS * 1000))
+    raw = connection.connection.driver_connection
+    raw.execute(f"PRAGMA busy_timeout = {ms}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {usual}")
 
 
 def _alembic_config(engine: Engine) -> Config:

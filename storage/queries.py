@@ -11,8 +11,7 @@ import datetime as dt
 import hashlib
 import os
 import socket
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete, false, func, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -516,28 +515,6 @@ def forget_old_requests(now: dt.datetime, *, session: Session) -> int:
         delete(SlackEvent).where(col(SlackEvent.received_at) < now - EVENT_MEMORY)
     ).rowcount
     return gone or 0
-
-
-@contextmanager
-def waiting_at_most(seconds: float, *, session: Session) -> Iterator[None]:
-    """Statements in this block fail after waiting `seconds` for a lock (not the usual 30 s).
-
-    Commit after the block: on SQLite the setting is restored on the same connection, which
-    the session gives back to the pool when it commits.
-    """
-    ms = max(1, int(seconds * 1000))
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"SET LOCAL lock_timeout = {ms}"))  # until the transaction ends
-        session.execute(text(f"SET LOCAL statement_timeout = {ms}"))
-        yield
-        return
-    connection = session.connection()
-    raw = connection.connection.driver_connection
-    raw.execute(f"PRAGMA busy_timeout = {ms}")
-    try:
-        yield
-    finally:
-        raw.execute(f"PRAGMA busy_timeout = {int(connection.info.get('busy_ms', 30000))}")
 
 
 # --- leases and job runs ------------------------------------------------------------------
