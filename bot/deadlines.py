@@ -165,14 +165,14 @@ def _open(req: urllib.request.Request, seconds: float, ssl) -> tuple[int, typing
             status, headers, body = resp.status, resp.headers, resp.read()
     except (OSError, http.client.HTTPException) as exc:
         if watchdog.expired:
-            raise TimeoutError(f"no complete answer within {seconds:g} s") from None
+            raise TimeoutError(f"timed out (no complete answer within {seconds:g} s)") from None
         if isinstance(exc, OSError):
             raise  # urllib's HTTPError for 4xx/5xx is one; the clients handle it
         raise ConnectionError(f"broken answer: {exc!r}") from None
     finally:
         watchdog.cancel()
     if watchdog.expired:
-        raise TimeoutError(f"no complete answer within {seconds:g} s")
+        raise TimeoutError(f"timed out (no complete answer within {seconds:g} s)")
     return status, headers, body
 
 
