@@ -11,6 +11,8 @@ out. Called by `bot.cli` and tests.
 
 from __future__ import annotations
 
+import re
+
 from slack_bolt import App
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
@@ -18,6 +20,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine
 
 from bot.archive.live import Archive
+from bot.deadlines import DeadlineWebClient
 from bot.settings import Settings
 from handlers import actions, commands, events, home, installs, settings_modal
 from handlers.context import Deps
@@ -26,7 +29,7 @@ from storage.db import ensure_schema, open_engine
 
 def make_client(settings: Settings, *, timeout: int = 15, token: str | None = None) -> WebClient:
     """A client with `token`, or SLACK_BOT_TOKEN (none with OAuth: each workspace has its own)."""
-    client = WebClient(
+    client = DeadlineWebClient(  # `timeout` bounds each call as a whole, not each read
         token=token or settings.slack_bot_token, base_url=settings.slack_api_url, timeout=timeout
     )
     # Only 429s are retried here: a dropped connection may come after Slack accepted a
@@ -67,9 +70,9 @@ def create_app(
         signing_secret=settings.slack_signing_secret or "",
         token_verification_enabled=not settings.oauth,
         oauth_settings=_oauth_settings(settings, engine) if settings.oauth else None,
-        # Listeners ack() first and answer via response_url: Bolt returns the HTTP
-        # response as soon as ack() is called, well within Slack's 3 s.
-        process_before_response=False,
+        # Listeners ack() in the request's thread and hand the work to `deps.work`, so
+        # the HTTP response never waits for a busy pool; answers go via response_url.
+        process_before_response=True,
     )
     installs.register(app, deps)
     commands.register(app, deps)
@@ -77,4 +80,13 @@ def create_app(
     actions.register(app, deps)
     settings_modal.register(app, deps)
     home.register(app, deps)
+    # Keep these last: Bolt runs the first listener that matches. Other buttons and event
+    # types (old messages, app settings) are acknowledged quietly instead of a 404 and a
+    # warning per request.
+    app.action(re.compile(".*"))(_ignore)
+    app.event(re.compile(".*"))(_ignore)
     return app
+
+
+def _ignore(ack) -> None:
+    ack()

@@ -133,6 +133,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("papers-bot: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # never a traceback on the terminal; LOG_LEVEL=DEBUG shows it
+        log.debug("%s failed", args.command, exc_info=True)
+        print(f"papers-bot: {_failure(exc, settings)}", file=sys.stderr)
+        return 1
+
+
+def _failure(exc: Exception, settings: Settings) -> str:
+    """One line for a failure nothing else explained (a locked or full database, a bug)."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+        if "locked" in reason:
+            reason += " (another process held it past the busy timeout; try again)"
+        elif "disk" in reason:
+            reason += " (check the free space where the database lives)"
+        return f"database error ({_safe_url(settings)}): {reason}"
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error ({_safe_url(settings)}): {str(exc).splitlines()[0]}"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    text = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"unexpected error: {type(exc).__name__}: {text} (LOG_LEVEL=DEBUG shows details)"
 
 
 def progress(message: str) -> None:

@@ -3,7 +3,8 @@
 Loads the paper index, starts the daily scheduler, then serves Slack either over Socket
 Mode (when `SLACK_APP_TOKEN` is set; no public URL needed) or over HTTP with waitress, a
 production WSGI server, taking slash commands, events and interactivity at
-`POST /slack/events` and answering `GET /healthz` for load balancers. Called by `bot.cli`.
+`POST /slack/events` and answering `GET /healthz` for load balancers; `bot.gate` checks each
+request before Bolt sees it. Called by `bot.cli`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import logging
 import signal
 import time
 
+from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from sqlalchemy import Engine
+from waitress.server import create_server
 
 from bot.app import create_app, make_client
 from bot.archive.live import Archive
+from bot.gate import MAX_BODY, Gate
 from bot.scheduler import start_scheduler
 from bot.settings import Settings
 from bot.workspaces import client_for
@@ -24,14 +29,29 @@ from bot.workspaces import client_for
 logger = logging.getLogger(__name__)
 
 
-def health_wrapped(slack_wsgi):
-    def app(environ, start_response):
-        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"ok\n"]
-        return slack_wsgi(environ, start_response)
+# waitress's limits, set on purpose (its defaults allow 1 GB bodies and let 100 idle
+# connections lock everyone out for 2 minutes). Run it behind a buffering reverse proxy
+# (README, "HTTP mode"); these hold even without one.
+WAITRESS_OPTIONS = {
+    "threads": 8,  # requests only ack here; the work runs on handlers.work's own pool
+    "connection_limit": 1000,  # open connections before new ones wait in the backlog
+    "asyncore_use_poll": True,  # select() stops at 1024 file descriptors
+    "channel_timeout": 10,  # seconds a connection may idle (or send nothing) before closing
+    "cleanup_interval": 2,  # seconds between checks for such connections
+    "max_request_header_size": 64 * 1024,
+    "max_request_body_size": MAX_BODY,  # larger bodies get 413 before they are read
+    "ident": "papers-bot",
+}
 
-    return app
+
+def slack_wsgi(app: App, settings: Settings, engine: Engine | None):
+    """The WSGI application: Bolt's handler behind the gate (signature, size, replay)."""
+    return Gate(SlackRequestHandler(app), secret=settings.slack_signing_secret or "", engine=engine)
+
+
+def create_http_server(wsgi, *, host: str, port: int, **overrides):
+    """A waitress server with `WAITRESS_OPTIONS` (tests pass port=0 and fewer threads)."""
+    return create_server(wsgi, host=host, port=port, **{**WAITRESS_OPTIONS, **overrides})
 
 
 def serve(settings: Settings, archive: Archive, *, host: str, port: int, socket_mode: bool) -> int:
@@ -59,18 +79,11 @@ def serve(settings: Settings, archive: Archive, *, host: str, port: int, socket_
             logger.info("connecting to Slack over Socket Mode")
             SocketModeHandler(app, settings.slack_app_token).start()
         else:
-            from waitress import serve as waitress_serve
-
+            server = create_http_server(slack_wsgi(app, settings, engine), host=host, port=port)
             logger.info("listening on http://%s:%d/slack/events", host, port)
             if settings.oauth:
                 logger.info("installs at http://%s:%d/slack/install", host, port)
-            waitress_serve(
-                health_wrapped(SlackRequestHandler(app)),
-                host=host,
-                port=port,
-                threads=8,
-                ident="papers-bot",
-            )
+            server.run()
     except SystemExit:
         pass  # SIGTERM in Socket Mode (waitress handles it itself)
     finally:

@@ -14,6 +14,7 @@ import re
 
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import OperationalError
 
 from bot.archive.search import search_papers
 from bot.channel_settings import from_row
@@ -27,8 +28,11 @@ from handlers.context import Deps
 from handlers.replies import checked
 from handlers.settings_modal import open_settings
 from handlers.slack_text import plain
+from handlers.work import BUSY, DB_WAIT, bounded
 from storage import queries
+from storage.checks import fits
 from storage.db import session_scope
+from storage.models import Subscription
 
 logger = logging.getLogger(__name__)
 MAX_TEXT = 2000
@@ -36,36 +40,56 @@ NOT_IN_CHANNEL = (
     "I can't post in this channel yet, so I stored nothing. Invite me with "
     "`/invite @papers-bot` and run the command again."
 )
+ID_COLUMN = Subscription.__table__.c.channel_id  # Slack ids: team, channel, user
+DB_BUSY = "The database is busy, so nothing was changed. Please try again in a minute."
+UNKNOWN_PLACE = "I can't work in this conversation (its id is not a Slack channel id I know)."
 
 
 def register(app: App, deps: Deps) -> None:
     @app.command("/papers")
     def papers_command(ack, command, respond, client):
-        ack()
-        respond = checked(respond)
-        text = _clean(command.get("text", ""))
-        verb, _, rest = text.partition(" ")
-        handler = COMMANDS.get(verb.lower())
-        try:
-            if handler is None:
-                hint = f"I don't know `{blocks.escape(verb[:40])}`. Here is what I can do:"
-                text, body = blocks.help_message(
-                    MAX_TOPICS,
-                    hint if verb.lower() != "help" and verb else None,
-                    by_meaning=deps.archive.encoder is not None,
-                )
-                respond(text=text, blocks=body, response_type="ephemeral")
-                return
-            handler(deps, command, rest.strip(), respond, client)
-        except (Refused, TopicError) as exc:
-            respond(text=str(exc), response_type="ephemeral")
-        except Exception:
-            logger.exception("/papers %s failed", verb[:20])
-            respond(
-                text="Sorry, something went wrong on my side and nothing was changed. "
-                "Please try again in a minute.",
-                response_type="ephemeral",
+        def task() -> None:
+            run_command(deps, command, checked(bounded(respond)), client)
+
+        if deps.work.submit(task, "/papers"):
+            ack()
+        else:
+            ack(text=BUSY, response_type="ephemeral")
+
+
+def run_command(deps: Deps, command: dict, respond, client) -> None:
+    """Do what a `/papers` command asks (on the work pool, after the ack)."""
+    text = _clean(command.get("text", ""))
+    verb, _, rest = text.partition(" ")
+    handler = COMMANDS.get(verb.lower())
+    if not all(fits(command.get(n, ""), ID_COLUMN) for n in ("team_id", "channel_id", "user_id")):
+        respond(text=UNKNOWN_PLACE, response_type="ephemeral")
+        return
+    try:
+        if handler is None:
+            hint = f"I don't know `{blocks.escape(verb[:40])}`. Here is what I can do:"
+            text, body = blocks.help_message(
+                MAX_TOPICS,
+                hint if verb.lower() != "help" and verb else None,
+                by_meaning=deps.archive.encoder is not None,
             )
+            respond(text=text, blocks=body, response_type="ephemeral")
+            return
+        handler(deps, command, rest.strip(), respond, client)
+    except (Refused, TopicError) as exc:
+        respond(text=str(exc), response_type="ephemeral")
+    except OSError as exc:  # Slack unreachable or past its deadline: no answer can get through
+        logger.warning("/papers %s: could not reach Slack: %s", verb[:20], exc)
+    except OperationalError as exc:  # locked past DB_WAIT, or the database is unreachable
+        logger.warning("/papers %s: database busy: %s", verb[:20], str(exc.orig)[:200])
+        respond(text=DB_BUSY, response_type="ephemeral")
+    except Exception:
+        logger.exception("/papers %s failed", verb[:20])
+        respond(
+            text="Sorry, something went wrong on my side and nothing was changed. "
+            "Please try again in a minute.",
+            response_type="ephemeral",
+        )
 
 
 def _clean(text: str) -> str:
@@ -86,7 +110,8 @@ def _subscribe(deps: Deps, command, arg: str, respond, client) -> None:
     team, channel = command["team_id"], command["channel_id"]
     if not arg:
         raise Refused("Say what to follow, e.g. `/papers subscribe contrastive learning`.")
-    with session_scope(deps.engine) as session:
+    with session_scope(deps.engine, wait=DB_WAIT) as session:
+        queries.lock_channel(team, channel, session=session)  # count and insert as one step
         existing = queries.channel_subscriptions(team, channel, session=session)
         topic, key = check_new_topic(arg, existing)
         added = queries.add_subscription(
@@ -112,17 +137,20 @@ def _subscribe(deps: Deps, command, arg: str, respond, client) -> None:
                 response_type="ephemeral",
             )
             return
-        with session_scope(deps.engine) as session:
+        with session_scope(deps.engine, wait=DB_WAIT) as session:
             queries.delete_subscription(added, session=session)
         respond(text=NOT_IN_CHANNEL, response_type="ephemeral")
 
 
 def _unsubscribe(deps: Deps, command, arg: str, respond, client) -> None:
     team, channel = command["team_id"], command["channel_id"]
-    with session_scope(deps.engine) as session:
+    with session_scope(deps.engine, wait=DB_WAIT) as session:
         sub = find_topic(arg, queries.channel_subscriptions(team, channel, session=session))
-        queries.delete_subscription(sub.id, session=session)
+        removed = queries.delete_subscription(sub.id, session=session)
         topic = blocks.escape(sub.topic)
+    if not removed:  # a concurrent identical command removed it first and announced it
+        respond(text=f"This channel no longer follows *{topic}*.", response_type="ephemeral")
+        return
     note = f"{_who(command)} unsubscribed this channel from *{topic}*."
     try:
         client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note)[1])
@@ -131,7 +159,7 @@ def _unsubscribe(deps: Deps, command, arg: str, respond, client) -> None:
 
 
 def _list(deps: Deps, command, arg: str, respond, client) -> None:
-    with session_scope(deps.engine) as session:
+    with session_scope(deps.engine, wait=DB_WAIT) as session:
         subs = queries.channel_subscriptions(
             command["team_id"], command["channel_id"], session=session
         )
@@ -152,7 +180,7 @@ def _search(deps: Deps, command, arg: str, respond, client) -> None:
 
 def search_reply(deps: Deps, query: str, offset: int) -> dict:
     """The text and blocks of one page of search results (also used by the More button)."""
-    with session_scope(deps.engine) as session:
+    with session_scope(deps.engine, wait=DB_WAIT) as session:
         deps.archive.sync(session=session)  # papers any process stored until now
         page = search_papers(
             query,
@@ -168,7 +196,7 @@ def search_reply(deps: Deps, query: str, offset: int) -> dict:
 
 def _liked(deps: Deps, command, arg: str, respond, client) -> None:
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=LIKED_DAYS)
-    with session_scope(deps.engine) as session:
+    with session_scope(deps.engine, wait=DB_WAIT) as session:
         items = most_liked(
             command["team_id"],
             command["channel_id"],

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
 from bot.archive.live import Archive
 from bot.settings import Settings
+from handlers.work import Work
 
 
 @dataclass(frozen=True)
@@ -15,3 +16,4 @@ class Deps:
     settings: Settings
     engine: Engine
     archive: Archive
+    work: Work = field(default_factory=Work)

@@ -20,6 +20,7 @@ from bot.channel_settings import from_row
 from bot.home import channel_cards
 from bot.views import OPEN_SETTINGS, home_view, settings_modal
 from handlers.context import Deps
+from handlers.work import DB_WAIT
 from storage import queries
 from storage.db import session_scope
 
@@ -32,32 +33,33 @@ def register(app: App, deps: Deps) -> None:
         ack()
         if event.get("tab") != "home" or not event.get("user"):
             return
-        try:
-            publish_home(deps, client, body.get("team_id") or "", event["user"])
-        except Exception:
-            logger.exception("could not publish the Home tab")
+        team_id, user_id = body.get("team_id") or "", event["user"]
+        deps.work.submit(lambda: publish_home(deps, client, team_id, user_id), "app_home_opened")
 
     @app.action(OPEN_SETTINGS)
     def on_open_settings(ack, body, action, client):
         ack()
-        team_id = (body.get("team") or {}).get("id") or ""
-        user_id = (body.get("user") or {}).get("id") or ""
-        channel_id = str(action.get("value") or "")
-        try:
-            with session_scope(deps.engine) as session:
-                followed = queries.subscribed_channels(
-                    session=session, team_id=team_id, channel_id=channel_id
-                )
-                row = queries.channel_settings(team_id, channel_id, session=session)
-            if not followed or not can_see(client, channel_id, user_id):
-                logger.warning("settings of %s refused to %s", channel_id, user_id)
-                return
-            view = settings_modal(from_row(row, deps.settings), team_id, channel_id)
-            client.views_open(trigger_id=body["trigger_id"], view=view)
-        except SlackApiError as exc:
-            logger.warning("could not open the settings: %s", exc.response.get("error"))
-        except Exception:
-            logger.exception("could not open the settings from the Home tab")
+        deps.work.submit(lambda: _open_settings(deps, body, action, client), "open_settings")
+
+
+def _open_settings(deps: Deps, body: dict, action: dict, client: WebClient) -> None:
+    """The settings modal of the channel a Home tab button names, for someone who can see it."""
+    team_id = (body.get("team") or {}).get("id") or ""
+    user_id = (body.get("user") or {}).get("id") or ""
+    channel_id = str(action.get("value") or "")
+    try:
+        with session_scope(deps.engine, wait=DB_WAIT) as session:
+            followed = queries.subscribed_channels(
+                session=session, team_id=team_id, channel_id=channel_id
+            )
+            row = queries.channel_settings(team_id, channel_id, session=session)
+        if not followed or not can_see(client, channel_id, user_id):
+            logger.warning("settings of %s refused to %s", channel_id, user_id)
+            return
+        view = settings_modal(from_row(row, deps.settings), team_id, channel_id)
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+    except SlackApiError as exc:
+        logger.warning("could not open the settings: %s", exc.response.get("error"))
 
 
 def publish_home(deps: Deps, client: WebClient, team_id: str, user_id: str) -> None:

@@ -24,13 +24,15 @@ def register(app: App, deps: Deps) -> None:
     @app.event("app_uninstalled")
     def on_uninstalled(ack, body):
         ack()
-        _remove(deps, body.get("team_id") or "", "app_uninstalled")
+        team_id = body.get("team_id") or ""
+        deps.work.submit(lambda: _remove(deps, team_id, "app_uninstalled"), "app_uninstalled")
 
     @app.event("tokens_revoked")
     def on_tokens_revoked(ack, body, event):
         ack()
         if (event.get("tokens") or {}).get("bot"):
-            _remove(deps, body.get("team_id") or "", "tokens_revoked")
+            team_id = body.get("team_id") or ""
+            deps.work.submit(lambda: _remove(deps, team_id, "tokens_revoked"), "tokens_revoked")
 
 
 def _remove(deps: Deps, team_id: str, reason: str) -> None:

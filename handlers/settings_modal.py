@@ -12,19 +12,24 @@ from __future__ import annotations
 import json
 import logging
 import re
+from functools import partial
 
 from slack_bolt import App
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import OperationalError
 
 from bot.channel_settings import FormError, changes, from_row, parse_form, to_row
 from bot.digest import blocks
 from bot.views import SETTINGS_CALLBACK, read_settings, settings_modal
 from handlers.context import Deps
+from handlers.work import DB_WAIT
 from storage import queries
 from storage.db import session_scope
 
 logger = logging.getLogger(__name__)
 _CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+NOT_SAVED = "The database is busy, so nothing was saved. Please try again in a minute."
 
 
 def register(app: App, deps: Deps) -> None:
@@ -42,38 +47,41 @@ def register(app: App, deps: Deps) -> None:
             ack(response_action="errors", errors={"time": "This form has expired; open it again."})
             return
         try:
-            with session_scope(deps.engine) as session:
+            with session_scope(deps.engine, wait=DB_WAIT) as session:
                 row = queries.channel_settings(team_id, channel_id, session=session)
                 old = from_row(row, deps.settings)
                 new = parse_form(read_settings((view.get("state") or {}).get("values") or {}), old)
-        except FormError as exc:
-            ack(response_action="errors", errors=exc.errors)
-            return
-        ack()
-        try:
-            with session_scope(deps.engine) as session:
                 queries.save_channel_settings(
                     team_id, channel_id, to_row(new), user_id, session=session
                 )
-        except Exception:
-            logger.exception("could not save the settings of %s", channel_id)
+        except FormError as exc:
+            ack(response_action="errors", errors=exc.errors)
             return
-        said = changes(old, new)
-        if not said:
+        except OperationalError:
+            logger.warning("could not save the settings of %s: database busy", channel_id)
+            ack(response_action="errors", errors={"time": NOT_SAVED})
             return
-        who = f"<@{user_id}>" if user_id else "Someone"
-        note = (
-            f"{who} changed this channel's digest: {blocks.escape('; '.join(said))}. "
-            f"It now comes {blocks.escape(new.describe())}."
+        ack()
+        if said := changes(old, new):
+            announce = partial(_announce, client, channel_id, user_id, said, new)
+            deps.work.submit(announce, "settings announcement")
+
+
+def _announce(client: WebClient, channel_id: str, user_id: str, said: list[str], new) -> None:
+    """Tell the channel who changed its digest settings, and how."""
+    who = f"<@{user_id}>" if user_id else "Someone"
+    note = (
+        f"{who} changed this channel's digest: {blocks.escape('; '.join(said))}. "
+        f"It now comes {blocks.escape(new.describe())}."
+    )
+    try:
+        client.chat_postMessage(channel=channel_id, text=note, blocks=blocks.notice(note)[1])
+    except SlackApiError as exc:
+        logger.warning(
+            "settings of %s saved; could not announce them: %s",
+            channel_id,
+            exc.response.get("error"),
         )
-        try:
-            client.chat_postMessage(channel=channel_id, text=note, blocks=blocks.notice(note)[1])
-        except SlackApiError as exc:
-            logger.warning(
-                "settings of %s saved; could not announce them: %s",
-                channel_id,
-                exc.response.get("error"),
-            )
 
 
 def open_settings(deps: Deps, command, arg: str, respond, client) -> None:

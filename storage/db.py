@@ -9,6 +9,7 @@ Called by `bot.cli`, the app factory and tests.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,13 +19,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine, event, inspect
+from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session, SQLModel, create_engine
 
 from storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_SECONDS = 30
 UPGRADE_COMMAND = "papers-bot migrate"
 
 
@@ -38,30 +41,68 @@ def open_engine(url: str) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        # `?timeout=SECONDS` in the URL (pysqlite's own option) sets how long a write waits
+        # for another writer's lock; 30 s by default.
+        try:
+            timeout = float(parsed.query.get("timeout", SQLITE_BUSY_SECONDS))
+        except ValueError:
+            raise ArgumentError("the SQLite URL's timeout= must be seconds") from None
+        parsed = parsed.difference_update_query(["timeout"])
+        engine = create_engine(
+            parsed, connect_args={"timeout": timeout, "check_same_thread": False}
+        )
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, int(timeout * 1000)))
         return engine
     return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(busy_ms: int, dbapi_connection, record) -> None:
+    record.info["busy_ms"] = busy_ms  # for `storage.queries.wait_normally`
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
+def session_scope(engine: Engine, *, wait: float | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error; with `wait`, its
+    statements give up after waiting that many seconds for a lock (`waiting_at_most`)."""
     with Session(engine, expire_on_commit=False) as session:
         try:
-            yield session
+            if wait is None:
+                yield session
+            else:
+                with waiting_at_most(wait, session=session):
+                    yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def waiting_at_most(seconds: float, *, session: Session) -> Iterator[None]:
+    """Statements in this block fail after waiting `seconds` for a lock (not the usual 30 s).
+
+    Commit after the block: on SQLite the setting is restored on the same connection, which
+    the session gives back to the pool when it commits.
+    """
+    ms = max(1, int(seconds * 1000))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL lock_timeout = {ms}"))  # until the transaction ends
+        session.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+        yield
+        return
+    connection = session.connection()
+    usual = int(connection.info.get("busy_ms", SQLITE_BUSY_SECONDS * 1000))
+    raw = connection.connection.driver_connection
+    raw.execute(f"PRAGMA busy_timeout = {ms}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {usual}")
 
 
 def _alembic_config(engine: Engine) -> Config:

@@ -162,6 +162,15 @@ class SlackEvent(SQLModel, table=True):
     received_at: dt.datetime = Field(default_factory=utcnow)
 
 
+class SeenRequest(SQLModel, table=True):
+    """Signatures of recent signed Slack requests, so a replayed one is ignored."""
+
+    __tablename__ = "seen_requests"
+
+    signature: str = Field(primary_key=True, max_length=80)  # "v0=" + 64 hex digits
+    sent_at: dt.datetime = Field(index=True)  # the request's signed timestamp
+
+
 class Lease(SQLModel, table=True):
     """A named, expiring lock shared by every replica (digest per channel, daily job)."""
 

@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, false, func, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -32,6 +32,7 @@ from storage.models import (
     Paper,
     PaperVector,
     Reaction,
+    SeenRequest,
     SlackEvent,
     Subscription,
     WorkspaceRemoval,
@@ -333,6 +334,22 @@ def channel_subscriptions(team_id: str, channel_id: str, *, session: Session) ->
         Subscription.team_id == team_id, Subscription.channel_id == channel_id
     )
     return list(session.exec(stmt.order_by(Subscription.id)))
+
+
+def lock_channel(team_id: str, channel_id: str, *, session: Session) -> None:
+    """Hold the channel's subscriptions until this transaction ends, so a check of its topics
+    and the insert that follows are one step for concurrent commands (and replicas).
+
+    PostgreSQL takes a transaction-scoped advisory lock on the channel; SQLite, which has one
+    writer at a time anyway, takes the database's write lock with a write that changes nothing.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        key = f"subscriptions:{team_id}:{channel_id}"
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
+    else:
+        session.execute(delete(Subscription).where(false()))
 
 
 def add_subscription(
@@ -696,6 +713,29 @@ def reactions_in_force(
     if since:
         stmt = stmt.where(Reaction.created_at >= since)
     return list(session.exec(stmt.order_by(Reaction.created_at, Reaction.id)))
+
+
+# --- replayed requests and redelivered events ---------------------------------------------
+
+REQUEST_WINDOW = dt.timedelta(minutes=5)  # Slack's: an older signed timestamp is refused
+EVENT_MEMORY = dt.timedelta(days=1)  # Slack redelivers an event within the hour
+
+
+def first_sight_of_request(signature: str, sent_at: dt.datetime, *, session: Session) -> bool:
+    """Remember a signed request; False if the same signature was seen before (a replay)."""
+    row = {"signature": signature, "sent_at": sent_at}
+    return _insert_ignore(session, SeenRequest, [row], ("signature",)) > 0
+
+
+def forget_old_requests(now: dt.datetime, *, session: Session) -> int:
+    """Drop request signatures Slack's window refuses anyway and event ids past redelivery."""
+    gone = session.execute(
+        delete(SeenRequest).where(col(SeenRequest.sent_at) < now - 2 * REQUEST_WINDOW)
+    ).rowcount
+    gone += session.execute(
+        delete(SlackEvent).where(col(SlackEvent.received_at) < now - EVENT_MEMORY)
+    ).rowcount
+    return gone or 0
 
 
 # --- leases and job runs ------------------------------------------------------------------

@@ -293,7 +293,10 @@ def read_more_value(value: str) -> tuple[str, int]:
     when it is not one."""
     if value.startswith("{"):
         state = json.loads(value)
-        return str(state["q"]), max(0, int(state["o"]))
+        offset = state["o"]
+        if isinstance(offset, bool) or not isinstance(offset, int):
+            raise ValueError(f"offset {offset!r} is not a whole number")
+        return str(state["q"]), offset
     offset, sep, query = value.partition(":")
     if not sep or not offset.isdigit() or not query:
         raise ValueError("not a search_more value")

@@ -30,7 +30,9 @@ from typing import Any
 
 import httpx
 
+from bot.deadlines import deadline, deadline_transport
 from bot.sources import FetchResult, PaperRecord, SourceError
+from storage.checks import paper_problem
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +84,10 @@ def _parse_time(value: object) -> dt.datetime | None:
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"publishedAt {value!r} is out of range") from None
 
 
 def _authors(value: object) -> tuple[str, ...]:
@@ -101,14 +106,15 @@ def _authors(value: object) -> tuple[str, ...]:
 def _upvotes(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         return 0
-    return max(value, 0)
+    return max(value, 0)  # a huge count is left for paper_problem to refuse
 
 
 def parse_item(item: dict[str, Any], day: dt.date) -> PaperRecord:
     """Turn one raw `daily_papers` item into a `PaperRecord` listed on `day`.
 
     Raises ValueError, with the reason as its message, for an item that cannot be used: not an
-    object, no `paper` object, no arXiv-shaped id, no title, no abstract, or a withdrawn paper.
+    object, no `paper` object, no arXiv-shaped id, no title, no abstract, a withdrawn paper, or
+    a field the database cannot store (`storage.checks.paper_problem`).
     """
     if not isinstance(item, dict):
         raise ValueError(f"item is not an object ({type(item).__name__})")
@@ -133,19 +139,27 @@ def parse_item(item: dict[str, Any], day: dt.date) -> PaperRecord:
     if not abstract:
         raise ValueError(f"{paper_id}: no abstract")
 
-    return PaperRecord(
+    try:
+        published_at = _parse_time(paper.get("publishedAt"))
+    except ValueError as exc:
+        raise ValueError(f"{paper_id}: {exc}") from None
+    record = PaperRecord(
         id=paper_id,
         title=title,
         abstract=abstract,
         listed_on=day,
         authors=_authors(paper.get("authors")),
-        published_at=_parse_time(paper.get("publishedAt")),
+        published_at=published_at,
         upvotes=_upvotes(paper.get("upvotes")),
         ai_summary=_optional_text(paper.get("ai_summary")),
         github_repo=_optional_text(paper.get("githubRepo")),
         project_page=_optional_text(paper.get("projectPage")),
         source="hf",
     )
+    problem = paper_problem(record)
+    if problem:
+        raise ValueError(f"{paper_id}: {problem}")
+    return record
 
 
 def _wait_hint(response: httpx.Response) -> float | None:
@@ -204,6 +218,7 @@ class HuggingFaceSource:
         *,
         client: httpx.Client | None = None,
         timeout: float = 20.0,
+        deadline: float = 60.0,
         max_attempts: int = 5,
         backoff: float = 1.0,
         max_wait: float = 120.0,
@@ -212,7 +227,8 @@ class HuggingFaceSource:
         """Create a source reading `{base_url}/daily_papers`.
 
         `client` is used as given (and not closed by `close()`); otherwise one is created.
-        `timeout` is the limit in seconds for each HTTP request. A request is tried at most
+        `timeout` is the limit in seconds for each read, `deadline` for a whole request (a peer
+        trickling bytes cannot hold it longer; it counts as a timeout). A request is tried at most
         `max_attempts` times; the n-th wait is about `backoff * 2**(n-1)` seconds, randomised,
         or what the server asks for, and never longer than `max_wait`. `sleep` is called for
         each wait (tests pass a recorder).
@@ -221,6 +237,7 @@ class HuggingFaceSource:
             raise ValueError("max_attempts must be at least 1")
         self.base_url = base_url.rstrip("/")
         self._timeout = timeout
+        self._deadline = deadline
         self._max_attempts = max_attempts
         self._backoff = max(backoff, 0.0)
         self._max_wait = max(max_wait, 0.0)
@@ -229,6 +246,7 @@ class HuggingFaceSource:
         self._client = client or httpx.Client(
             timeout=timeout,
             follow_redirects=True,
+            transport=deadline_transport(),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
 
@@ -311,9 +329,12 @@ class HuggingFaceSource:
         for attempt in range(1, self._max_attempts + 1):
             hint: float | None = None
             try:
-                response = self._client.get(url, params=params, timeout=self._timeout)
+                with deadline(self._deadline):
+                    response = self._client.get(url, params=params, timeout=self._timeout)
             except httpx.TimeoutException:
-                problem = f"timed out after {self._timeout:g} s"
+                problem = (
+                    f"timed out ({self._timeout:g} s without data or {self._deadline:g} s in all)"
+                )
             except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 problem = f"connection error ({type(exc).__name__}: {_clean_text(str(exc))})"
             except (httpx.HTTPError, httpx.InvalidURL) as exc:  # not transient: bad URL, proxy

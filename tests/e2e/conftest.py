@@ -22,13 +22,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from slack_bolt.adapter.wsgi import SlackRequestHandler
-from waitress.server import create_server
 
 from bot import cli
 from bot.app import create_app, make_client
 from bot.archive.live import Archive
-from bot.server import health_wrapped
+from bot.server import create_http_server, slack_wsgi
 from bot.settings import Settings
 from storage.db import ensure_schema, open_engine
 from tests.fakes.hf_server import FakeHF
@@ -205,8 +203,8 @@ def running_stack(db_url, seed_items, tmp_path, monkeypatch, capsys, **extra_env
         ensure_schema(engine)
         archive = Archive(engine)
         app = create_app(settings, make_client(settings), engine=engine, archive=archive)
-        server = create_server(
-            health_wrapped(SlackRequestHandler(app)), host="127.0.0.1", port=0, threads=4
+        server = create_http_server(
+            slack_wsgi(app, settings, engine), host="127.0.0.1", port=0, threads=4
         )
         closing = threading.Event()
 
