@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
+from tokenizers import Tokenizer
 
 from bot.matching.embedding_files import (
     VOCAB_FILE,
@@ -76,7 +77,7 @@ class Encoder:
     dim: int
     model_id: str
 
-    def __init__(self, tokenizer, model: Transformer, fingerprint: str) -> None:
+    def __init__(self, tokenizer: Tokenizer, model: Transformer, fingerprint: str) -> None:
         self._tokenizer = tokenizer
         self._model = model
         self.dim = model.hidden
@@ -97,7 +98,7 @@ class Encoder:
         return cls(tokenizer, model, weights.fingerprint)
 
     def encode(
-        self, texts: Sequence[str], *, batch_size: int = 16, workers: int | None = None
+        self, texts: Sequence[str], *, batch_size: int = 8, workers: int | None = None
     ) -> np.ndarray:
         """float32 array (len(texts), dim), rows L2-normalised, in input order.
 
