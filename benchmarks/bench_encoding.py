@@ -72,8 +72,6 @@ def worker(code_dir: str, texts_file: str, vectors_file: str, workers: int) -> d
     encode_s = time.perf_counter() - started
     np.save(vectors_file, vectors)
     return {
-        "module": sys.modules["bot.matching.embedding"].__file__,
-        "model_id": encoder.model_id,
         "load_s": load_s,
         "encode_s": encode_s,
         "rss_start": rss_start,
