@@ -31,6 +31,7 @@ bench: $(BIN)/papers-bot
 	$(BIN)/python benchmarks/bench_matching.py
 	$(BIN)/python benchmarks/bench_delivery.py
 	$(BIN)/python benchmarks/bench_startup.py
+	$(BIN)/python benchmarks/bench_encoding.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
