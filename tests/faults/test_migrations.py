@@ -21,7 +21,7 @@ from storage.models import Delivery, Reaction, Subscription
 from tests.faults.conftest import DAY, error_lines, subscribe, wait_until
 
 HEAD = db.head_revision()
-NEXT = f"{HEAD}_next"
+NEXT = f"{int(HEAD) + 1:04d}"
 REVISION_NEXT = f'''"""an index, standing in for the next schema change
 
 Revision ID: {NEXT}

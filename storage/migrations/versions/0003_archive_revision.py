@@ -1,6 +1,6 @@
 """archive revision: one counter raised whenever new papers are stored
 
-Revision ID: 0003_archive_revision
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-30
 """
@@ -8,7 +8,7 @@ Create Date: 2026-11-30
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_archive_revision"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None

@@ -1,15 +1,15 @@
 """signatures of recent Slack requests, so replays are ignored
 
-Revision ID: 0003_hostile
-Revises: 0002
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-30
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_hostile"
-down_revision = "0003_channel_settings"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,16 +1,16 @@
 """papers from several sources: their sources, arXiv categories, primary category; where an
 interrupted arXiv harvest stopped
 
-Revision ID: 0003_arxiv
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-30
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_arxiv"
-down_revision = "0003_archive_revision"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -4,16 +4,16 @@ The installation and OAuth state tables are slack_sdk's SQLAlchemy stores' own
 (`slack_installations`, `slack_bots`, `slack_oauth_states`), written out here as they are
 in slack_sdk 3.x so that the schema does not change with the library.
 
-Revision ID: 0003_channel_settings
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_channel_settings"
-down_revision = "0003_arxiv"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
