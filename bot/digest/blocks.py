@@ -57,6 +57,7 @@ class PaperView:
     boosted: bool = False
     semantic: bool = False  # let in on closeness in meaning
     listed_on: dt.date | None = None
+    reading: str = ""  # how the bot read the topic, when not as written
 
 
 SEMANTIC_NOTE = "the words appear briefly, but the abstract is close in meaning to the topic"
@@ -99,6 +100,8 @@ def why_line(paper: PaperView) -> str:
         return ""
     terms = ", ".join(f"_{escape(t)}_" for t in paper.terms)
     line = f"Matched *{escape(paper.topic)}*" + (f" on {terms}" if terms else "")
+    if paper.reading:
+        line += f" · read as {escape(paper.reading)}"
     if paper.semantic:
         line += f" · {SEMANTIC_NOTE}"
     if paper.boosted:
@@ -133,6 +136,8 @@ def paper_plain_text(paper: PaperView) -> str:
     if paper.topic:
         terms = ", ".join(paper.terms)
         lines.append(f"  why: {paper.topic}" + (f" ({terms})" if terms else ""))
+        if paper.reading:
+            lines.append(f"  read as {paper.reading}")
         if paper.semantic:
             lines.append(f"  {SEMANTIC_NOTE}")
         if paper.boosted:

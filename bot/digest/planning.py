@@ -32,7 +32,15 @@ from bot.digest.delivery import CHANNEL_ERRORS, DeliveryReport, Outbox, Post, de
 from bot.digest.summary import summarize
 from bot.matching import feedback
 from bot.matching.index import Bm25Index
-from bot.matching.ranking import Closeness, Match, TopicError, match_topics, parse_topic
+from bot.matching.interpret import AcronymTable
+from bot.matching.ranking import (
+    Closeness,
+    Match,
+    TopicError,
+    match_topics,
+    parse_topic,
+    reading_text,
+)
 from bot.settings import Settings
 from storage import queries
 from storage.models import Digest, Paper, utcnow
@@ -78,18 +86,27 @@ def make_view(paper: Paper, index: Bm25Index | None = None, **why) -> PaperView:
     )
 
 
-def _views(matches: Sequence[Match], papers: dict[str, Paper], index: Bm25Index) -> list[PaperView]:
+def _views(matches: Sequence[Match], papers: dict[str, Paper], archive: Archive) -> list[PaperView]:
     return [
         make_view(
             papers[m.paper_id],
-            index,
+            archive.index,
             topic=m.topic,
             terms=m.terms,
             boosted=m.boosted,
             semantic=m.semantic,
+            reading=_reading(m.topic, archive.acronyms),
         )
         for m in matches
     ]
+
+
+def _reading(topic: str, acronyms: AcronymTable | None) -> str:
+    """How the bot reads a stored topic ("" as written, or when it no longer parses)."""
+    try:
+        return reading_text(parse_topic(topic), acronyms)
+    except TopicError:
+        return ""
 
 
 def recent_candidates(
@@ -108,6 +125,7 @@ def plan_channel(
     limit: int,
     extra_terms: dict[str, float] | None = None,
     semantics: Closeness | None = None,
+    acronyms: AcronymTable | None = None,
 ) -> list[Match]:
     parsed = []
     for text in topics:
@@ -125,6 +143,7 @@ def plan_channel(
         extra_terms=extra_terms,
         popularity={p.id: p.upvotes for p in candidates},
         semantics=semantics,
+        acronyms=acronyms,
     )
 
 
@@ -151,8 +170,9 @@ def preview(
         candidates,
         limit=settings.digest_max_papers,
         semantics=archive.semantics_for(ids),
+        acronyms=archive.acronyms,
     )
-    views = _views(matches, {p.id: p for p in candidates}, archive.index)
+    views = _views(matches, {p.id: p for p in candidates}, archive)
     return ChannelPlan("", "", list(topics), views)
 
 
@@ -178,6 +198,7 @@ def _plan_today(
         limit=settings.digest_max_papers,
         extra_terms=extra,
         semantics=semantics,
+        acronyms=archive.acronyms,
     )
     return matches, {p.id: p for p in candidates}
 
@@ -213,7 +234,7 @@ def run_digest(
             matches, papers = _plan_today(
                 session, archive, settings, team_id, channel_id, topics, today, semantics
             )
-            views = _views(matches, papers, archive.index)
+            views = _views(matches, papers, archive)
             summary.plans.append(ChannelPlan(team_id, channel_id, topics, views))
         return summary
     if client is None:
@@ -308,6 +329,7 @@ def _outbox(session: Session, archive: Archive, digest: Digest) -> Outbox:
             terms=[t for t in delivery.terms.split(", ") if t],
             boosted=delivery.boosted,
             semantic=delivery.semantic,
+            reading=_reading(delivery.topic, archive.acronyms),
         )
         box.posts.append(Post(key=delivery, render=lambda v=view: paper_message(v)))
     return box

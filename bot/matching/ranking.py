@@ -73,7 +73,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import pairwise
 from typing import Any, Protocol
@@ -81,6 +81,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from bot.matching.index import BLOCK_MAX_ROWS, Bm25Index, fold_name
+from bot.matching.interpret import (
+    AcronymTable,
+    Reading,
+    Structure,
+    TopicShapeError,
+    describe,
+    read_topic,
+    split_topic,
+)
 from bot.matching.text import (
     split_tokens,
     surface_of,
@@ -118,8 +127,11 @@ BOOSTED_SHIFT = FEEDBACK_WEIGHT / 3  # a lift this large is shown in the reply
 POPULARITY_WEIGHT = 0.02  # most that upvotes can move a score (orders near-ties only)
 NEAR_SCORE = 0.3  # a paper this close to MIN_SCORE may pass on closeness in meaning
 MIN_CLOSENESS = 2.5  # ... if its closeness z-score to the topic is at least this
+MEANING_ONLY = math.inf  # closeness that lets a paper in without the topic's words
+MIN_QUALIFIER = 0.5  # share of a qualifier's IDF mass ("X for Y": Y) a paper must contain
 SEMANTIC_WEIGHT = 0.1  # most that closeness in meaning moves a score (z of +-3 or beyond)
 MAX_TOPIC_CHARS = 200
+MIN_AUTHOR_CHARS = 2  # letters or digits an author: filter needs
 MAX_MATCH_TERMS = 5
 MAX_FEEDBACK_TERMS = 2
 
@@ -145,6 +157,7 @@ class Topic:
     excluded: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
     words: str = ""  # the topic's own words as typed, without -exclusions or author:
+    structure: Structure | None = None  # alternatives and qualifier (`bot.matching.interpret`)
 
 
 @dataclass(frozen=True)
@@ -217,11 +230,16 @@ def parse_topic(text: str) -> Topic:
         if part.group("word") is not None:
             negated = words.startswith("-") and len(words) > 1
             words = words[1:] if negated else words
-            if words[:7].lower() == "author:" and len(words) > 7:
+            if words[:7].lower() == "author:":
                 is_author, words = True, words[7:]
         if is_author:
             name = fold_name(words)
-            if name and not negated:
+            if sum(ch.isalnum() for ch in name) < MIN_AUTHOR_CHARS:
+                raise TopicError(
+                    "`author:` needs part of a name, e.g. `author:hinton` or "
+                    '`author:"geoffrey hinton"` (letters, at least two).'
+                )
+            if not negated:
                 authors.append(name)
             continue
         if negated:  # -a-b excludes the compound "a-b" (or "ab"), not every a and b
@@ -238,14 +256,33 @@ def parse_topic(text: str) -> Topic:
             "Topics need at least one meaningful word: common words like “the” or “novel” "
             'are ignored. Try e.g. `contrastive learning` or `"sparse autoencoders"`.'
         )
-    return Topic(
+    words = " ".join(plain) if terms else ""
+    try:
+        structure = split_topic(words) if words else None
+    except TopicShapeError as exc:
+        raise TopicError(str(exc)) from None
+    topic = Topic(
         text=cleaned,
         terms=_unique(terms),
         phrases=tuple(dict.fromkeys(phrases)),
         excluded=_unique(excluded),
         authors=_unique(authors),
-        words=" ".join(plain) if terms else "",
+        words=words,
+        structure=structure,
     )
+    _check_satisfiable(topic)
+    return topic
+
+
+def _check_satisfiable(topic: Topic) -> None:
+    """Refuse a topic no paper can ever match: it excludes one of its own words."""
+    clash = [t for t in topic.excluded if t in topic.terms]
+    if clash:
+        word = surface_of(clash[0])
+        raise TopicError(
+            f"That topic asks for “{word}” and excludes it too, so nothing could ever "
+            f"match. Drop `-{word}` or the word itself."
+        )
 
 
 # --------------------------------------------------------------------------- matching
@@ -383,6 +420,161 @@ def _matched_terms(
     return tuple(surfaces.get(term) or surface_of(term) for term in ranked[:MAX_MATCH_TERMS])
 
 
+@dataclass(frozen=True)
+class Rule:
+    """When a paper passes a topic (module docstring); `benchmarks/cv_matching.py` chooses
+    each value by cross-validation over topics."""
+
+    min_score: float = MIN_SCORE
+    min_coverage: float = MIN_COVERAGE
+    min_qualifier: float = MIN_QUALIFIER
+    near_score: float = NEAR_SCORE
+    min_closeness: float = MIN_CLOSENESS
+    meaning_only: float = MEANING_ONLY
+
+
+RULE = Rule()
+
+
+@dataclass
+class Features:
+    """What the rule reads of a topic over some index rows: per scored variant (an
+    alternative in one of its written forms) the score and coverage, per row the best
+    coverage of the qualifier (None without one) and whether the filters pass."""
+
+    reading: Reading
+    variants: list[tuple[int, tuple[str, ...]]]  # (alternative number, stems)
+    scores: np.ndarray  # (variants, rows)
+    coverage: np.ndarray  # (variants, rows)
+    qualifier: np.ndarray | None  # (rows,)
+    mask: np.ndarray  # (rows,)
+
+
+_READINGS: dict[tuple, Reading] = {}
+
+
+def topic_reading(topic: Topic, acronyms: AcronymTable | None) -> Reading:
+    """How the topic reads with the archive's acronyms (cached until they change)."""
+    if topic.structure is None:
+        return Reading(())
+    key = (topic.structure, id(acronyms), acronyms.revision if acronyms is not None else 0)
+    reading = _READINGS.get(key)
+    if reading is None:
+        if len(_READINGS) > 20000:
+            _READINGS.clear()
+        reading = _READINGS[key] = read_topic(topic.structure, acronyms)
+    return reading
+
+
+def reading_text(topic: Topic, acronyms: AcronymTable | None) -> str:
+    """How the bot reads a topic, in one line (`interpret.describe`); "" when it reads
+    exactly as written."""
+    text = describe(topic_reading(topic, acronyms))
+    return "" if text == topic.words else text
+
+
+def _variant_scores(
+    index: Bm25Index, terms: tuple[str, ...], rows: np.ndarray, block: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised score, coverage) of one list of stems, as `topic_scores` computes them."""
+    query = dict.fromkeys(terms, 1.0)
+    if block is not None:
+        raw, coverage = index.block_scores(block[0], block[1], query)
+    else:
+        raw, coverage = index.scores(query)[rows], index.coverage(query)[rows]
+    scores = raw / index.best_score(query)
+    pairs = [p for p in dict.fromkeys(pairwise(terms)) if p[0] != p[1] and index.pair_df(p) > 0]
+    if pairs and len(rows):
+        idf = np.array([index.pair_idf(pair) for pair in pairs])
+        near = idf @ index.pair_saturation(pairs, rows) / idf.sum()
+        scores = (1 - PROXIMITY_WEIGHT) * scores + PROXIMITY_WEIGHT * near
+    return scores, coverage
+
+
+def topic_features(
+    index: Bm25Index,
+    topic: Topic,
+    rows: np.ndarray,
+    *,
+    block: Any = None,
+    acronyms: AcronymTable | None = None,
+) -> Features:
+    """The rule's inputs for a topic over index rows (`block`: `index.block(rows)`)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    mask = _filter_mask(index, topic, rows)
+    reading = topic_reading(topic, acronyms)
+    if not reading.alternatives:  # author-only: a full match
+        full = np.ones((1, len(rows)))
+        return Features(reading, [(0, ())], full, full.copy(), None, mask)
+    variants = [(k, v) for k, alt in enumerate(reading.alternatives) for v in alt.variants]
+    scores = np.empty((len(variants), len(rows)))
+    coverage = np.empty((len(variants), len(rows)))
+    for i, (_k, terms) in enumerate(variants):
+        scores[i], coverage[i] = _variant_scores(index, terms, rows, block)
+    qualifier = None
+    if reading.qualifier:
+        qualifier = np.zeros(len(rows))
+        for alt in reading.qualifier:
+            for terms in alt.variants:
+                qualifier = np.maximum(qualifier, _variant_scores(index, terms, rows, block)[1])
+    return Features(reading, variants, scores, coverage, qualifier, mask)
+
+
+def _eligible(features: Features, rule: Rule) -> np.ndarray:
+    """(variants, rows): filters pass, the variant's words and the qualifier are there."""
+    eligible = features.mask[None, :] & (features.coverage >= rule.min_coverage)
+    if features.qualifier is not None:
+        eligible &= (features.qualifier >= rule.min_qualifier)[None, :]
+    return eligible
+
+
+def closeness_needed(features: Features, rule: Rule) -> np.ndarray:
+    """Rows whose closeness in meaning the rule reads (the others it cannot change)."""
+    if math.isfinite(rule.meaning_only):
+        return features.mask
+    near = _eligible(features, rule) & (features.scores >= rule.near_score)
+    return near.any(axis=0)
+
+
+def decide(
+    features: Features, z: np.ndarray, rule: Rule = RULE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(passes, score, variant number, let in by meaning) per row; `z` is each row's
+    closeness (NaN where unknown or not needed).
+
+    A row passes when a variant has the words (coverage) and the qualifier, and either
+    scores `min_score`, or scores `near_score` and is `min_closeness` close in meaning;
+    or, with no words needed, when it is `meaning_only` close. Its score is its best
+    passing variant's.
+    """
+    closeness = np.where(np.isnan(z), -np.inf, z)
+    eligible = _eligible(features, rule)
+    by_words = eligible & (features.scores >= rule.min_score)
+    near = eligible & (features.scores >= rule.near_score) & (closeness >= rule.min_closeness)
+    ok = by_words | near
+    variant = np.argmax(np.where(ok, features.scores, -1.0), axis=0)
+    passes = ok.any(axis=0)
+    by_meaning = passes & ~by_words.any(axis=0)
+    alone = features.mask & ~passes & (closeness >= rule.meaning_only)
+    if alone.any():
+        variant = np.where(alone, np.argmax(features.scores, axis=0), variant)
+        passes = passes | alone
+        by_meaning = by_meaning | alone
+    score = np.take_along_axis(features.scores, variant[None, :], axis=0)[0]
+    return passes, score, variant, by_meaning
+
+
+def topic_closeness(
+    index: Bm25Index, semantics: Closeness | None, topic: Topic, rows: np.ndarray, need: np.ndarray
+) -> np.ndarray:
+    """Closeness z of the rows where `need` (NaN elsewhere, and without `semantics`)."""
+    z = np.full(len(rows), np.nan)
+    look = np.flatnonzero(need)
+    if semantics is not None and topic.words and len(look):
+        z[look] = semantics.closeness(topic.words, index.ids_at(rows[look].tolist()))
+    return z
+
+
 def match_topics(
     index: Bm25Index,
     topics: Sequence[Topic],
@@ -392,39 +584,48 @@ def match_topics(
     extra_terms: Mapping[str, float] | None = None,
     popularity: Mapping[str, int] | None = None,
     semantics: Closeness | None = None,
+    acronyms: AcronymTable | None = None,
+    rule: Rule | None = None,
 ) -> list[Match]:
     """The papers a channel gets among `candidate_ids`, best first, at most `limit`.
 
-    A paper is kept when it passes a topic's filters and clears the threshold (module
-    docstring); it is attributed to its best-scoring topic. `extra_terms` (stem -> weight,
-    from team feedback) shifts kept papers' scores by at most FEEDBACK_WEIGHT and never
-    decides whether a paper is kept. `popularity` (id -> upvotes, defaulting to the upvotes
-    stored in the index) only orders papers whose scores are within POPULARITY_WEIGHT.
-    `semantics` (closeness in meaning) lets in papers between NEAR_SCORE and MIN_SCORE that
-    are at least MIN_CLOSENESS close, and moves kept papers by at most SEMANTIC_WEIGHT.
+    A paper is kept when, for one of the topics, it passes `rule` (`decide`; default
+    `RULE`); it is attributed to its best-scoring topic and alternative. `acronyms` (the
+    archive's, `bot.matching.acronyms.Acronyms`) lets topics match their acronym forms.
+    `extra_terms` (stem -> weight, from team feedback) shifts kept papers' scores by at
+    most FEEDBACK_WEIGHT and never decides whether a paper is kept. `popularity` (id ->
+    upvotes, defaulting to the upvotes stored in the index) only orders papers whose
+    scores are within POPULARITY_WEIGHT. `semantics` (closeness in meaning) lets papers in
+    as `decide` says and moves kept papers by at most SEMANTIC_WEIGHT.
 
     The candidates' weights come from `index.block`, shared by every channel of a digest
     run: a channel costs its topics' few postings within the candidates, not the archive's.
     """
+    rule = rule or RULE
     rows = _candidate_rows(index, candidate_ids)
     if limit <= 0 or not len(rows) or not topics:
         return []
     block = index.block(rows) if len(rows) <= BLOCK_MAX_ROWS else None
     best = np.full(len(rows), -1.0)
     best_topic = np.full(len(rows), -1)
+    best_variant = np.zeros(len(rows), dtype=np.int64)
     by_meaning = np.zeros(len(rows), dtype=bool)
+    chosen: list[Features] = []
     for number, topic in enumerate(topics):
-        scores, coverage, mask = topic_scores(index, topic, rows, block=block)
-        eligible = mask & (coverage >= MIN_COVERAGE)
-        passed = eligible & (scores >= MIN_SCORE)
-        near = np.zeros(len(rows), dtype=bool)
-        if semantics is not None and topic.words:
-            scores, near = _with_closeness(index, semantics, topic, rows, scores, eligible)
-        passed |= near
-        better = passed & (scores > best)
+        features = topic_features(index, topic, rows, block=block, acronyms=acronyms)
+        chosen.append(features)
+        z = np.full(len(rows), np.nan)
+        if semantics is not None:
+            need = closeness_needed(features, rule)
+            z = topic_closeness(index, semantics, topic, rows, need)
+        passes, scores, variant, meaning = decide(features, z, rule)
+        known = ~np.isnan(z)
+        scores[known] += SEMANTIC_WEIGHT * np.clip(z[known] / 3, -1.0, 1.0)
+        better = passes & (scores > best)
         best[better] = scores[better]
         best_topic[better] = number
-        by_meaning[better] = near[better]
+        best_variant[better] = variant[better]
+        by_meaning[better] = meaning[better]
     kept = np.flatnonzero(best_topic >= 0)
     if not len(kept):
         return []
@@ -451,40 +652,22 @@ def match_topics(
     order = sorted(range(len(kept)), key=lambda i: (-(final[i] + bonus[i]), kept_ids[i]))
     out = []
     for i in order[:limit]:
-        topic = topics[int(best_topic[kept[i]])]
-        terms = _matched_terms(index, kept_ids[i], topic, extra_terms)
-        boosted = bool(shift[i] >= BOOSTED_SHIFT)
-        semantic = bool(by_meaning[kept[i]])
-        score = round(float(final[i]), 4)
-        out.append(Match(kept_ids[i], score, topic.text, terms, boosted, semantic))
+        row = kept[i]
+        topic = topics[int(best_topic[row])]
+        features = chosen[int(best_topic[row])]
+        terms = features.variants[int(best_variant[row])][1]
+        matched = replace(topic, terms=terms) if terms else topic
+        out.append(
+            Match(
+                kept_ids[i],
+                round(float(final[i]), 4),
+                topic.text,
+                _matched_terms(index, kept_ids[i], matched, extra_terms),
+                bool(shift[i] >= BOOSTED_SHIFT),
+                bool(by_meaning[row]),
+            )
+        )
     return out
-
-
-def _with_closeness(
-    index: Bm25Index,
-    semantics: Closeness,
-    topic: Topic,
-    rows: np.ndarray,
-    scores: np.ndarray,
-    eligible: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(scores moved by closeness in meaning, rows let in on closeness).
-
-    Only rows with the topic's words (`eligible`) and at least NEAR_SCORE are looked at:
-    the move is SEMANTIC_WEIGHT x z / 3, bounded to +-SEMANTIC_WEIGHT, and a row below
-    MIN_SCORE passes when its z is at least MIN_CLOSENESS. Rows without a vector keep
-    their score.
-    """
-    near = np.zeros(len(rows), dtype=bool)
-    look = np.flatnonzero(eligible & (scores >= NEAR_SCORE))
-    if not len(look):
-        return scores, near
-    z = semantics.closeness(topic.words, index.ids_at(rows[look].tolist()))
-    known = ~np.isnan(z)
-    moved = scores.copy()
-    moved[look[known]] += SEMANTIC_WEIGHT * np.clip(z[known] / 3, -1.0, 1.0)
-    near[look[known]] = (scores[look[known]] < MIN_SCORE) & (z[known] >= MIN_CLOSENESS)
-    return moved, near
 
 
 def _top_rows(values: np.ndarray, depth: int) -> np.ndarray:

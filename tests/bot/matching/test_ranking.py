@@ -10,6 +10,7 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 from bot.matching.index import TITLE_WEIGHT, Bm25Index, Doc
+from bot.matching.interpret import Part, Structure
 from bot.matching.ranking import (
     FEEDBACK_WEIGHT,
     MAX_TOPIC_CHARS,
@@ -67,7 +68,10 @@ def ids_of(matches: list[Match]) -> list[str]:
 def test_parse_plain_topic():
     topic = parse_topic("  Contrastive   Learning ")
     assert topic == Topic(
-        text="Contrastive Learning", terms=("contrast", "learn"), words="Contrastive Learning"
+        text="Contrastive Learning",
+        terms=("contrast", "learn"),
+        words="Contrastive Learning",
+        structure=Structure((Part("Contrastive Learning", ("contrast", "learn")),)),
     )
     assert hash(topic) == hash(parse_topic("Contrastive Learning"))
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -1,0 +1,332 @@
+"""Cross-validated choice of the matching rule's thresholds: one command, one table.
+
+Run from the repo root: `.venv/bin/python benchmarks/cv_matching.py` (a few minutes the
+first time, while the papers are encoded; vectors are cached, see `benchmarks/cv_vectors.py`).
+
+Two graded sets, each over its own archive as the bot would hold it:
+- the 20 real topics of `../shared/data/relevance_real_dev.json` over the 1,591 papers
+  listed in its window (2025-10-01 to 2026-01-31) of `hf_daily_real.json`: index, IDF and
+  acronyms from those papers, closeness against all of them;
+- the 8 sample topics of `relevance_dev.json` over the 70 sample papers (one day);
+- plus channels on subjects each archive lacks (they must get nothing).
+
+For every (topic, paper) pair the product's own functions (`bot.matching.ranking.topic_features`,
+`Semantics.closeness`) compute the features once; then each candidate rule is applied with
+`bot.matching.ranking.decide`, as `match_topics` applies it, and the posted papers are capped
+at DIGEST_MAX_PAPERS per channel and listing day, best first. Scored per topic: precision
+(papers graded 1 or 2 among those posted; an empty digest counts 0, an unjudged paper as
+not relevant) and core recall (grade-2 papers posted / grade-2 papers).
+
+Selection: among the grid `GRID`, the rule with the best min(macro precision, macro core
+recall) over the training topics (ties: their sum) that posts nothing to any off-subject
+channel. Leave-one-topic-out over the 28 graded topics: each topic is scored with the rule
+chosen on the 27 others, so no threshold has seen the topic it is scored on. The in-sample
+figures use the rule chosen on all 28 (the one the bot ships: `bot.matching.ranking.RULE`).
+Writes `benchmarks/results/cv_matching.md`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.cv_vectors import (  # noqa: E402
+    cached_vectors,
+    load_json,
+    sample_items,
+    window_items,
+)
+from bot.matching import ranking  # noqa: E402
+from bot.matching.acronyms import Acronyms  # noqa: E402
+from bot.matching.embedding import Encoder, bundled_model_dir  # noqa: E402
+from bot.matching.index import Bm25Index, Doc  # noqa: E402
+from bot.matching.ranking import Rule, decide, parse_topic, topic_features  # noqa: E402
+from bot.matching.semantic import Semantics, paper_text  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "cv_matching.md"
+DIGEST_MAX_PAPERS = 10
+# Subjects absent from each archive (no paper of the window has their key word at all,
+# checked by search; the sample's are those of `benchmarks/eval_relevance.py`).
+REAL_OFF_TOPICS = (
+    "earthquake detection",
+    "fraud detection",
+    "protein folding",
+    "spiking neural networks",
+    "seismic imaging",
+)
+SAMPLE_OFF_TOPICS = (
+    "quantum error correction",
+    "protein structure prediction",
+    "graph neural networks for molecules",
+    "time series forecasting",
+    "machine translation",
+)
+GRID = {
+    "min_score": (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6),
+    "min_coverage": (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    "min_qualifier": (0.3, 0.5, 0.7, 1.0),
+    "near_score": (0.2, 0.3),
+    "min_closeness": (2.0, 2.5, 3.0, 3.5, math.inf),
+    "meaning_only": (3.5, 4.0, 4.5, 5.0, math.inf),
+}
+
+
+@dataclass
+class Case:
+    """One channel: its topic's features over an archive, and the grades to score it by."""
+
+    set_name: str
+    topic: str
+    features: ranking.Features
+    z: np.ndarray
+    day: np.ndarray  # listing day number of each row
+    grades: np.ndarray  # 0/1/2 per row (unjudged: 0)
+    cores: int  # grade-2 papers in the whole archive
+    off: bool = False
+
+
+def posted_rows(case: Case, rule: Rule) -> np.ndarray:
+    """Rows the channel gets under `rule`: at most DIGEST_MAX_PAPERS a listing day, best first
+    (score moved by closeness in meaning, as in `match_topics`)."""
+    passes, score, _variant, _meaning = decide(case.features, case.z, rule)
+    rows = np.flatnonzero(passes)
+    if not len(rows):
+        return rows
+    known = ~np.isnan(case.z[rows])
+    final = score[rows].copy()
+    final[known] += ranking.SEMANTIC_WEIGHT * np.clip(case.z[rows][known] / 3, -1.0, 1.0)
+    order = np.lexsort((-final, case.day[rows]))
+    rows, days = rows[order], case.day[rows][order]
+    first = np.searchsorted(days, days, side="left")
+    return rows[np.arange(len(rows)) - first < DIGEST_MAX_PAPERS]
+
+
+def score_case(case: Case, rule: Rule) -> tuple[int, int, int, float, float]:
+    """(posted, relevant posted, core posted, precision, core recall)."""
+    rows = posted_rows(case, rule)
+    grades = case.grades[rows]
+    relevant, core = int((grades >= 1).sum()), int((grades == 2).sum())
+    precision = relevant / len(rows) if len(rows) else 0.0
+    recall = core / case.cores if case.cores else 1.0
+    return len(rows), relevant, core, precision, recall
+
+
+def archive_cases(
+    set_name: str,
+    papers: list[tuple[str, dict]],
+    topics: dict[str, str],
+    labels: dict[str, dict[str, int]],
+    off_topics: tuple[str, ...],
+    encoder: Encoder | None,
+) -> list[Case]:
+    """The features of every topic over one archive (index, acronyms, closeness)."""
+    docs = [
+        Doc(
+            id=p["id"],
+            title=p["title"],
+            abstract=p["summary"],
+            authors=tuple(a.get("name", "") for a in p.get("authors", [])),
+            upvotes=int(p.get("upvotes", 0)),
+        )
+        for _day, p in papers
+    ]
+    index = Bm25Index.build(docs)
+    acronyms = Acronyms()
+    acronyms.add((d.id, d.title, d.abstract) for d in docs)
+    days = sorted({day for day, _p in papers})
+    day = np.array([days.index(d) for d, _p in papers])
+    ids = [d.id for d in docs]
+    semantics = None
+    if encoder is not None:
+        vectors = cached_vectors([paper_text(d.title, d.abstract) for d in docs], encoder)
+        semantics = Semantics(encoder, vectors, zip(ids, vectors, strict=True))
+        semantics.warm(parse_topic(t).words for t in [*topics.values(), *off_topics])
+    rows = np.arange(len(index))
+    cases = []
+    for key, text in [*topics.items(), *((None, t) for t in off_topics)]:
+        topic = parse_topic(text)
+        features = topic_features(index, topic, rows, acronyms=acronyms)
+        z = np.full(len(rows), np.nan)
+        if semantics is not None:
+            z = semantics.closeness(topic.words, index.ids_at(rows.tolist()))
+        graded = labels.get(key, {}) if key else {}
+        grades = np.array([graded.get(pid, 0) for pid in index.ids_at(rows.tolist())])
+        cores = int((grades == 2).sum())
+        # Only rows some rule of the grid can let in are kept, to score the grid quickly.
+        keep = (features.coverage >= min(GRID["min_coverage"])) & (
+            features.scores >= min(GRID["near_score"])
+        )
+        keep = keep.any(axis=0) | (np.nan_to_num(z, nan=-np.inf) >= min(GRID["meaning_only"]))
+        features = ranking.Features(
+            features.reading,
+            features.variants,
+            features.scores[:, keep],
+            features.coverage[:, keep],
+            None if features.qualifier is None else features.qualifier[keep],
+            features.mask[keep],
+        )
+        cases.append(
+            Case(set_name, text, features, z[keep], day[keep], grades[keep], cores, key is None)
+        )
+    return cases
+
+
+def all_cases() -> tuple[list[Case], str]:
+    folder = bundled_model_dir()
+    encoder = Encoder.load(folder) if folder is not None else None
+    real = load_json("relevance_real_dev.json")
+    sample = load_json("relevance_dev.json")
+    cases = archive_cases(
+        "real", window_items(), real["topics"], real["labels"], REAL_OFF_TOPICS, encoder
+    )
+    cases += archive_cases(
+        "sample",
+        [("2024-07-29", p) for p in sample_items()],
+        sample["topics"],
+        sample["labels"],
+        SAMPLE_OFF_TOPICS,
+        encoder,
+    )
+    method = encoder.model_id if encoder else "none (words only: the model is not installed)"
+    return cases, method
+
+
+def grid_rules() -> list[Rule]:
+    names = [f.name for f in fields(Rule)]
+    rules = []
+    for values in itertools.product(*(GRID[name] for name in names)):
+        rule = Rule(**dict(zip(names, values, strict=True)))
+        if rule.near_score <= rule.min_score and (
+            math.isfinite(rule.min_closeness) or rule.near_score == GRID["near_score"][0]
+        ):
+            rules.append(rule)  # near_score only matters with a finite min_closeness
+    return rules
+
+
+def choose(
+    precision: np.ndarray, recall: np.ndarray, off_posts: np.ndarray, train: np.ndarray
+) -> int:
+    """The rule (row) with the best min(macro P, macro R) over the `train` topics (columns),
+    ties broken by P + R, among those posting nothing off-subject."""
+    p = precision[:, train].mean(axis=1)
+    r = recall[:, train].mean(axis=1)
+    objective = np.minimum(p, r) + 1e-3 * (p + r)
+    objective[off_posts > 0] = -np.inf
+    return int(np.argmax(objective))
+
+
+def run() -> str:
+    started = time.monotonic()
+    cases, method = all_cases()
+    graded = [c for c in cases if not c.off]
+    offs = [c for c in cases if c.off]
+    rules = grid_rules()
+    precision = np.zeros((len(rules), len(graded)))
+    recall = np.zeros((len(rules), len(graded)))
+    off_posts = np.zeros(len(rules), dtype=np.int64)
+    for i, rule in enumerate(rules):
+        for j, case in enumerate(graded):
+            _n, _rel, _core, precision[i, j], recall[i, j] = score_case(case, rule)
+        off_posts[i] = sum(len(posted_rows(c, rule)) for c in offs)
+    everything = np.ones(len(graded), dtype=bool)
+    shipped = choose(precision, recall, off_posts, everything)
+    held_out: list[int] = []
+    for j in range(len(graded)):
+        train = everything.copy()
+        train[j] = False
+        held_out.append(choose(precision, recall, off_posts, train))
+    return report(
+        cases, graded, offs, rules, shipped, held_out, method, time.monotonic() - started
+    )
+
+
+def _rule_text(rule: Rule) -> str:
+    return ", ".join(f"{f.name}={getattr(rule, f.name)}" for f in fields(Rule))
+
+
+def report(
+    cases: list[Case],
+    graded: list[Case],
+    offs: list[Case],
+    rules: list[Rule],
+    shipped: int,
+    held_out: list[int],
+    method: str,
+    seconds: float,
+) -> str:
+    rule = rules[shipped]
+    lines = [
+        "# Matching rule chosen by cross-validation over topics",
+        "",
+        "Generated by `benchmarks/cv_matching.py` (see its docstring for the protocol). Encoder:",
+        f"{method}. {len(rules)} candidate rules; {seconds:.0f} s.",
+        "",
+        f"Rule chosen on all {len(graded)} graded topics (shipped as `ranking.RULE`):",
+        f"`{_rule_text(rule)}`.",
+        "",
+        "Per topic: in-sample = that rule; cross-validated = the rule chosen on the other",
+        "topics (leave one topic out). Precision counts unjudged papers as not relevant and",
+        "an empty digest as 0.",
+        "",
+        "| set | topic | core | posted | precision | core recall | CV posted | CV precision "
+        "| CV core recall |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    sums: dict[str, list[list[float]]] = {}
+    for j, case in enumerate(graded):
+        n, _rel, _core, p, r = score_case(case, rule)
+        cn, _crel, _ccore, cp, cr = score_case(case, rules[held_out[j]])
+        sums.setdefault(case.set_name, []).append([p, r, cp, cr])
+        lines.append(
+            f"| {case.set_name} | {case.topic} | {case.cores} | {n} | {p:.2f} | {r:.2f} | "
+            f"{cn} | {cp:.2f} | {cr:.2f} |"
+        )
+    lines += [
+        "",
+        "| set | topics | precision | core recall | CV precision | CV core recall |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, rows in sums.items():
+        p, r, cp, cr = np.mean(rows, axis=0)
+        lines.append(
+            f"| {name} | {len(rows)} | {p:.2f} | {r:.2f} | **{cp:.2f}** | **{cr:.2f}** |"
+        )
+    lines += ["", "Channels on subjects the archive lacks (must get nothing):", ""]
+    lines += ["| set | off-subject channel | posted | CV posted (most over the folds) |"]
+    lines += ["|---|---|---:|---:|"]
+    for case in offs:
+        worst = max(len(posted_rows(case, rules[k])) for k in set(held_out))
+        lines.append(
+            f"| {case.set_name} | {case.topic} | {len(posted_rows(case, rule))} | {worst} |"
+        )
+    chosen = [rules[k] for k in held_out]
+    lines += ["", "How stable the choice is: each threshold's values over the 28 folds:", ""]
+    for f in fields(Rule):
+        counts: dict[float, int] = {}
+        for r in chosen:
+            counts[getattr(r, f.name)] = counts.get(getattr(r, f.name), 0) + 1
+        text = ", ".join(f"{v} ({n})" for v, n in sorted(counts.items()))
+        lines.append(f"- `{f.name}`: {text}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    text = run()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text, encoding="utf-8")
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
