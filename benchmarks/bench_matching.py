@@ -75,8 +75,8 @@ def channel_topics(channels: int, per_channel: int, seed: int = 5) -> list[list[
 
 def worker(n: int, new: int, channels: int, per_channel: int) -> dict:
     import bot.matching.ranking as ranking
-    from bot import feedback
     from bot.digest.planning import plan_channel
+    from bot.matching import feedback
     from bot.matching.index import Bm25Index, Doc
     from storage.models import Paper
 

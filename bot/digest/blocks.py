@@ -24,7 +24,15 @@ HELP_TOPIC_SYNTAX = (
     "• plain words match anywhere in title or abstract: `contrastive learning`{meaning}\n"
     '• `"quoted phrase"` must appear as written: `"sparse autoencoders"`\n'
     "• `-word` excludes papers that mention it: `diffusion -audio`\n"
-    '• `author:name` only papers by that author: `author:hinton` or `author:"Yann LeCun"`'
+    '• `author:name` only papers by that author: `author:hinton` or `author:"Yann LeCun"`\n'
+    "• a list means any of its members: `RLHF and reward models`, `image, video generation`; "
+    "single words joined by “and” stay one subject (`vision and language`)\n"
+    "• `X for Y` or `X in Y` keeps papers on X that mention Y: "
+    "`hallucination in vision-language models`\n"
+    "• acronyms match their expansions both ways, as papers define them: `RAG`\n"
+    "Refused: more than 5 alternatives, a word both asked for and excluded "
+    "(`learning -learning`), an `author:` without a name. `/papers list` shows how I read "
+    "each topic"
 )
 
 
@@ -173,6 +181,7 @@ def help_message(max_topics: int, hint: str | None = None, *, by_meaning: bool =
         "• `/papers search <query>` search every stored paper; add `since:30d` or "
         "`since:2024-07-01` to limit by date\n"
         "• `/papers liked` the papers this channel liked most in the last 7 days\n"
+        "• `/papers why <arXiv id or link>` how each topic scored that paper: why it came or not\n"
         "• `/papers help` this message\n"
         f"A channel can follow up to {max_topics} topics of up to 200 characters. "
         "React 👍 ❤️ 🔥 or 👎 on a paper reply: the next digests learn from it."
@@ -184,13 +193,19 @@ def help_message(max_topics: int, hint: str | None = None, *, by_meaning: bool =
     return text, body
 
 
-def topic_list(topics: Sequence[str], warning: str | None = None) -> Message:
-    """The channel's topics, numbered; `warning` (already escaped) adds a note below."""
+def topic_list(
+    topics: Sequence[str], warning: str | None = None, readings: Sequence[str] = ()
+) -> Message:
+    """The channel's topics, numbered; `warning` (already escaped) adds a note below;
+    `readings`: how the bot reads each topic ("" when as written)."""
     extra = [_context(warning)] if warning else []
     if not topics:
         text = "This channel follows no topics yet. Try `/papers subscribe contrastive learning`."
         return text, [_section(text), *extra]
-    lines = "\n".join(f"{i}. {escape(t)}" for i, t in enumerate(topics, 1))
+    shown = [f" — _read as {escape(r)}_" if r else "" for r in readings] or [""] * len(topics)
+    lines = "\n".join(
+        f"{i}. {escape(t)}{r}" for i, (t, r) in enumerate(zip(topics, shown, strict=True), 1)
+    )
     text = f"This channel follows {len(topics)} topic{'s' if len(topics) != 1 else ''}:\n{lines}"
     return text, [
         _section(text),
@@ -249,3 +264,27 @@ def liked_papers(items: Sequence[tuple[PaperView, int]], days: int) -> Message:
     ]
     text = f"Most liked in this channel, last {days} days:\n" + "\n".join(lines)
     return text, [_section(text)]
+
+
+def why_report(
+    paper: PaperView, verdicts: Sequence[tuple[str, str, bool, str]], sent: bool
+) -> Message:
+    """`/papers why`: per channel topic (topic, reading, passes, reason), how it scored a paper."""
+    title = escape(" ".join(paper.title.split()))
+    head = f"*<{paper_url(paper.id)}|{title}>*"
+    if sent:
+        head += "\nThis channel already got it in a digest."
+    blocks = [_section(head)]
+    lines = []
+    for topic, reading, passes, reason in verdicts:
+        mark = ":white_check_mark:" if passes else ":x:"
+        line = f"{mark} *{escape(topic)}* — {escape(reason)}"
+        if reading:
+            line += f"\n      _read as {escape(reading)}_"
+        lines.append(line)
+    blocks.append(_section("\n".join(lines)))
+    blocks.append(
+        _context("Fix a topic that reads wrong with `/papers unsubscribe` and a new wording.")
+    )
+    text = f"Why or why not: {title}\n" + "\n".join(lines)
+    return text, blocks

@@ -135,15 +135,11 @@ class Acronyms:
 
     def expansions(self, short: str) -> tuple[tuple[str, ...], ...]:
         """The long forms (stems) of a short form, commonest first."""
-        counts = self._counts.get(short)
-        if not counts:
-            return ()
-        total = sum(counts.values())
-        return tuple(
-            stems
-            for stems, n in counts.most_common()
-            if n >= MIN_SUPPORT and n >= MIN_SHARE * total
-        )
+        with self._lock:
+            counts = self._counts.get(short)
+            ranked = counts.most_common() if counts else []
+        total = sum(n for _stems, n in ranked)
+        return tuple(stems for stems, n in ranked if n >= MIN_SUPPORT and n >= MIN_SHARE * total)
 
     def shorts(self, first: str) -> list[tuple[tuple[str, ...], str]]:
         """(long form stems, short form) of every pair in use whose long form begins with
@@ -163,7 +159,5 @@ class Acronyms:
     def written(self, short: str, stems: tuple[str, ...]) -> tuple[str, str]:
         """(short form, long form) as a paper first wrote them ("RAG", "retrieval-augmented
         generation"), for showing a reading."""
-        return self._written.get((short, stems), (short.upper(), " ".join(stems)))
-
-    def __len__(self) -> int:
-        return sum(1 for short in list(self._counts) if self.expansions(short))
+        with self._lock:
+            return self._written.get((short, stems), (short.upper(), " ".join(stems)))

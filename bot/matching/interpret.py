@@ -34,7 +34,9 @@ The rules, each argued for a class of topics rather than for one topic:
   (`bot.matching.ranking` checks the share of its IDF mass present); a list after the
   qualifier is again any of its members.
 - A single word or acronym in parentheses is another name for what precedes it:
-  "retrieval-augmented generation (RAG)" is "retrieval-augmented generation · RAG".
+  "retrieval-augmented generation (RAG)" is "retrieval-augmented generation · RAG". A
+  longer parenthesis is an aside (examples, a clarification: "world models (video, 4D)")
+  and is left out: read as alternatives, examples would each let in a whole field.
 - Acronyms match their expansions both ways, as the archive defines them (at least
   `MIN_SUPPORT` papers): "RAG" also reads "retrieval augmented generation", "3D gaussian
   splatting" also "3DGS". Hyphen, space and plural variants need nothing here: the
@@ -105,18 +107,18 @@ def _units(text: str) -> list[str]:
     return [w for w in text.split() if tokenize(w, compounds=False)]
 
 
-def _members(text: str) -> tuple[list[str], bool]:
-    """A list's members and whether it must stay whole (single words joined by "and")."""
+def _members(text: str) -> tuple[list[str], list[str], bool]:
+    """A list's members, the aliases in parentheses, and whether the list stays whole
+    (single words joined by "and")."""
     aliases: list[str] = []
 
     def alias(match: re.Match) -> str:
         inner = match.group(1).strip()
         if len(_units(inner)) == 1:
             aliases.append(inner)
-            return " "
-        return f" {inner} "
+        return " "
 
-    text = _PAREN_RE.sub(alias, text).replace("(", " ").replace(")", " ")
+    text = " ".join(_PAREN_RE.sub(alias, text).replace("(", " ").replace(")", " ").split())
     seps = [m.group(0).strip().lower() for m in _SEPARATOR_RE.finditer(text)]
     members = [m.strip() for m in _SEPARATOR_RE.split(text) if _units(m)]
     single = all(len(_units(m)) == 1 for m in members)
@@ -128,15 +130,14 @@ def _members(text: str) -> tuple[list[str], bool]:
     )
     if whole:
         members = [" ".join(members)]
-    return members + aliases, whole
+    return members, aliases, whole
 
 
 def _parts(text: str) -> tuple[Part, ...]:
-    members, whole = _members(text)
+    members, aliases, whole = _members(text)
     parts = []
-    last = members[-1] if members else ""
-    last_units = _units(last)
-    for member in members:
+    last_units = _units(members[-1]) if members else []
+    for number, member in enumerate(members + aliases):
         stems = tuple(dict.fromkeys(tokenize(member, compounds=False)))
         if not stems:
             continue
@@ -145,7 +146,7 @@ def _parts(text: str) -> tuple[Part, ...]:
         units = _units(member)
         if (
             not whole
-            and member is not last
+            and number < len(members) - 1
             and len(units) == 1
             and len(last_units) >= 2
             and not _is_acronym(units[0])
@@ -170,6 +171,9 @@ def split_topic(words: str) -> Structure:
             subject, qualifier = before, after
             break
     parts = _parts(subject)
+    if not parts:  # e.g. all words in a long parenthesis: the words as one subject
+        parts = (Part(words, tuple(dict.fromkeys(tokenize(words, compounds=False)))),)
+        qualifier = ""
     qualifiers = _parts(qualifier) if qualifier else ()
     for group in (parts, qualifiers):
         if len(group) > MAX_ALTERNATIVES:

@@ -20,10 +20,14 @@ rank-bm25 exactly; the tests check both against `rank_bm25.BM25Okapi`.
 
 The threshold. Raw BM25 scores of different topics are not comparable: they grow with the
 number of topic words and with their IDFs. So each topic's score is divided by the topic's
-own best possible score, and a paper is posted only if, for one of the channel's topics,
+own best possible score. A topic is first read (`bot.matching.interpret`): a list is any of
+its alternatives, each scored in every form the archive writes it (acronym or expansion),
+and an "X for Y" topic has a qualifier Y. A paper passes a topic when, for one alternative
+in one form,
 
-    score    = (1 - P) * words + P * pairs          >= MIN_SCORE     (0.5)
-    coverage = sum_{t in doc} idf_t / sum_t idf_t   >= MIN_COVERAGE  (0.7)
+    score    = (1 - P) * words + P * pairs          >= min_score
+    coverage = sum_{t in doc} idf_t / sum_t idf_t   >= min_coverage
+    (and the qualifier's coverage                   >= min_qualifier)
 
     words = BM25(topic, doc) / sum_t idf_t (k1 + 1) = sum_t idf_t sat(t, doc) / sum_t idf_t
     sat(t, doc) = tf / (tf + k1 (1 - b + b dl / avgdl))       (BM25's saturation, in [0, 1))
@@ -38,8 +42,7 @@ Why this means the same for every topic: `score` is a weighted mean of per-word 
 per-pair) saturations, so its scale does not depend on how many words a topic has or how
 rare they are. 0.4 means "each topic word once, in an abstract of average length"; 0.5 and
 above needs more than a passing mention: the words in the title (counted 3x) or repeated,
-and for multi-word topics written together. The same 0.5 asks a one-word topic for its word
-in the title or about twice in the abstract. `coverage` is the share of the topic's
+and for multi-word topics written together. `coverage` is the share of the topic's
 information (IDF mass) the paper contains at all, so repeating a topic's commonest word
 ("learning", "network") cannot carry a paper, while its rare words can ("medical" without
 "imaging"). Words never seen in the archive get the largest IDF, so a topic about
@@ -47,15 +50,19 @@ something the archive lacks ("quantum error correction") passes nothing. Nothing
 on the day's batch, so a day with nothing relevant posts nothing. Quoted phrases,
 `-exclusions` and `author:` are hard filters on top.
 
-Closeness in meaning (`semantics`, see `bot.matching.semantic`). Words miss papers that name their
-subject once, in passing: their score stays under MIN_SCORE although the abstract is about
-the topic. So a paper that has the topic's words (coverage as above) and scores at least
-NEAR_SCORE (0.3: about each word once) also passes when its closeness z-score is at least
-MIN_CLOSENESS (2.5: closer to the topic than about 99% of the archive, if cosines were
-normal). Closeness confirms faint words; it never stands in for missing ones, so the
-coverage rule keeps channels on topics the archive lacks empty. It also moves the score of
-every paper it looks at by SEMANTIC_WEIGHT x z / 3, at most +-SEMANTIC_WEIGHT (0.1), which
-orders papers of similar wording by meaning; papers without a vector keep their score.
+Closeness in meaning (`semantics`, see `bot.matching.semantic`). Words miss papers that name
+their subject once, in passing: their score stays under min_score although the abstract is
+about the topic. So a paper that has the topic's words (coverage as above) and scores at
+least near_score also passes when its closeness z-score is at least min_closeness; a paper
+whose closeness is below veto_closeness never passes; and a paper at least meaning_only
+close passes without the words (infinite: never). Closeness also moves the score of every
+paper it looks at by SEMANTIC_WEIGHT x z / 3, at most +-SEMANTIC_WEIGHT (0.1), which orders
+papers of similar wording by meaning; papers without a vector keep their score.
+
+Every threshold of the rule (`Rule`, shipped as `RULE`) is chosen by cross-validation over
+graded topics (`benchmarks/cv_matching.py`; figures in `benchmarks/results/relevance.md`),
+never by hand for one topic. `decide` applies it; `explain` says in words which part of it
+let a paper in or kept it out (`/papers why`).
 
 The index itself (layout, snapshot, speed) is `bot.matching.index.Bm25Index`.
 
@@ -129,6 +136,7 @@ NEAR_SCORE = 0.3  # a paper this close to MIN_SCORE may pass on closeness in mea
 MIN_CLOSENESS = 2.5  # ... if its closeness z-score to the topic is at least this
 MEANING_ONLY = math.inf  # closeness that lets a paper in without the topic's words
 MIN_QUALIFIER = 0.5  # share of a qualifier's IDF mass ("X for Y": Y) a paper must contain
+VETO_CLOSENESS = -math.inf  # closeness below which a paper is out, whatever its words
 SEMANTIC_WEIGHT = 0.1  # most that closeness in meaning moves a score (z of +-3 or beyond)
 MAX_TOPIC_CHARS = 200
 MIN_AUTHOR_CHARS = 2  # letters or digits an author: filter needs
@@ -431,6 +439,7 @@ class Rule:
     near_score: float = NEAR_SCORE
     min_closeness: float = MIN_CLOSENESS
     meaning_only: float = MEANING_ONLY
+    veto_closeness: float = VETO_CLOSENESS
 
 
 RULE = Rule()
@@ -503,7 +512,7 @@ def topic_features(
     rows = np.asarray(rows, dtype=np.int64)
     mask = _filter_mask(index, topic, rows)
     reading = topic_reading(topic, acronyms)
-    if not reading.alternatives:  # author-only: a full match
+    if not topic.terms:  # author-only: a full match
         full = np.ones((1, len(rows)))
         return Features(reading, [(0, ())], full, full.copy(), None, mask)
     variants = [(k, v) for k, alt in enumerate(reading.alternatives) for v in alt.variants]
@@ -522,9 +531,9 @@ def topic_features(
 
 def _eligible(features: Features, rule: Rule) -> np.ndarray:
     """(variants, rows): filters pass, the variant's words and the qualifier are there."""
-    eligible = features.mask[None, :] & (features.coverage >= rule.min_coverage)
+    eligible = features.mask & (features.coverage >= rule.min_coverage)
     if features.qualifier is not None:
-        eligible &= (features.qualifier >= rule.min_qualifier)[None, :]
+        eligible = eligible & (features.qualifier >= rule.min_qualifier)
     return eligible
 
 
@@ -532,7 +541,10 @@ def closeness_needed(features: Features, rule: Rule) -> np.ndarray:
     """Rows whose closeness in meaning the rule reads (the others it cannot change)."""
     if math.isfinite(rule.meaning_only):
         return features.mask
-    near = _eligible(features, rule) & (features.scores >= rule.near_score)
+    floor = rule.near_score if math.isfinite(rule.min_closeness) else rule.min_score
+    if math.isfinite(rule.veto_closeness):
+        floor = min(floor, rule.min_score)
+    near = _eligible(features, rule) & (features.scores >= floor)
     return near.any(axis=0)
 
 
@@ -544,24 +556,25 @@ def decide(
 
     A row passes when a variant has the words (coverage) and the qualifier, and either
     scores `min_score`, or scores `near_score` and is `min_closeness` close in meaning;
-    or, with no words needed, when it is `meaning_only` close. Its score is its best
-    passing variant's.
+    or, with no words needed, when it is `meaning_only` close. A row whose closeness is
+    known and below `veto_closeness` never passes. Its score is its best passing
+    variant's (-1 if none). The rule's fields may also be arrays of shape (rules, 1, 1):
+    the results then have a leading axis of rules (`benchmarks/cv_matching.py`).
     """
     closeness = np.where(np.isnan(z), -np.inf, z)
-    eligible = _eligible(features, rule)
+    eligible = _eligible(features, rule) & ~(z < rule.veto_closeness)  # NaN: not vetoed
     by_words = eligible & (features.scores >= rule.min_score)
     near = eligible & (features.scores >= rule.near_score) & (closeness >= rule.min_closeness)
     ok = by_words | near
-    variant = np.argmax(np.where(ok, features.scores, -1.0), axis=0)
-    passes = ok.any(axis=0)
-    by_meaning = passes & ~by_words.any(axis=0)
-    alone = features.mask & ~passes & (closeness >= rule.meaning_only)
-    if alone.any():
-        variant = np.where(alone, np.argmax(features.scores, axis=0), variant)
-        passes = passes | alone
-        by_meaning = by_meaning | alone
-    score = np.take_along_axis(features.scores, variant[None, :], axis=0)[0]
-    return passes, score, variant, by_meaning
+    masked = np.where(ok, features.scores, -1.0)
+    variant, score = np.argmax(masked, axis=-2), masked.max(axis=-2)
+    passes = ok.any(axis=-2)
+    by_meaning = passes & ~by_words.any(axis=-2)
+    close = closeness >= np.maximum(rule.meaning_only, rule.veto_closeness)
+    alone = (features.mask & close & (features.scores > -np.inf)).any(axis=-2) & ~passes
+    variant = np.where(alone, np.argmax(features.scores, axis=-2), variant)
+    score = np.where(alone, features.scores.max(axis=-2), score)
+    return passes | alone, score, variant, by_meaning | alone
 
 
 def topic_closeness(
@@ -668,6 +681,70 @@ def match_topics(
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one topic scored one paper, and which rule let it in or kept it out."""
+
+    topic: str
+    reading: str  # how the topic was read, "" when as written
+    passes: bool
+    reason: str
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def explain(
+    index: Bm25Index,
+    topic: Topic,
+    paper_id: str,
+    *,
+    semantics: Closeness | None = None,
+    acronyms: AcronymTable | None = None,
+    rule: Rule | None = None,
+) -> Verdict:
+    """`decide` for one stored paper, in words (`/papers why`)."""
+    rule = rule or RULE
+    rows = index.rows_of([paper_id])
+    features = topic_features(index, topic, rows, acronyms=acronyms)
+    z = topic_closeness(index, semantics, topic, rows, np.ones(1, dtype=bool))
+    passes, score, variant, meaning = decide(features, z, rule)
+    closeness = None if np.isnan(z[0]) else float(z[0])
+    near = f"closeness in meaning {closeness:.1f}" if closeness is not None else ""
+    alts = features.reading.alternatives
+    if not passes[0]:  # show the alternative that came closest: most words, then score
+        variant[0] = np.lexsort((features.scores[:, 0], features.coverage[:, 0]))[-1]
+        score[0] = features.scores[variant[0], 0]
+    number = features.variants[int(variant[0])][0]
+    label = f"*{alts[number].label}*: " if len(alts) > 1 else ""
+    coverage = float(features.coverage[variant[0], 0])
+    words = f"score {score[0]:.2f}, {_pct(coverage)} of its words"
+    if not features.mask[0]:
+        reason = "kept out by the topic's filters (an excluded word, a missing phrase or author)"
+    elif passes[0] and not meaning[0]:
+        needs = f"needs {rule.min_score} and {_pct(rule.min_coverage)}"
+        reason = f"in on its words: {label}{words} ({needs})"
+    elif passes[0] and coverage >= rule.min_coverage and score[0] >= rule.near_score:
+        reason = f"in on meaning: {label}{words}, faint, but {near} (needs {rule.min_closeness})"
+    elif passes[0]:
+        reason = f"in on meaning alone: {near} (needs {rule.meaning_only})"
+    elif coverage < rule.min_coverage:
+        reason = f"out: {label}only {_pct(coverage)} of its words (needs {_pct(rule.min_coverage)})"
+    elif features.qualifier is not None and features.qualifier[0] < rule.min_qualifier:
+        qualifier = " · ".join(a.label for a in features.reading.qualifier)
+        reason = (
+            f"out: about {label.strip(': ') or 'the subject'} but hardly *{qualifier}* "
+            f"({_pct(float(features.qualifier[0]))} of its words, needs "
+            f"{_pct(rule.min_qualifier)})"
+        )
+    else:
+        reason = f"out: {label}{words}, too faint (needs {rule.min_score})"
+        if near and score[0] >= rule.near_score:
+            reason += f"; {near} (needs {rule.min_closeness} to count)"
+    return Verdict(topic.text, reading_text(topic, acronyms), bool(passes[0]), reason)
 
 
 def _top_rows(values: np.ndarray, depth: int) -> np.ndarray:
