@@ -1,4 +1,4 @@
-"""Paper vectors for `benchmarks/cv_matching.py`, cached on disk between runs.
+"""Paper vectors for `benchmarks/cv_matching.py` and `eval_relevance.py`, cached on disk.
 
 Encoding the ~1,600 papers of the graded window takes minutes on a CPU, so each vector is
 kept in the user's cache directory (`$XDG_CACHE_HOME/papers-bot/cv-vectors/<model>/`),

@@ -34,11 +34,13 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from benchmarks.cv_vectors import cached_vectors  # noqa: E402
 from bot.matching.acronyms import Acronyms  # noqa: E402
 from bot.matching.embedding import Encoder, bundled_model_dir  # noqa: E402
 from bot.matching.index import Bm25Index, Doc  # noqa: E402
 from bot.matching.ranking import (  # noqa: E402
     RULE,
+    WORDS_RULE,
     Rule,
     match_topics,
     parse_topic,
@@ -148,7 +150,7 @@ def load_semantics(docs: list[Doc]) -> Semantics | None:
     if folder is None:
         return None
     encoder = Encoder.load(folder)
-    vectors = encoder.encode([paper_text(d.title, d.abstract) for d in docs])
+    vectors = cached_vectors([paper_text(d.title, d.abstract) for d in docs], encoder)
     # as in a digest run: the reference is the newest stored papers (here all 70)
     return Semantics(encoder, vectors, zip([d.id for d in docs], vectors, strict=True))
 
@@ -243,7 +245,7 @@ def sensitivity(index: Bm25Index, graded: dict, semantics: Semantics) -> list[st
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     shipped = RULE.min_closeness
-    settings = [("words only", None, RULE)]
+    settings = [("words only (`WORDS_RULE`)", None, WORDS_RULE)]
     settings += [
         (f"min_closeness = {z}", semantics, replace(RULE, min_closeness=z))
         for z in sorted({2.0, 2.5, 3.0, 3.5, shipped})

@@ -59,10 +59,11 @@ close passes without the words (infinite: never). Closeness also moves the score
 paper it looks at by SEMANTIC_WEIGHT x z / 3, at most +-SEMANTIC_WEIGHT (0.1), which orders
 papers of similar wording by meaning; papers without a vector keep their score.
 
-Every threshold of the rule (`Rule`, shipped as `RULE`) is chosen by cross-validation over
-graded topics (`benchmarks/cv_matching.py`; figures in `benchmarks/results/relevance.md`),
-never by hand for one topic. `decide` applies it; `explain` says in words which part of it
-let a paper in or kept it out (`/papers why`).
+Every threshold of the rule (`Rule`, shipped as `RULE`; `WORDS_RULE` when matching by
+words only) is chosen by cross-validation over graded topics (`benchmarks/cv_matching.py`;
+figures in `benchmarks/results/relevance.md`), never by hand for one topic. `decide`
+applies it; `explain` says in words which part of it let a paper in or kept it out
+(`/papers why`).
 
 The index itself (layout, snapshot, speed) is `bot.matching.index.Bm25Index`.
 
@@ -127,16 +128,16 @@ __all__ = [
 
 PROXIMITY_WEIGHT = 0.25  # share of a multi-word topic's score given to adjacent word pairs
 RERANK_DEPTH = 1000  # search: how many plain-BM25 hits get the full topic score
-MIN_SCORE = 0.5  # IDF-weighted mean saturation of the topic's words
-MIN_COVERAGE = 0.7  # share of the topic's IDF mass present in the paper
+MIN_SCORE = 0.7  # IDF-weighted mean saturation of the topic's words
+MIN_COVERAGE = 0.9  # share of the topic's IDF mass present in the paper
 FEEDBACK_WEIGHT = 0.25  # most that feedback expansion terms can move a score
 BOOSTED_SHIFT = FEEDBACK_WEIGHT / 3  # a lift this large is shown in the reply
 POPULARITY_WEIGHT = 0.02  # most that upvotes can move a score (orders near-ties only)
 NEAR_SCORE = 0.3  # a paper this close to MIN_SCORE may pass on closeness in meaning
-MIN_CLOSENESS = 2.5  # ... if its closeness z-score to the topic is at least this
+MIN_CLOSENESS = 2.0  # ... if its closeness z-score to the topic is at least this
 MEANING_ONLY = math.inf  # closeness that lets a paper in without the topic's words
-MIN_QUALIFIER = 0.5  # share of a qualifier's IDF mass ("X for Y": Y) a paper must contain
-VETO_CLOSENESS = -math.inf  # closeness below which a paper is out, whatever its words
+MIN_QUALIFIER = 1.0  # share of a qualifier's IDF mass ("X for Y": Y) a paper must contain
+VETO_CLOSENESS = 0.0  # closeness below which a paper is out, whatever its words
 SEMANTIC_WEIGHT = 0.1  # most that closeness in meaning moves a score (z of +-3 or beyond)
 MAX_TOPIC_CHARS = 200
 MIN_AUTHOR_CHARS = 2  # letters or digits an author: filter needs
@@ -443,6 +444,8 @@ class Rule:
 
 
 RULE = Rule()
+# Without the sentence encoder (SEMANTIC_MODEL=off), the rule cross-validated by words only.
+WORDS_RULE = Rule(min_score=0.5, min_coverage=0.8, min_closeness=math.inf, veto_closeness=-math.inf)
 
 
 @dataclass
@@ -603,8 +606,9 @@ def match_topics(
     """The papers a channel gets among `candidate_ids`, best first, at most `limit`.
 
     A paper is kept when, for one of the topics, it passes `rule` (`decide`; default
-    `RULE`); it is attributed to its best-scoring topic and alternative. `acronyms` (the
-    archive's, `bot.matching.acronyms.Acronyms`) lets topics match their acronym forms.
+    `RULE`, or `WORDS_RULE` without `semantics`); it is attributed to its best-scoring
+    topic and alternative. `acronyms` (the archive's, `bot.matching.acronyms.Acronyms`)
+    lets topics match their acronym forms.
     `extra_terms` (stem -> weight, from team feedback) shifts kept papers' scores by at
     most FEEDBACK_WEIGHT and never decides whether a paper is kept. `popularity` (id ->
     upvotes, defaulting to the upvotes stored in the index) only orders papers whose
@@ -614,7 +618,7 @@ def match_topics(
     The candidates' weights come from `index.block`, shared by every channel of a digest
     run: a channel costs its topics' few postings within the candidates, not the archive's.
     """
-    rule = rule or RULE
+    rule = rule or (RULE if semantics is not None else WORDS_RULE)
     rows = _candidate_rows(index, candidate_ids)
     if limit <= 0 or not len(rows) or not topics:
         return []
@@ -707,7 +711,7 @@ def explain(
     rule: Rule | None = None,
 ) -> Verdict:
     """`decide` for one stored paper, in words (`/papers why`)."""
-    rule = rule or RULE
+    rule = rule or (RULE if semantics is not None else WORDS_RULE)
     rows = index.rows_of([paper_id])
     features = topic_features(index, topic, rows, acronyms=acronyms)
     z = topic_closeness(index, semantics, topic, rows, np.ones(1, dtype=bool))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session
 
+from bot.matching.ranking import WORDS_RULE
 from storage import queries
 from tests.e2e.conftest import DAY
 
@@ -27,7 +28,7 @@ def test_why_says_which_topic_let_a_paper_in_and_why_others_kept_it_out(stack):
     text = reply["text"]
     assert ":white_check_mark: *contrastive learning* — in on its words: score" in text
     assert ":x: *face recognition, recommender systems* — out:" in text
-    assert "only 0% of its words (needs 70%)" in text
+    assert f"only 0% of its words (needs {WORDS_RULE.min_coverage:.0%})" in text  # words only
     assert "read as any of: face recognition · recommender systems" in text
     assert "already got it" not in text
     assert topics(stack) == ["contrastive learning", "face recognition, recommender systems"]
