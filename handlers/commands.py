@@ -1,4 +1,4 @@
-"""The `/papers` slash command: subscribe, unsubscribe, list, search, liked, settings, help.
+"""The `/papers` slash command: subscribe, unsubscribe, list, search, liked, why, settings, help.
 
 Acknowledges at once, then does the work and answers through the command's
 `response_url`: help, errors and search results are ephemeral (only the caller sees
@@ -22,7 +22,8 @@ from bot.digest import blocks
 from bot.digest.delivery import CHANNEL_ERRORS
 from bot.digest.planning import make_view
 from bot.home import LIKED_DAYS, most_liked
-from bot.matching.ranking import TopicError
+from bot.matching.categories import parse_channel_topic
+from bot.matching.ranking import TopicError, explain, parse_topic, reading_text
 from bot.subscriptions import MAX_TOPICS, Refused, check_new_topic, find_topic
 from handlers.context import Deps
 from handlers.replies import checked
@@ -126,6 +127,8 @@ def _subscribe(deps: Deps, command, arg: str, respond, client) -> None:
         f"{_who(command)} subscribed this channel to *{blocks.escape(topic.text)}*. "
         f"New papers on it arrive in the digest ({blocks.escape(when)})."
     )
+    if reading := reading_text(topic, deps.archive.acronyms):
+        note += f"\nI read it as: _{blocks.escape(reading)}_."
     try:
         client.chat_postMessage(channel=channel, text=note, blocks=blocks.notice(note)[1])
     except SlackApiError as exc:
@@ -158,6 +161,14 @@ def _unsubscribe(deps: Deps, command, arg: str, respond, client) -> None:
         respond(text=f"Done: this channel no longer follows *{topic}*.", response_type="ephemeral")
 
 
+def _reading(deps: Deps, text: str) -> str:
+    """How the bot reads a stored topic ("" when it no longer parses)."""
+    try:
+        return reading_text(parse_channel_topic(text)[0], deps.archive.acronyms)
+    except TopicError:
+        return ""
+
+
 def _list(deps: Deps, command, arg: str, respond, client) -> None:
     with session_scope(deps.engine, wait=DB_WAIT) as session:
         subs = queries.channel_subscriptions(
@@ -170,7 +181,8 @@ def _list(deps: Deps, command, arg: str, respond, client) -> None:
     if state is not None and state.error:
         hint = CHANNEL_ERRORS.get(state.error, "the next run retries")
         warning = f"My last digest here failed (`{state.error}`): {hint}."
-    text, body = blocks.topic_list([s.topic for s in subs], warning, schedule=schedule)
+    readings = [_reading(deps, s.topic) for s in subs]
+    text, body = blocks.topic_list([s.topic for s in subs], warning, readings, schedule=schedule)
     respond(text=text, blocks=body, response_type="ephemeral")
 
 
@@ -208,6 +220,48 @@ def _liked(deps: Deps, command, arg: str, respond, client) -> None:
     respond(text=text, blocks=body, response_type="ephemeral")
 
 
+_ARXIV_ID = re.compile(r"(\d{4}\.\d{4,5})(?:v\d+)?")
+
+
+def _why(deps: Deps, command, arg: str, respond, client) -> None:
+    """How each of the channel's topics scored one stored paper, and why it is in or out."""
+    found = _ARXIV_ID.search(arg)
+    if not found:
+        raise Refused(
+            "Say which paper: `/papers why 2401.01234` or its arXiv or Hugging Face link."
+        )
+    paper_id = found.group(1)
+    team, channel = command["team_id"], command["channel_id"]
+    deps.archive.sync()
+    with session_scope(deps.engine) as session:
+        subs = queries.channel_subscriptions(team, channel, session=session)
+        paper = queries.get_papers([paper_id], session=session).get(paper_id)
+        sent = paper_id in queries.delivered_or_planned_ids(team, channel, session=session)
+        view = make_view(paper) if paper is not None else None
+    if not subs:
+        raise Refused("This channel follows no topics yet: `/papers subscribe <topic>` first.")
+    index = deps.archive.index
+    if view is None or paper_id not in index:
+        raise Refused(
+            f"I have not stored {paper_id}: I only know papers listed on Hugging Face Daily "
+            "Papers. Try `/papers search` with words from its title."
+        )
+    deps.archive.embed([paper_id])
+    semantics = deps.archive.semantics_for([paper_id])
+    verdicts = []
+    for sub in subs:
+        try:
+            topic = parse_topic(sub.topic)
+        except TopicError:
+            continue
+        verdict = explain(
+            index, topic, paper_id, semantics=semantics, acronyms=deps.archive.acronyms
+        )
+        verdicts.append((sub.topic, verdict.reading, verdict.passes, verdict.reason))
+    text, body = blocks.why_report(view, verdicts, sent)
+    respond(text=text, blocks=body, response_type="ephemeral")
+
+
 COMMANDS = {
     "subscribe": _subscribe,
     "follow": _subscribe,
@@ -217,4 +271,5 @@ COMMANDS = {
     "search": _search,
     "liked": _liked,
     "settings": open_settings,
+    "why": _why,
 }

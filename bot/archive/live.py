@@ -19,13 +19,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bot.matching.acronyms import Acronyms
 from bot.matching.embedding import Encoder
 from bot.matching.index import Bm25Index, Doc
 from bot.matching.semantic import REFERENCE_SIZE, Semantics, from_blob, paper_text, to_blob
@@ -80,6 +81,7 @@ class Archive:
     ) -> None:
         self._engine = engine
         self._index: Bm25Index | None = None
+        self.acronyms = Acronyms()  # learned from every indexed paper (bot.matching.acronyms)
         self._encoder = encoder
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
@@ -101,7 +103,8 @@ class Archive:
                     self._revision = queries.archive_revision(session=session)
                     rows = queries.iter_index_rows(session=session)
                     self._index = Bm25Index.build(
-                        (doc_from_row(*row) for row in rows), snapshot=self.snapshot_path
+                        self._learn(doc_from_row(*row) for row in rows),
+                        snapshot=self.snapshot_path,
                     )
                 release_free_memory()
                 index = self._index
@@ -182,10 +185,16 @@ class Archive:
         with self._lock:
             if self._index is not None and docs:
                 before = self._index.revision
-                self._index.add(docs)
+                self._index.add(self._learn(docs))
                 release_free_memory()
                 if self._index.revision != before:
                     self._save_later()
+
+    def _learn(self, docs: Iterable[Doc]) -> Iterator[Doc]:
+        """The docs, unchanged, their acronym definitions counted as they pass."""
+        for doc in docs:
+            self.acronyms.add([(doc.id, doc.title, doc.abstract)])
+            yield doc
 
     def sync(self, *, session: Session | None = None) -> int:
         """Index papers another process stored (another replica's fetch, `papers-bot fetch`).

@@ -40,7 +40,15 @@ HELP_TOPIC_SYNTAX = (
     "• `-word` excludes papers that mention it: `diffusion -audio`\n"
     '• `author:name` only papers by that author: `author:hinton` or `author:"Yann LeCun"`\n'
     "• `cat:category` only papers listed in that arXiv category (or archive): "
-    "`cat:cs.RO grasping`, `cat:eess.AS speech`"
+    "`cat:cs.RO grasping`, `cat:eess.AS speech`\n"
+    "• a list means any of its members: `RLHF and reward models`, `image, video generation`; "
+    "single words joined by “and” stay one subject (`vision and language`)\n"
+    "• `X for Y` or `X in Y` keeps papers on X that mention Y: "
+    "`hallucination in vision-language models`\n"
+    "• acronyms match their expansions both ways, as papers define them: `RAG`\n"
+    "Refused: more than 5 alternatives, a word both asked for and excluded "
+    "(`learning -learning`), an `author:` without a name. `/papers list` shows how I read "
+    "each topic"
 )
 
 
@@ -99,6 +107,7 @@ class PaperView:
     listed_on: dt.date | None = None
     sources: Sequence[str] = ()  # "hf", "arxiv": who listed it (empty: Hugging Face)
     primary_category: str | None = None
+    reading: str = ""  # how the bot read the topic, when not as written
 
 
 SOURCE_LABELS = {"hf": "Hugging Face", "arxiv": "arXiv"}
@@ -170,6 +179,8 @@ def why_line(paper: PaperView) -> str:
     if len(paper.terms) > 10:
         terms += f" and {len(paper.terms) - 10} more"
     line = f"Matched *{fit(paper.topic, TOPIC_CHARS)}*" + (f" on {terms}" if terms else "")
+    if paper.reading:
+        line += f" · read as {fit(paper.reading, TOPIC_CHARS)}"
     if paper.semantic:
         line += f" · {SEMANTIC_NOTE}"
     if paper.boosted:
@@ -206,6 +217,8 @@ def paper_plain_text(paper: PaperView) -> str:
     if paper.topic:
         terms = ", ".join(paper.terms)
         lines.append(f"  why: {paper.topic}" + (f" ({terms})" if terms else ""))
+        if paper.reading:
+            lines.append(f"  read as {paper.reading}")
         if paper.semantic:
             lines.append(f"  {SEMANTIC_NOTE}")
         if paper.boosted:
@@ -244,6 +257,8 @@ def help_message(max_topics: int, hint: str | None = None, *, by_meaning: bool =
         "`since:2024-07-01` to limit by date\n"
         "• `/papers liked` the papers this channel liked most in the last 7 days\n"
         "• `/papers settings` when this channel's digest comes, how many papers, from where\n"
+        "• `/papers why &lt;arXiv id or link&gt;` how each topic scored that paper: "
+        "why it came or not\n"
         "• `/papers help` this message\n"
         f"A channel can follow up to {max_topics} topics of up to 200 characters. "
         "React 👍 ❤️ 🔥 or 👎 on a paper reply: the next digests learn from it."
@@ -256,11 +271,16 @@ def help_message(max_topics: int, hint: str | None = None, *, by_meaning: bool =
 
 
 def topic_list(
-    topics: Sequence[str], warning: str | None = None, *, schedule: str | None = None
+    topics: Sequence[str],
+    warning: str | None = None,
+    readings: Sequence[str] = (),
+    *,
+    schedule: str | None = None,
 ) -> Message:
     """Every topic of the channel, numbered (the numbers `unsubscribe` takes); `warning`
-    (already escaped) adds a note below, and `schedule` (the channel's digest settings, in
-    words) a line about when they come."""
+    (already escaped) adds a note below; `readings`: how the bot reads each topic ("" when
+    as written); `schedule` (the channel's digest settings, in words) a line about when they
+    come."""
     extra = [_context(warning)] if warning else []
     if schedule:
         extra.insert(0, _context(f"Digest: {escape(schedule)}. Change it: `/papers settings`."))
@@ -268,7 +288,12 @@ def topic_list(
         text = "This channel follows no topics yet. Try `/papers subscribe contrastive learning`."
         return text, [_section(text), *extra]
     head = f"This channel follows {len(topics)} topic{'s' if len(topics) != 1 else ''}:"
-    lines = [f"{i}. {fit(t, TOPIC_CHARS)}" for i, t in enumerate(topics, 1)]
+    shown = [f" — _read as {fit(r, TOPIC_CHARS)}_" if r else "" for r in readings]
+    shown += [""] * (len(topics) - len(shown))
+    lines = [
+        f"{i}. {fit(t, TOPIC_CHARS)}{r}"
+        for i, (t, r) in enumerate(zip(topics, shown, strict=True), 1)
+    ]
     return _fallback(head, lines), [
         *_sections([head, *lines]),
         _context("Remove one with `/papers unsubscribe &lt;number&gt;`."),
@@ -355,3 +380,26 @@ def liked_papers(items: Sequence[tuple[PaperView, int]], days: int) -> Message:
         for i, (p, votes) in enumerate(items, 1)
     ]
     return _fallback(head, lines), _sections([head, *lines])
+
+
+def why_report(
+    paper: PaperView, verdicts: Sequence[tuple[str, str, bool, str]], sent: bool
+) -> Message:
+    """`/papers why`: per channel topic (topic, reading, passes, reason), how it scored a paper."""
+    title = fit(paper.title, TITLE_CHARS)
+    head = f"*{_link(paper_url(paper.id), title)}*"
+    if sent:
+        head += "\nThis channel already got it in a digest."
+    lines = []
+    for topic, reading, passes, reason in verdicts:
+        mark = ":white_check_mark:" if passes else ":x:"
+        line = f"{mark} *{fit(topic, TOPIC_CHARS)}* — {fit(reason, TEXT_CHARS // 4)}"
+        if reading:
+            line += f"\n      _read as {fit(reading, TOPIC_CHARS)}_"
+        lines.append(line)
+    footer = _context("Fix a topic that reads wrong with `/papers unsubscribe` and a new wording.")
+    return _fallback(f"Why or why not: {title}", lines), [
+        _section(head),
+        *_sections(lines),
+        footer,
+    ]

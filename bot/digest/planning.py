@@ -35,7 +35,15 @@ from bot.digest.summary import summarize
 from bot.matching import feedback
 from bot.matching.categories import from_sources, in_categories, parse_channel_topic
 from bot.matching.index import Bm25Index
-from bot.matching.ranking import Closeness, Match, Topic, TopicError, match_topics
+from bot.matching.interpret import AcronymTable
+from bot.matching.ranking import (
+    Closeness,
+    Match,
+    Topic,
+    TopicError,
+    match_topics,
+    reading_text,
+)
 from bot.settings import Settings
 from storage import queries
 from storage.models import Digest, Paper, utcnow
@@ -96,18 +104,27 @@ def make_view(paper: Paper, index: Bm25Index | None = None, **why) -> PaperView:
     )
 
 
-def _views(matches: Sequence[Match], papers: dict[str, Paper], index: Bm25Index) -> list[PaperView]:
+def _views(matches: Sequence[Match], papers: dict[str, Paper], archive: Archive) -> list[PaperView]:
     return [
         make_view(
             papers[m.paper_id],
-            index,
+            archive.index,
             topic=m.topic,
             terms=m.terms,
             boosted=m.boosted,
             semantic=m.semantic,
+            reading=_reading(m.topic, archive.acronyms),
         )
         for m in matches
     ]
+
+
+def _reading(topic: str, acronyms: AcronymTable | None) -> str:
+    """How the bot reads a stored topic ("" as written, or when it no longer parses)."""
+    try:
+        return reading_text(parse_channel_topic(topic)[0], acronyms)
+    except TopicError:
+        return ""
 
 
 def recent_candidates(
@@ -127,6 +144,7 @@ def plan_channel(
     extra_terms: dict[str, float] | None = None,
     semantics: Closeness | None = None,
     sources: frozenset[str] | None = None,
+    acronyms: AcronymTable | None = None,
 ) -> list[Match]:
     """The channel's papers among `candidates`, best first. `sources` (None: all) keeps the
     papers a source the channel allows listed; a topic's `cat:` filter keeps, for that topic,
@@ -153,6 +171,7 @@ def plan_channel(
             extra_terms=extra_terms,
             popularity={p.id: p.upvotes for p in pool},
             semantics=semantics,
+            acronyms=acronyms,
         )
         if len(groups) == 1:
             return matches
@@ -185,8 +204,9 @@ def preview(
         candidates,
         limit=settings.digest_max_papers,
         semantics=archive.semantics_for(ids),
+        acronyms=archive.acronyms,
     )
-    views = _views(matches, {p.id: p for p in candidates}, archive.index)
+    views = _views(matches, {p.id: p for p in candidates}, archive)
     return ChannelPlan("", "", list(topics), views)
 
 
@@ -215,6 +235,7 @@ def _plan_today(
         extra_terms=extra,
         semantics=semantics,
         sources=frozenset(schedule.sources) or None,
+        acronyms=archive.acronyms,
     )
     return matches, {p.id: p for p in candidates}
 
@@ -287,7 +308,7 @@ def run_digest(
                 semantics,
                 schedules[(team_id, channel_id)],
             )
-            views = _views(matches, papers, archive.index)
+            views = _views(matches, papers, archive)
             summary.plans.append(ChannelPlan(team_id, channel_id, topics, views))
         return summary
     if client is None:
@@ -390,6 +411,7 @@ def _outbox(session: Session, archive: Archive, digest: Digest) -> Outbox:
             terms=[t for t in delivery.terms.split(", ") if t],
             boosted=delivery.boosted,
             semantic=delivery.semantic,
+            reading=_reading(delivery.topic, archive.acronyms),
         )
         box.posts.append(Post(key=delivery, render=lambda v=view: paper_message(v)))
     return box

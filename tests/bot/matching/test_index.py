@@ -25,10 +25,9 @@ from bot.matching.index import Bm25Index, Doc
 from bot.matching.ranking import (
     BOOSTED_SHIFT,
     FEEDBACK_WEIGHT,
-    MIN_COVERAGE,
-    MIN_SCORE,
     POPULARITY_WEIGHT,
     PROXIMITY_WEIGHT,
+    WORDS_RULE,
     Match,
     match_topics,
     parse_topic,
@@ -270,7 +269,8 @@ def plain_match_topics(index, topics, candidate_ids, *, limit, extra_terms=None,
                     idf = np.array([index.pair_idf(p) for p in pairs])
                     near = idf @ index.pair_saturation(pairs, [row])[:, 0] / idf.sum()
                     score = (1 - PROXIMITY_WEIGHT) * score + PROXIMITY_WEIGHT * near
-            if score >= MIN_SCORE and cover >= MIN_COVERAGE and score > best.get(pid, (-1, 0))[0]:
+            passes = score >= WORDS_RULE.min_score and cover >= WORDS_RULE.min_coverage
+            if passes and score > best.get(pid, (-1, 0))[0]:
                 best[pid] = (score, number)
     if not best or limit <= 0:
         return []

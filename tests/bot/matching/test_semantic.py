@@ -21,6 +21,7 @@ from bot.matching.ranking import (
     MIN_COVERAGE,
     MIN_SCORE,
     NEAR_SCORE,
+    RULE,
     SEMANTIC_WEIGHT,
     match_topics,
     parse_topic,
@@ -102,15 +103,22 @@ def test_closeness_below_the_threshold_or_unknown_changes_nothing(seed_index):
         assert not any(m.semantic for m in got)
 
 
-def test_far_papers_that_pass_on_words_stay_but_move_by_a_bounded_amount(seed_index):
+def test_papers_that_pass_on_words_move_by_a_bounded_amount_unless_far(seed_index):
     topic = [parse_topic("contrastive learning")]
-    words_only = {
-        m.paper_id: m.score for m in match_topics(seed_index, topic, seed_index.ids, limit=70)
+    words_only = {  # the same rule, no closeness known
+        m.paper_id: m.score
+        for m in match_topics(seed_index, topic, seed_index.ids, limit=70, rule=RULE)
     }
-    far = match_topics(seed_index, topic, seed_index.ids, limit=70, semantics=FixedCloseness(-9))
-    assert {m.paper_id for m in far} == set(words_only)
-    for m in far:
-        assert m.score == pytest.approx(max(words_only[m.paper_id] - SEMANTIC_WEIGHT, 0), abs=1e-3)
+    assert words_only
+    z = RULE.veto_closeness + 0.1 if math.isfinite(RULE.veto_closeness) else -9
+    moved = match_topics(seed_index, topic, seed_index.ids, limit=70, semantics=FixedCloseness(z))
+    assert {m.paper_id for m in moved} == set(words_only)
+    for m in moved:
+        shift = SEMANTIC_WEIGHT * max(z / 3, -1)
+        assert m.score == pytest.approx(max(words_only[m.paper_id] + shift, 0), abs=1e-3)
+    if math.isfinite(RULE.veto_closeness):  # far in meaning: out, whatever the words
+        vetoed = FixedCloseness(RULE.veto_closeness - 0.1)
+        assert match_topics(seed_index, topic, seed_index.ids, limit=70, semantics=vetoed) == []
 
 
 def test_off_topic_channels_stay_empty_even_if_everything_were_close(seed_index):
