@@ -24,6 +24,8 @@ test: $(BIN)/papers-bot
 
 # Every benchmark; each rewrites its table in benchmarks/results/ (a few minutes in all).
 bench: $(BIN)/papers-bot
+	$(BIN)/python benchmarks/cv_matching.py
+	$(BIN)/python benchmarks/cv_matching.py --words-only
 	$(BIN)/python benchmarks/eval_relevance.py
 	$(BIN)/python benchmarks/eval_real_days.py
 	$(BIN)/python benchmarks/feedback_eval.py
@@ -32,6 +34,9 @@ bench: $(BIN)/papers-bot
 	$(BIN)/python benchmarks/bench_delivery.py
 	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/bench_encoding.py
+	$(BIN)/python benchmarks/bench_freshness.py
+	$(BIN)/python benchmarks/bench_hostile_memory.py
+	$(BIN)/python benchmarks/bench_arxiv_day.py
 
 clean:
 	rm -rf $(VENV) *.egg-info
