@@ -28,6 +28,7 @@ ships: `bot.matching.ranking.RULE`). Writes its part of `benchmarks/results/rele
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import math
 import sys
@@ -368,7 +369,11 @@ def report(
 
 
 def main() -> int:
-    words_only = "--words-only" in sys.argv[1:]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--words-only", action="store_true", help="the rule used without the sentence encoder"
+    )
+    words_only = parser.parse_args().words_only
     text = run(words_only)
     if words_only:  # the rule used when the sentence encoder is off
         text = text.replace(
