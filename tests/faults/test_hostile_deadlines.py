@@ -15,11 +15,11 @@ from sqlmodel import Session
 from bot.app import make_client
 from bot.digest.delivery import SlackUnreachable
 from bot.digest.planning import run_digest
-from bot.jobs import daily_job, fetch_days
+from bot.jobs import RETRY_MINUTES, daily_job, fetch_days
 from bot.sources.hf import HuggingFaceSource
 from storage import queries
 from tests.fakes.trickle import TricklePeer
-from tests.faults.conftest import DAY, leases, subscribe
+from tests.faults.conftest import DAY, TEAM, leases, subscribe
 
 
 @pytest.fixture
@@ -68,6 +68,7 @@ def test_a_hung_daily_job_gives_back_the_daily_lease(stack, trickle):
     subscribe(stack, {"C0001": "contrastive learning"})
     assert stack.cli("fetch", "--date", DAY)[0] == 0  # stored papers, so there is a post
     day = dt.date.fromisoformat(DAY)
+    now = dt.datetime.combine(day, dt.time(9, 5), tzinfo=dt.UTC)  # DIGEST_TIME is 09:00 UTC
     settings = dataclasses.replace(stack.settings, slack_api_url=trickle.base_url + "/api/")
     started = time.monotonic()
     with pytest.raises(SlackUnreachable):
@@ -76,8 +77,8 @@ def test_a_hung_daily_job_gives_back_the_daily_lease(stack, trickle):
             client=make_client(settings, timeout=2),
             settings=settings,
             archive=stack.archive,
-            today=day,
-            source=_source(trickle.base_url),
+            now=now,
+            sources=[_source(trickle.base_url)],
         )
     assert time.monotonic() - started < 30
     assert leases(stack) == []  # the next tick (or replica) may try again at once
@@ -87,9 +88,10 @@ def test_a_hung_daily_job_gives_back_the_daily_lease(stack, trickle):
             client=make_client(stack.settings),
             settings=stack.settings,
             archive=stack.archive,
-            today=day,
-            source=source,
+            now=now + dt.timedelta(minutes=RETRY_MINUTES),  # the channel's retry
+            sources=[source],
         )
     assert summary is not None and summary.posted_channels
     with Session(stack.engine) as session:
-        assert queries.job_ran("daily", day, session=session)
+        run = queries.channel_runs_since(day, session=session)[(TEAM, "C0001", day)]
+        assert run.finished_at is not None
