@@ -1,21 +1,7 @@
 """The front door of the HTTP server: what a request must pass before Bolt parses it.
 
-`Gate(slack_wsgi, secret=..., engine=...)` wraps Bolt's WSGI handler; `bot.server` serves it
-with waitress. In order:
-
-1. `GET /healthz` answers at once (load balancers).
-2. A request that has already waited longer than Slack does (`LATE`, counted from when
-   waitress received it) is dropped with 503: Slack told the user it failed, so running it
-   now would surprise them.
-3. A body over `MAX_BODY` is refused with 413 before it is read.
-4. The Slack signature is checked on the raw bytes (401), before anything parses the body;
-   the timestamp header must be a plain number within Slack's 5 minutes.
-5. A signed body that is not what Slack sends (not UTF-8, broken JSON, a JSON array or
-   null, a broken `payload=`) gets 400.
-6. A signature seen before (a replayed request) is answered 200 and ignored: signatures are
-   kept for 5 minutes in the database, so every replica sharing it knows them, and in memory.
-
-Every refusal is one log line, never a traceback. `ssl_check` pings pass unsigned.
+`Gate` wraps Bolt's WSGI handler; `bot.server` serves it. The checks (health, lateness,
+size, signature, body shape, replays) and why: docs/requests.md.
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
 """Short paper summaries for digest replies.
 
-Hugging Face's `ai_summary` is used when the listing has one; otherwise the two or three
-most informative sentences of the abstract, kept in their original order and never cut
-mid-word. "Informative" is the sum of the sentence's distinct content-word IDFs (from the
-whole archive when an index is at hand), lightly favouring sentences that state a
-contribution or a result.
-
-A chosen sentence must stand alone. One that opens by pointing back (a connective such as
-"Thus", "However", "Moreover"; a pronoun or demonstrative such as "This", "These", "It",
-"Such"; an enumerator such as "1)" or "(ii)") continues the sentence before it, and read
-without it starts mid-argument. Such a sentence is chosen only when the one before it is
-chosen too (sentences keep their order, so it then reads in context). "This paper", "This
-work", "This study" name their referent and stand alone. Pure functions; called by
-`bot.digest.planning` and `bot.archive.search`.
+Pure functions; called by `bot.digest.planning` and `bot.archive.search`. How sentences are
+chosen: docs/summaries.md.
 """
 
 from __future__ import annotations

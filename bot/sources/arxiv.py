@@ -1,23 +1,7 @@
 """arXiv source: the records of one day from arXiv's OAI-PMH 2.0 interface as `PaperRecord`s.
 
-Called by the fetch job in `bot.jobs` (through `fetch_day`), which stores each page as it
-arrives and keeps the resumption point, so an interrupted harvest resumes where it stopped.
-For each archive of `ARXIV_CATEGORIES` it reads
-`{base_url}?verb=ListRecords&metadataPrefix=arXiv&set=<set>&from=D&until=D`, then follows the
-`resumptionToken`s until an empty one (or none) ends the list, and keeps the records whose
-`<categories>` meet the configured ones. OAI-PMH's `noRecordsMatch` error is an empty day
-(weekends, holidays), not a failure. What the formats look like, and where that comes from,
-is in `tests/fakes/arxiv_server.py` and docs/arxiv.md.
-
-arXiv's terms for automated access are kept: one connection, at least `interval` (3 s)
-between requests, a User-Agent naming papers-bot and `ARXIV_CONTACT`, and `Retry-After`
-honoured on 503. Other 5xx answers, timeouts and bodies that are not XML are retried with
-backoff; anything else fails the day with a one-line `SourceError`.
-
-A record's datestamp is its last change, so a day's list holds new papers and replaced or
-corrected older ones. A new paper (one version, created within `NEW_WITHIN_DAYS` of its
-datestamp) is listed on its datestamp; any other record is listed on the day it was first
-created, so storing it updates the archive without making it today's news.
+Called by the fetch job in `bot.jobs` (through `fetch_day`). What is asked, arXiv's terms,
+retries, resuming and which day a record is listed on: docs/arxiv.md.
 """
 
 from __future__ import annotations

@@ -1,19 +1,7 @@
 """Hugging Face Daily Papers source: one day's list from the Hub API as `PaperRecord`s.
 
-Called by the fetch job in `bot.jobs` (through `fetch_day`), which stores what it gets. The
-list lives at `{base_url}/daily_papers?date=YYYY-MM-DD&limit=100&p=N`; `p` counts pages of
-`limit` items and the API refuses `limit` > 100, so a day is read page by page until a page comes
-back short. Days without a list (weekends, holidays) are an empty JSON array, which is a normal,
-empty result.
-
-Transient failures (HTTP 429 and 5xx, timeouts, connection errors, a 200 whose body is not a JSON
-array) are retried with exponential backoff and jitter, honouring `Retry-After` and the Hub's
-`RateLimit: "api";r=0;t=55` header; any other 4xx fails at once. Either way the caller gets a
-`SourceError` with a one-line message.
-
-The interesting fields sit under `item["paper"]` (not at the item level, where
-huggingface_hub's `PaperInfo` looks for them), so this module reads the raw JSON itself;
-`parse_item` is the pure part and is unit-tested on the recorded responses.
+Called by the fetch job in `bot.jobs` (through `fetch_day`). Paging, retries and the item
+layout: docs/hf.md.
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ def test_a_vector_that_is_not_finite_is_not_stored(engine, encoder, seed_docs, c
 
 
 def test_long_id_lists_are_read_in_chunks(engine, encoder, seed_docs, monkeypatch):
-    monkeypatch.setattr(queries, "IN_LIST", 5)
+    monkeypatch.setattr(queries.papers, "IN_LIST", 5)
     docs = seed_docs[:12]
     ids = [d.id for d in docs]
     archive = stored_archive(engine, encoder, docs)
