@@ -181,19 +181,6 @@ class Lease(SQLModel, table=True):
     expires_at: dt.datetime
 
 
-class JobRun(SQLModel, table=True):
-    """One completed run of a daily job, so replicas run it once per day."""
-
-    __tablename__ = "job_runs"
-    __table_args__ = (UniqueConstraint("job", "run_date"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    job: str = Field(max_length=32)
-    run_date: dt.date
-    finished_at: dt.datetime = Field(default_factory=utcnow)
-    summary: str = Field(default="", max_length=500)
-
-
 class HarvestPoint(SQLModel, table=True):
     """Where an interrupted OAI-PMH harvest of one set and day stopped: its next token."""
 

@@ -38,8 +38,6 @@ from storage.queries.leases import (
     HOST_ID,
     PROCESS_OWNER,
     acquire_lease,
-    job_ran,
-    record_job_run,
     release_lease,
 )
 from storage.queries.papers import (
@@ -134,7 +132,6 @@ __all__ = [
     "index_rows_fetched_since",
     "index_rows_of",
     "iter_index_rows",
-    "job_ran",
     "last_digest_date",
     "last_posted_digest",
     "lock_channel",
@@ -149,7 +146,6 @@ __all__ = [
     "reactions_in_force",
     "recent_vectors",
     "record_fetched_day",
-    "record_job_run",
     "record_removal",
     "release_lease",
     "remove_reaction",

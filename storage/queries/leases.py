@@ -10,7 +10,6 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from storage.models import (
-    JobRun,
     Lease,
     utcnow,
 )
@@ -77,13 +76,3 @@ def _owner_is_dead(owner: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-def job_ran(job: str, day: dt.date, *, session: Session) -> bool:
-    stmt = select(JobRun.id).where(JobRun.job == job, JobRun.run_date == day)
-    return session.exec(stmt).first() is not None
-
-
-def record_job_run(job: str, day: dt.date, summary: str, *, session: Session) -> None:
-    row = {"job": job, "run_date": day, "summary": summary[:500], "finished_at": utcnow()}
-    _insert_ignore(session, JobRun, [row], ("job", "run_date"))
