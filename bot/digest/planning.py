@@ -294,20 +294,17 @@ def run_digest(
         semantics = archive.semantics_for(window)
         if semantics is not None:
             semantics.warm(_topic_words(s.topic for subs in channels.values() for s in subs))
+
+    def plan(team_id: str, channel_id: str, topics: list[str]) -> tuple[list[Match], dict]:
+        schedule = schedules[(team_id, channel_id)]
+        return _plan_today(
+            session, archive, settings, team_id, channel_id, topics, today, semantics, schedule
+        )
+
     if dry_run:
         for (team_id, channel_id), subs in channels.items():
             topics = [s.topic for s in subs]
-            matches, papers = _plan_today(
-                session,
-                archive,
-                settings,
-                team_id,
-                channel_id,
-                topics,
-                today,
-                semantics,
-                schedules[(team_id, channel_id)],
-            )
+            matches, papers = plan(team_id, channel_id, topics)
             views = _views(matches, papers, archive)
             summary.plans.append(ChannelPlan(team_id, channel_id, topics, views))
         return summary
@@ -333,17 +330,7 @@ def run_digest(
                 and queries.get_digest(team_id, channel_id, today, session=session) is None
             ):
                 topics = [s.topic for s in subs]
-                matches, _ = _plan_today(
-                    session,
-                    archive,
-                    settings,
-                    team_id,
-                    channel_id,
-                    topics,
-                    today,
-                    semantics,
-                    schedules[(team_id, channel_id)],
-                )
+                matches, _ = plan(team_id, channel_id, topics)
                 if matches:
                     digest = queries.create_digest(
                         team_id, channel_id, today, topics, session=session
