@@ -207,10 +207,12 @@ def block_actions_body(
     user_id: str = "U0001",
     team_id: str = "T0001",
     view: dict[str, Any] | None = None,
+    response_url: str | None = None,
     api_app_id: str = "A0001",
     token: str = "verification_token",
 ) -> str:
-    """A button click (``block_actions``), on a Home tab ``view`` when given, with a trigger id."""
+    """A button click (``block_actions``), on a Home tab ``view`` when given, with a trigger id;
+    with a ``response_url`` (a button on a message), the bot answers the click there."""
     n = next(_trigger_ids)
     payload: dict[str, Any] = {
         "type": "block_actions",
@@ -233,6 +235,8 @@ def block_actions_body(
     }
     if view is not None:
         payload["view"] = view
+    if response_url is not None:
+        payload["response_url"] = response_url
     return urlencode({"payload": json.dumps(payload)})
 
 
