@@ -26,6 +26,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
 
 TEXT_OBJECT = 3000
 CONTEXT_ELEMENTS = 10
@@ -155,8 +156,6 @@ CALLBACK_ID = 255
 def view_problems(view: dict) -> list[str]:
     """Every rule a `views.open` / `views.publish` view breaks (slack_sdk's View model,
     Slack's limits for modals and the Home tab, and each block as in a message)."""
-    from slack_sdk.models.views import View
-
     found = []
     try:
         View(**view).validate_json()

@@ -5,7 +5,6 @@ Slack would check them on ordinary and hostile input."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 
@@ -152,6 +151,14 @@ def test_digest_reply_with_a_reading_and_an_origin(kind, sources):
         sources=sources,
         primary_category=HOSTILE[kind][:40],
     )
-    _check(blocks.paper_message(view))
-    text = json.dumps(blocks.paper_message(view))
-    assert ("arxiv.org/abs/2407.20005|" in text) and ("via " in text)
+    message = blocks.paper_message(view)
+    _check(message)
+    head, why, meta = message[1][0], message[1][1], message[1][-1]["elements"]
+    origin = {("arxiv",): "via arXiv", ("hf", "arxiv"): "via Hugging Face and arXiv"}
+    arxiv_only = sources == ("arxiv",)
+    assert head["text"]["text"].startswith(
+        "*<https://arxiv.org/abs/" if arxiv_only else "*<https://huggingface"
+    )
+    assert " · read as " in why["elements"][0]["text"]
+    said = " · ".join(e["text"] for e in meta)
+    assert f" · {origin.get(sources, 'via Hugging Face')} · " in said
