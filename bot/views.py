@@ -15,12 +15,16 @@ import json
 from collections.abc import Mapping, Sequence
 
 from bot.channel_settings import DAY_NAMES, MAX_PAPERS, SOURCES, Schedule
-from bot.digest.blocks import escape, paper_url
+from bot.digest.blocks import _link, escape, paper_url
+from bot.digest.mrkdwn import fit, pack
 from bot.home import ChannelCard
 
 SETTINGS_CALLBACK = "channel_settings"
 OPEN_SETTINGS = "open_settings"  # the Home tab's Settings button; its value is the channel
-MAX_CARDS = 20  # a Home tab holds at most 100 blocks
+MAX_CARDS = 20  # a Home tab holds at most 100 blocks: 4 per card
+# Shown shorter than in messages, so 20 topics and 10 liked titles each fit one section.
+HOME_TOPIC_CHARS = 120
+HOME_TITLE_CHARS = 200
 
 
 def _text(text: str) -> dict:
@@ -169,7 +173,7 @@ def home_view(cards: Sequence[ChannelCard], links: Mapping[str, str]) -> dict:
             "text": {
                 "type": "mrkdwn",
                 "text": "The channels here that follow research topics, as far as you can "
-                "see them. In a channel: `/papers subscribe <topic>`, `/papers settings`.",
+                "see them. In a channel: `/papers subscribe &lt;topic&gt;`, `/papers settings`.",
             },
         },
     ]
@@ -185,16 +189,16 @@ def home_view(cards: Sequence[ChannelCard], links: Mapping[str, str]) -> dict:
             }
         )
     for card in cards[:MAX_CARDS]:
-        topics = ", ".join(f"*{escape(t)}*" for t in card.topics)
+        topics = [f"*{fit(t, HOME_TOPIC_CHARS)}*" for t in card.topics]
+        first, *rest = pack(
+            [f"<#{card.channel_id}> follows {', '.join(topics[:1])}", *topics[1:]], sep=", "
+        )
         blocks += [
             {"type": "divider"},
             {
                 "type": "section",
                 "block_id": f"channel_{card.channel_id}",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": f"<#{card.channel_id}> follows {topics}"[:3000],
-                },
+                "text": {"type": "mrkdwn", "text": first},
                 "accessory": {
                     "type": "button",
                     "action_id": OPEN_SETTINGS,
@@ -202,6 +206,7 @@ def home_view(cards: Sequence[ChannelCard], links: Mapping[str, str]) -> dict:
                     "value": card.channel_id,
                 },
             },
+            *({"type": "section", "text": {"type": "mrkdwn", "text": text}} for text in rest),
         ]
         when = f"Next digest {_slack_date(card.next_digest)} · {escape(card.schedule.describe())}"
         if card.last_digest is not None:
@@ -212,11 +217,11 @@ def home_view(cards: Sequence[ChannelCard], links: Mapping[str, str]) -> dict:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": when}]})
         if card.liked:
             lines = [
-                f"{i}. <{paper_url(p.id)}|{escape(' '.join(p.title.split()))}> · {votes:+d}"
+                f"{i}. {_link(paper_url(p.id), fit(p.title, HOME_TITLE_CHARS))} · {votes:+d}"
                 for i, (p, votes) in enumerate(card.liked, 1)
             ]
-            text = "*Most liked this week*\n" + "\n".join(lines)
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
+            for text in pack(["*Most liked this week*", *lines]):
+                blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
     if len(cards) > MAX_CARDS:
         more = len(cards) - MAX_CARDS
         blocks.append(

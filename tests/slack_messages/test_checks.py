@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.slack_messages.checks import problems
+from tests.slack_messages.checks import errors_problems, problems, view_problems
 
 
 def _section(text: str) -> dict:
@@ -75,3 +75,45 @@ def test_a_good_payload_passes():
 def test_each_rule_fails_the_payload_that_breaks_it(payload, expected):
     found = problems(payload)
     assert any(expected in p for p in found), found
+
+
+def _modal(**changed) -> dict:
+    modal = {
+        "type": "modal",
+        "callback_id": "x",
+        "title": {"type": "plain_text", "text": "Digest settings"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "time",
+                "label": {"type": "plain_text", "text": "Time"},
+                "element": {"type": "timepicker", "action_id": "time"},
+            },
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": "of <#C0001> at <!date^1722243600^{time}|09:00 UTC>"}
+                ],
+            },
+        ],
+    }
+    return {**modal, **changed}
+
+
+def test_views_pass_and_fail_as_slack_would():
+    assert view_problems(_modal()) == []
+    assert view_problems({"type": "home", "blocks": [GOOD["blocks"][0]]}) == []
+    title = view_problems(_modal(title={"type": "plain_text", "text": "x" * 25}))
+    assert any("title" in found for found in title)
+    many = view_problems({"type": "home", "blocks": [{"type": "divider"}] * 101})
+    assert any("101 blocks" in found for found in many)
+    option = {"text": {"type": "plain_text", "text": "o" * 76}, "value": "v"}
+    radio = {"type": "radio_buttons", "action_id": "r", "options": [option]}
+    label = {"type": "plain_text", "text": "R"}
+    block = {"type": "input", "block_id": "r", "label": label, "element": radio}
+    assert any("option text" in f for f in view_problems(_modal(blocks=[block])))
+    assert (
+        errors_problems({"response_action": "errors", "errors": {"time": "Bad."}}, _modal()) == []
+    )
+    wrong = errors_problems({"response_action": "errors", "errors": {"nope": ""}}, _modal())
+    assert len(wrong) == 2

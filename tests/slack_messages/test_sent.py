@@ -11,7 +11,8 @@ import pytest
 
 from tests.e2e.conftest import DAY
 from tests.e2e.test_feedback_and_search import _click
-from tests.slack_messages.checks import problems
+from tests.e2e.test_home import _home
+from tests.slack_messages.checks import problems, view_problems
 
 WORDS = [
     "alpha",
@@ -101,6 +102,12 @@ def test_every_message_sent_passes_slacks_checks(stack, seed_items):
     deadline = time.monotonic() + 10  # reactions are stored after the ack
     while "Most liked" not in stack.command("liked")[1]["text"] and time.monotonic() < deadline:
         time.sleep(0.2)
+    stack.command("why 2407.99900")
+    stack.command("why 2407.99902")
+    stack.command("settings", wait="views.open")
+    stack.slack.set_members("C0001", ["U0001"])
+    views = [stack.slack.opened_views()[-1], _home(stack, "U0001")]
+    assert "Most liked" in str(views[1])  # the Home tab with all 20 topics and liked papers
     stack.command("unsubscribe 1", wait="post")
 
     sent = stack.slack.calls("chat.postMessage") + stack.slack.calls("response_url")
@@ -123,6 +130,7 @@ def test_every_message_sent_passes_slacks_checks(stack, seed_items):
         "That search has expired",
         "new papers",
         "Most liked",
+        "Why or why not",
         "unsubscribed this channel from",
     ):
         assert kind in said, kind
@@ -130,6 +138,9 @@ def test_every_message_sent_passes_slacks_checks(stack, seed_items):
     for call in sent:
         if found := problems(call.params):
             wrong[(call.method, (call.params.get("text") or "")[:60])] = found[:3]
+    for view in views:
+        if found := view_problems(view):
+            wrong[("view", view["type"])] = found[:3]
     assert not wrong, wrong
 
 
