@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.matching.interpret import (
-    Reading,
-)
+from bot.matching.interpret import Reading
 
 MIN_SCORE = 0.7  # IDF-weighted mean saturation of the topic's words
 MIN_COVERAGE = 0.9  # share of the topic's IDF mass present in the paper

@@ -13,17 +13,9 @@ from typing import Any
 import numpy as np
 
 from bot.matching.index import Bm25Index
-from bot.matching.interpret import (
-    AcronymTable,
-    Reading,
-    describe,
-    read_topic,
-)
+from bot.matching.interpret import AcronymTable, Reading, describe, read_topic
 from bot.matching.rule import Features
-from bot.matching.text import (
-    surface_of,
-    tokenize_with_surface,
-)
+from bot.matching.text import surface_of, tokenize_with_surface
 from bot.matching.topics import Topic
 
 PROXIMITY_WEIGHT = 0.25  # share of a multi-word topic's score given to adjacent word pairs

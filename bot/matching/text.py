@@ -64,7 +64,7 @@ using use used uses based also able thereby whilst conduct conducted conducts
 
 STOPWORDS: frozenset[str] = frozenset((_FUNCTION_WORDS + _BOILERPLATE).split())
 
-# Prefixes whose closed compounds also yield their remainder (rule 6 of the docstring).
+# Prefixes whose closed compounds also yield their remainder (step 6 in docs/ranking.md).
 # Longest first, so "neuro" wins over a shorter prefix of the same word.
 PREFIXES: tuple[str, ...] = tuple(
     sorted(

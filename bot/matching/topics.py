@@ -12,16 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.matching.index import fold_name
-from bot.matching.interpret import (
-    Structure,
-    TopicShapeError,
-    split_topic,
-)
-from bot.matching.text import (
-    split_tokens,
-    surface_of,
-    tokenize,
-)
+from bot.matching.interpret import Structure, TopicShapeError, split_topic
+from bot.matching.text import split_tokens, surface_of, tokenize
 
 MAX_TOPIC_CHARS = 200
 MIN_AUTHOR_CHARS = 2  # letters or digits an author: filter needs
