@@ -3,53 +3,8 @@
 Called by `bot.matching.ranking` for every paper that enters the BM25 index (title and abstract)
 and for every channel topic and search query, so that both sides of a match are cut the
 same way (`bot.digest.summary` uses it too). Pure functions over strings; the only state is
-the word -> stem cache (and, beside it, each stem's shortest surface word, for
-explanations). Speed: about 25,000 abstracts a second once the cache is warm (ASCII text
-takes a bytes fast path; see `_words`), so 100,000 abstracts take a few seconds.
-
-What `tokenize` does, in order:
-
-1. URLs are dropped (code and project links say nothing about the topic), Unicode NFKC
-   normalisation (ligatures, full-width forms), unicode hyphens and the en dash folded to
-   "-", accents dropped ("Müller" -> "muller"), lowercase.
-2. Words are runs of letters and digits; hyphenated compounds are kept together at first
-   ("--" separates words). Apostrophes split ("model's" -> "model", "s").
-3. Stopwords are dropped (see `STOPWORDS`): English function words plus the boilerplate of
-   scientific abstracts ("we propose a novel ... and show ..."). Content words such as
-   "learning", "network" or "model" are kept: BM25 gives them a low IDF anyway, and a topic
-   may need them. Pure numbers and one-character words are dropped as well.
-4. Stemming with PyStemmer's English Snowball stemmer, cached per word, with two small
-   additions that keep acronyms and adjectives together with their base word:
-   - a plural "s" after a vowel-less acronym is dropped ("LLMs", "cnns" -> "llm", "cnn"),
-     which Snowball leaves alone because it only strips "s" after a vowel;
-   - the final "i" Snowball writes for a final "y" is dropped, so denominal adjectives meet
-     their noun ("noisy" -> "nois" like "noise", "cloudy" -> "cloud"). The rule looks at
-     the stem only, so no Snowball class is split; the rare classes it merges by accident
-     (party/part, factory/factor) cost little next to noisy/noise or study/studies.
-5. A hyphenated compound yields its parts in place and, in addition, the joined form
-   ("vision-language" -> "vision", "languag" ... and "visionlanguag"). The joined forms of
-   a text are appended after its running words, so the running words stay contiguous for
-   phrase checks ("vision-language model" still contains the phrase "language model"). Thus
-   a doc saying "vision-language" matches the topics "vision language", "vision-language"
-   and "visionlanguage". A compound whose joined form is a stopword is dropped whole
-   ("state-of-the-art", "well-known").
-
-`tokenize(text, compounds=False)` leaves the joined forms out: topics use it, because the
-parts already match every spelling of the compound in papers.
-
-6. A word written closed with a productive prefix of scientific English (`PREFIXES`:
-   "biomedical", "multimodal", "pretraining", "hypergraph") yields, in addition, the stem
-   of its remainder ("medic", "modal", "train", "graph"), appended with the joined forms:
-   a paper on "biomedical datasets" then matches the topic "medical imaging" as one saying
-   "bio-medical" would. The word's own stem stays in place, so stemming and phrases are
-   unchanged, and topics (compounds=False) get no remainders: the topic "prediction" is
-   still "predict", never "pre diction". Guards against junk: the prefixes are ones that
-   rarely begin an unrelated word (no "re", "co", "in", "inter", "super": "research",
-   "interface", "supervision"), none negates (no "un", "non": "unsupervised" is not about
-   "supervised"), and the remainder must be a word of at least 4 letters, not a stopword,
-   whose stem has at least 5 letters. Short remainders are where chance endings turn into
-   real words ("preserving" -> "serv", "microsoft" -> "soft", "predict" -> "dict"); the
-   price is missing a few true ones ("multitask" -> "task").
+the word -> stem cache (and each stem's shortest surface word, for explanations). What
+`tokenize` does, step by step, and its speed: docs/ranking.md.
 """
 
 from __future__ import annotations
@@ -109,7 +64,7 @@ using use used uses based also able thereby whilst conduct conducted conducts
 
 STOPWORDS: frozenset[str] = frozenset((_FUNCTION_WORDS + _BOILERPLATE).split())
 
-# Prefixes whose closed compounds also yield their remainder (rule 6 of the docstring).
+# Prefixes whose closed compounds also yield their remainder (step 6 in docs/ranking.md).
 # Longest first, so "neuro" wins over a shorter prefix of the same word.
 PREFIXES: tuple[str, ...] = tuple(
     sorted(

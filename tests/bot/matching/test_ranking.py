@@ -302,7 +302,7 @@ def test_search_differs_from_rank_bm25_only_by_idf_and_proximity(seed_docs, quer
         (i for i in range(len(ids)) if reference[i] > 0), key=lambda i: (-reference[i], ids[i])
     )
     okapi = Bm25Index.build(seed_docs, idf="okapi")
-    monkeypatch.setattr("bot.matching.ranking.PROXIMITY_WEIGHT", 0.0)
+    monkeypatch.setattr("bot.matching.scoring.PROXIMITY_WEIGHT", 0.0)
     assert search(okapi, query, limit=10)[0] == [ids[i] for i in expected[:10]]
 
 
