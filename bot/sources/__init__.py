@@ -8,6 +8,7 @@ database.
 from __future__ import annotations
 
 import datetime as dt
+import random
 from dataclasses import dataclass, field
 
 
@@ -44,3 +45,15 @@ class FetchResult:
 
 class SourceError(Exception):
     """The source could not be read (after retries); the message is one line for the operator."""
+
+
+def retry_wait(
+    attempt: int, hint: float | None, *, backoff: float, max_wait: float, floor: float = 0.0
+) -> float:
+    """Seconds before the next attempt: the server's hint (at least `floor`), else jittered
+    exponential backoff; never more than `max_wait`. Shared by every source's retry loop."""
+    if hint is not None:
+        wait = max(hint, floor)
+    else:
+        wait = backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+    return min(max(wait, 0.0), max_wait)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
-import random
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -19,7 +18,7 @@ from types import TracebackType
 
 import httpx
 
-from bot.sources import FetchResult, PaperRecord, SourceError
+from bot.sources import FetchResult, PaperRecord, SourceError, retry_wait
 from bot.sources.hf import normalize_arxiv_id
 
 logger = logging.getLogger(__name__)
@@ -342,7 +341,9 @@ class ArxivSource:
                 self._last_request = self._clock()
             if attempt == self._max_attempts:
                 break
-            wait = self._wait(attempt, hint)
+            wait = retry_wait(
+                attempt, hint, backoff=self._backoff, max_wait=self._max_wait, floor=self._interval
+            )
             logger.warning(
                 "%s: %s (attempt %d of %d); retrying in %.1f s",
                 what,
@@ -353,13 +354,6 @@ class ArxivSource:
             )
             self._sleep(wait)
         raise SourceError(f"{what} failed after {self._max_attempts} attempts: {problem}")
-
-    def _wait(self, attempt: int, hint: float | None) -> float:
-        if hint is not None:
-            wait = max(hint, self._interval)
-        else:
-            wait = self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-        return min(max(wait, 0.0), self._max_wait)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
-import random
 import re
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 
 from bot.deadlines import deadline, deadline_transport
-from bot.sources import FetchResult, PaperRecord, SourceError
+from bot.sources import FetchResult, PaperRecord, SourceError, retry_wait
 from storage.checks import paper_problem
 
 logger = logging.getLogger(__name__)
@@ -350,7 +349,7 @@ class HuggingFaceSource:
                     raise SourceError(f"{message}: {detail}" if detail else message)
             if attempt == self._max_attempts:
                 break
-            wait = self._wait(attempt, hint)
+            wait = retry_wait(attempt, hint, backoff=self._backoff, max_wait=self._max_wait)
             logger.warning(
                 "%s: %s (attempt %d of %d); retrying in %.1f s",
                 what,
@@ -361,11 +360,3 @@ class HuggingFaceSource:
             )
             self._sleep(wait)
         raise SourceError(f"{what} failed after {self._max_attempts} attempts: {problem}")
-
-    def _wait(self, attempt: int, hint: float | None) -> float:
-        """Seconds to wait before the next attempt: the server's hint, else jittered backoff."""
-        if hint is not None:
-            wait = hint
-        else:
-            wait = self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-        return min(max(wait, 0.0), self._max_wait)
