@@ -64,6 +64,11 @@ def healthy(port: int) -> bool:
         return False
 
 
+def snapshot_written(cache: Path) -> bool:
+    """Whether the bot's index snapshot (a link to its folder) exists under `cache`."""
+    return any(path.is_symlink() for path in cache.rglob("index-*"))
+
+
 def start_once(url: str, slack_url: str, cache: Path, wait_for_snapshot: bool) -> dict:
     """Start the bot, wait until /healthz answers, measure, stop it."""
     port = free_port()
@@ -100,7 +105,9 @@ def start_once(url: str, slack_url: str, cache: Path, wait_for_snapshot: bool) -
             rss, peak = common.rss_mb(bot.pid), common.peak_mb(bot.pid)
             if ready is not None and wait_for_snapshot:
                 deadline = time.monotonic() + 120
-                while time.monotonic() < deadline and not list(cache.rglob("index-*.npz")):
+                while time.monotonic() < deadline and not any(
+                    p.is_symlink() for p in cache.rglob("index-*")
+                ):
                     time.sleep(0.1)
                 time.sleep(0.5)  # the rename is the last step; let the writer thread end
             settled = common.rss_mb(bot.pid)

@@ -55,7 +55,7 @@ def default_snapshot_path(engine: Engine) -> Path | None:
         key = url.render_as_string(hide_password=True)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     name = hashlib.sha256(key.encode()).hexdigest()[:20]
-    return cache / "papers-bot" / f"index-{name}.npz"
+    return cache / "papers-bot" / f"index-{name}"
 
 
 def release_free_memory() -> None:
@@ -238,7 +238,10 @@ class Archive:
 
     def _save(self, index: Bm25Index) -> None:
         with self._save_lock:
+            path = self.snapshot_path
+            assert path is not None
             try:
-                index.save(self.snapshot_path)  # type: ignore[arg-type]
+                index.save(path)
+                path.with_name(path.name + ".npz").unlink(missing_ok=True)  # older versions'
             except OSError as exc:
-                logger.warning("could not write the index snapshot %s: %s", self.snapshot_path, exc)
+                logger.warning("could not write the index snapshot %s: %s", path, exc)

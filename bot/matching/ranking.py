@@ -274,18 +274,6 @@ def explain(
     return Verdict(topic.text, reading_text(topic, acronyms), bool(passes[0]), reason)
 
 
-def _top_rows(values: np.ndarray, depth: int) -> np.ndarray:
-    """Positions of the `depth` largest positive values, ascending; ties at the cut go to
-    the lower positions (as a stable sort would)."""
-    positive = np.flatnonzero(values > 0)
-    if len(positive) <= depth:
-        return positive
-    cut = -np.partition(-values[positive], depth - 1)[depth - 1]
-    above = positive[values[positive] > cut]
-    tied = positive[values[positive] == cut][: depth - len(above)]
-    return np.sort(np.concatenate([above, tied]))
-
-
 def search(
     index: Bm25Index,
     query: str,
@@ -305,11 +293,10 @@ def search(
     rows = _candidate_rows(index, candidate_ids)
     query_terms = _topic_query(topic)
     if query_terms and len(rows):
-        raw = index.scores(query_terms)[rows]
-        top = _top_rows(raw, max(RERANK_DEPTH, limit))
-        rows = rows[top]
-        coverage = index.coverage(query_terms)[rows]
-        scores, _coverage, mask = _topic_arrays(index, topic, rows, raw[top], coverage)
+        given = rows if candidate_ids is not None else None
+        rows, raw = index.top(query_terms, max(RERANK_DEPTH, limit), given)
+        coverage = index.coverage_at(query_terms, rows)
+        scores, _coverage, mask = _topic_arrays(index, topic, rows, raw, coverage)
     else:
         scores, _coverage, mask = _topic_arrays(index, topic, rows, None, None)
     keep = np.flatnonzero(mask & (scores > 0))

@@ -21,6 +21,7 @@ from bot.matching.topics import Topic
 PROXIMITY_WEIGHT = 0.25  # share of a multi-word topic's score given to adjacent word pairs
 MAX_MATCH_TERMS = 5
 MAX_FEEDBACK_TERMS = 2
+FEW_ROWS = 16  # rows fewer than 1/16 of the index are scored by look-up (`_plain_scores`)
 
 
 # --------------------------------------------------------------------------- matching
@@ -118,8 +119,18 @@ def topic_scores(
     if block is not None:
         raw, coverage = index.block_scores(block[0], block[1], query)
     else:
-        raw, coverage = index.scores(query)[rows], index.coverage(query)[rows]
+        raw, coverage = _plain_scores(index, query, rows)
     return _topic_arrays(index, topic, rows, raw, coverage)
+
+
+def _plain_scores(
+    index: Bm25Index, query: Mapping[str, float], rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(BM25, coverage) of the query for these rows: looked up for a few rows (`/papers
+    why`), from a pass over every doc for many; the same numbers either way."""
+    if len(rows) * FEW_ROWS < len(index):
+        return index.scores_at(query, rows), index.coverage_at(query, rows)
+    return index.scores(query)[rows], index.coverage(query)[rows]
 
 
 def _feedback_scores(
@@ -189,7 +200,7 @@ def _variant_scores(
     if block is not None:
         raw, coverage = index.block_scores(block[0], block[1], query)
     else:
-        raw, coverage = index.scores(query)[rows], index.coverage(query)[rows]
+        raw, coverage = _plain_scores(index, query, rows)
     scores = raw / index.best_score(query)
     pairs = [p for p in dict.fromkeys(pairwise(terms)) if p[0] != p[1] and index.pair_df(p) > 0]
     if pairs and len(rows):

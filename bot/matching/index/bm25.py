@@ -84,12 +84,38 @@ class Bm25Index:
         if saved is None:
             index.add(docs)
             return index
-        buffer, offsets, title_lens, hashes, index.reused = restore(
+        buffer, offsets, title_lens, hashes, index.reused, in_place = restore(
             saved, docs, index._vocab, index._docs
         )
-        index._state = postings.derive(
-            index._bm25, len(index._vocab.terms), buffer, offsets, title_lens, hashes
+        n_terms = len(index._vocab.terms)
+        if not in_place:  # changed or removed papers: derived again from the streams
+            index._state = postings.derive(
+                index._bm25, n_terms, buffer, offsets, title_lens, hashes
+            )
+            return index
+        arrays = {name: saved[name] for name in ("positions", "postings", "doc_lens")}
+        arrays.update({name: saved[name] for name in ("tail_positions", "tail_postings")})
+        n_saved = len(saved["doc_lens"])
+        index._state = postings.with_statistics(
+            index._bm25,
+            n_terms,
+            buffer=buffer[: saved["offsets"][-1]],
+            offsets=offsets[: n_saved + 1],
+            title_lens=title_lens[:n_saved],
+            hashes=hashes[:n_saved],
+            **arrays,
         )
+        if len(offsets) - 1 > n_saved:  # new papers after the snapshot's: added
+            index._state = postings.derive(
+                index._bm25,
+                n_terms,
+                buffer,
+                offsets,
+                title_lens,
+                hashes,
+                first_row=n_saved,
+                previous=index._state,
+            )
         return index
 
     def with_idf(self, idf: Literal["lucene", "okapi"]) -> Bm25Index:
@@ -110,8 +136,9 @@ class Bm25Index:
         return view
 
     def save(self, path: str | Path) -> None:
-        """Write the token streams and text fingerprints to `path` (an .npz file), atomically:
-        a reader never sees a half-written file. Raises OSError if it cannot be written."""
+        """Write the index's arrays, ids and vocabulary to `path` (a link to a folder of
+        .npy files), atomically: a reader never sees a half-written snapshot. Raises
+        OSError if it cannot be written."""
         state = self._state
         ids, terms = self._docs.ids[: state.n_docs], list(self._vocab.terms)
         write_snapshot(path, state, ids, terms, self.title_weight)
@@ -240,6 +267,31 @@ class Bm25Index:
         """BM25 score of every doc (row order) for a weighted bag of stems."""
         state = self._state
         return self._bm25.scores(state, scoring.columns(self._vocab, state, query))
+
+    def scores_at(self, query: Mapping[str, float], rows: np.ndarray) -> np.ndarray:
+        """`scores(query)[rows]` for ascending rows, without scoring every doc."""
+        state = self._state
+        cols = scoring.columns(self._vocab, state, query)
+        return scoring.scores_at(self._bm25, state, cols, np.asarray(rows, np.int64))
+
+    def top(
+        self, query: Mapping[str, float], depth: int, rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The rows (ascending) with the `depth` best positive scores among `rows`
+        (ascending; None: every doc), and their scores; ties at the cut go to the lower
+        rows. Common words are looked up for the docs that can still make it only
+        (`scoring.top_scores`)."""
+        state = self._state
+        cols = scoring.columns(self._vocab, state, query)
+        given = None if rows is None else np.asarray(rows, np.int64)
+        return scoring.top_scores(self._bm25, state, cols, depth, given)
+
+    def coverage_at(self, query: Mapping[str, float], rows: np.ndarray) -> np.ndarray:
+        """`coverage(query)[rows]` for ascending rows, without a pass over every doc."""
+        state = self._state
+        total = scoring.idf_mass(self._vocab, state, query)
+        cols = scoring.columns(self._vocab, state, query)
+        return scoring.coverage_at(state, cols, total, np.asarray(rows, np.int64))
 
     def coverage(self, query: Mapping[str, float]) -> np.ndarray:
         """Per doc, the share of the query's IDF mass (x |weight|) whose stems it contains."""

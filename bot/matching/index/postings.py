@@ -11,6 +11,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -99,7 +100,6 @@ def derive(
     (counted per term, then filled), then the postings, read off the positions term by
     term (a term's positions ascending are its rows ascending, one run per row).
     """
-    n_docs = len(offsets) - 1
     start = int(offsets[first_row])
     width = len(buffer)
     # positions: count them per term, then write each chunk's into their final place
@@ -142,9 +142,9 @@ def derive(
             tail_positions = empty_lists(positions.dtype.type)
             tail_postings = empty_lists(np.int32, np.float32)
         doc_lens = np.concatenate([previous.doc_lens, doc_lens])
-    df = (main_postings.counts(n_terms) + tail_postings.counts(n_terms)).astype(np.float64)
-    avgdl = float(doc_lens.mean()) if n_docs else 0.0
-    return State(
+    return with_statistics(
+        bm25,
+        n_terms,
         buffer=buffer,
         offsets=offsets,
         title_lens=title_lens,
@@ -153,8 +153,22 @@ def derive(
         postings=main_postings,
         tail_positions=tail_positions,
         tail_postings=tail_postings,
-        df=df,
         doc_lens=doc_lens,
+    )
+
+
+def with_statistics(bm25: Bm25, n_terms: int, **arrays: Any) -> State:
+    """The state of these arrays (`State`'s fields but the statistics), with its document
+    frequencies, IDF and length normalization computed (a pass over the terms and one
+    over the docs). Also how a snapshot's saved arrays become a state."""
+    doc_lens = arrays["doc_lens"]
+    n_docs = len(arrays["offsets"]) - 1
+    df = arrays["postings"].counts(n_terms) + arrays["tail_postings"].counts(n_terms)
+    df = df.astype(np.float64)
+    avgdl = float(doc_lens.mean()) if n_docs else 0.0
+    return State(
+        **arrays,
+        df=df,
         norm=bm25.k1 * (1 - bm25.b + bm25.b * doc_lens / max(avgdl, 1e-9)),
         idf=bm25.idf_of(df, n_docs),
         unseen_idf=float(bm25.idf_of(np.zeros(1), n_docs)[0]),

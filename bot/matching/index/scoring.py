@@ -21,6 +21,7 @@ TITLE_WEIGHT = 3  # a title token counts as this many abstract tokens
 K1 = 1.5
 B = 0.75
 BLOCK_MAX_ROWS = 20_000  # candidate sets larger than this are scored on the whole index
+PRUNE_SHARE = 0.5  # top_scores: most of the query's postings the rare words may hold
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,107 @@ def coverage(state: State, cols: list[tuple[int, float]], total: float) -> np.nd
     for tid, weight in cols:
         out[state.rows_with(tid)] += abs(weight) * state.idf[tid]
     return out / total
+
+
+def scores_at(
+    bm25: Bm25, state: State, cols: list[tuple[int, float]], rows: np.ndarray
+) -> np.ndarray:
+    """`Bm25.scores` of these rows (ascending) only: the same sums, term by term in the
+    query's order, so the same floats, from a binary search of the rows in each posting list
+    instead of a pass over every doc."""
+    out = np.zeros(len(rows))
+    if not len(rows):
+        return out
+    for tid, weight in cols:
+        for posted, tf in state.posting_parts(tid):
+            at, found = _find(posted, rows)
+            if len(found):
+                out[found] += weight * bm25.weights(state, tid, rows[found], tf[at[found]])
+    return out
+
+
+def coverage_at(
+    state: State, cols: list[tuple[int, float]], total: float, rows: np.ndarray
+) -> np.ndarray:
+    """`coverage` of these rows (ascending) only, the same floats."""
+    out = np.zeros(len(rows))
+    if total <= 0 or not len(rows):
+        return out
+    for tid, weight in cols:
+        for posted, _tf in state.posting_parts(tid):
+            found = _find(posted, rows)[1]
+            out[found] += abs(weight) * state.idf[tid]
+    return out / total
+
+
+def _find(posted: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of `rows` would sit in the ascending `posted`, and which of them are there."""
+    if not len(posted):
+        return np.zeros(len(rows), np.int64), np.zeros(0, np.int64)
+    at = np.minimum(np.searchsorted(posted, rows), len(posted) - 1)
+    return at, np.flatnonzero(posted[at] == rows)
+
+
+def top_positions(values: np.ndarray, depth: int) -> np.ndarray:
+    """Positions of the `depth` largest positive values, ascending; ties at the cut go to
+    the lower positions (as a stable sort would)."""
+    positive = np.flatnonzero(values > 0)
+    if len(positive) <= depth:
+        return positive
+    cut = -np.partition(-values[positive], depth - 1)[depth - 1]
+    above = positive[values[positive] > cut]
+    tied = positive[values[positive] == cut][: depth - len(above)]
+    return np.sort(np.concatenate([above, tied]))
+
+
+def top_scores(
+    bm25: Bm25,
+    state: State,
+    cols: list[tuple[int, float]],
+    depth: int,
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows with the `depth` best positive BM25 scores among `rows` (ascending; None for
+    every doc), ascending, and their scores: what `top_positions` keeps of
+    `scores()[rows]`, the same rows and floats (ties at the cut to the lower rows).
+
+    Without scoring every posting of the query's common words when it can (MaxScore): the
+    docs holding one of its rarest words are scored in full (`scores_at`); if the best
+    `depth` of them all score more than the other words could give together (each at most
+    weight x idf x (k1 + 1)), no other doc can reach them. Otherwise rarer words are added
+    to that set, and when it would not save work, every posting is scored.
+    """
+    if depth > 0 and cols and all(weight > 0 for _tid, weight in cols):
+        bounds = [weight * float(state.idf[tid]) * (bm25.k1 + 1) for tid, weight in cols]
+        sizes = [sum(len(p[0]) for p in state.posting_parts(tid)) for tid, _w in cols]
+        order = sorted(range(len(cols)), key=lambda i: (-bounds[i], sizes[i]))
+        taken = 0
+        for used in range(1, len(cols)):
+            taken += sizes[order[used - 1]]
+            if taken > PRUNE_SHARE * sum(sizes):
+                break
+            rest = sum(bounds[i] for i in order[used:])
+            found = np.unique(
+                np.concatenate(
+                    [p[0] for i in order[:used] for p in state.posting_parts(cols[i][0])]
+                )
+            )
+            if rows is not None:
+                found = found[_find(rows, found)[1]]
+            if len(found) < depth:
+                continue
+            exact = scores_at(bm25, state, cols, found)
+            cut = -np.partition(-exact, depth - 1)[depth - 1]
+            if rest * (1 + 1e-9) < cut:  # no doc outside `found` can reach the cut
+                top = top_positions(exact, depth)
+                return found[top], exact[top]
+    every = bm25.scores(state, cols)
+    if rows is None:
+        rows = np.arange(state.n_docs)
+    else:
+        every = every[rows]
+    top = top_positions(every, depth)
+    return rows[top], every[top]
 
 
 def block_scores(

@@ -7,11 +7,13 @@ missing, damaged, or made by another tokenizer, format or title weight.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import shutil
 import threading
-import zipfile
+import time
 from array import array
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,11 +24,14 @@ import Stemmer
 
 from bot.matching import text as text_module
 from bot.matching.index.docs import Doc, DocTable, content_hash
-from bot.matching.index.state import State
+from bot.matching.index.state import Lists, State
 from bot.matching.index.vocabulary import Vocabulary
 from bot.matching.text import remember_surface, surface_of
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
+ARRAYS = ("buffer", "offsets", "title_lens", "hashes", "doc_lens")
+LISTS = ("positions", "postings", "tail_positions", "tail_postings")
+TEXTS = ("terms", "surfaces", "ids")
 
 
 def _tokenizer_fingerprint() -> str:
@@ -46,76 +51,122 @@ def _meta(title_weight: int) -> dict[str, Any]:
     }
 
 
+def _arrays(state: State) -> dict[str, np.ndarray]:
+    """Every array of the state that is not derived in a moment from the others."""
+    arrays = {name: getattr(state, name) for name in ARRAYS}
+    for name in LISTS:
+        lists: Lists = getattr(state, name)
+        arrays[f"{name}.ptr"] = lists.ptr
+        arrays.update({f"{name}.{k}": a for k, a in enumerate(lists.arrays)})
+    return arrays
+
+
 def write_snapshot(
     path: str | Path, state: State, ids: list[str], terms: list[str], title_weight: int
 ) -> None:
-    """Write the token streams and text fingerprints to `path` (an .npz file), atomically:
-    a reader never sees a half-written file. Raises OSError if it cannot be written."""
+    """Write the index's arrays, doc ids and vocabulary under `path`, atomically: a reader
+    never sees a half-written snapshot. Raises OSError if it cannot be written.
+
+    `path` is a symbolic link to a folder of plain .npy files (`read_snapshot` maps them
+    into memory); each save writes a new folder, points the link at it, then removes the
+    older folders (a process still mapping their files keeps them until it lets go).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    unique = f"{time.time_ns()}-{os.getpid()}-{threading.get_ident()}"
+    folder = path.with_name(f"{path.name}.{unique}")
+    link = path.with_name(f"{path.name}.{unique}.link")
     try:
-        with open(tmp, "wb") as out:
-            np.savez(
-                out,
-                meta=np.frombuffer(json.dumps(_meta(title_weight)).encode(), np.uint8),
-                terms=np.frombuffer("\n".join(terms).encode(), np.uint8),
-                surfaces=np.frombuffer("\n".join(map(surface_of, terms)).encode(), np.uint8),
-                ids=np.frombuffer("\n".join(ids).encode(), np.uint8),
-                hashes=state.hashes,
-                buffer=state.buffer,
-                offsets=state.offsets,
-                title_lens=state.title_lens,
-            )
-        os.replace(tmp, path)
+        folder.mkdir()
+        texts = {
+            "terms": "\n".join(terms),
+            "surfaces": "\n".join(map(surface_of, terms)),
+            "ids": "\n".join(ids),
+        }
+        for name, text in texts.items():
+            (folder / f"{name}.txt").write_text(text, encoding="utf-8", errors="surrogatepass")
+        for name, array in _arrays(state).items():
+            np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        (folder / "meta.json").write_text(json.dumps({**_meta(title_weight), "docs": len(ids)}))
+        os.symlink(folder.name, link)
+        os.replace(link, path)
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        link.unlink(missing_ok=True)
+    for old in path.parent.glob(f"{glob.escape(path.name)}.*"):
+        if old != folder and old.is_dir() and old.stat().st_mtime <= folder.stat().st_mtime:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def read_snapshot(path: str | Path, title_weight: int) -> dict[str, Any] | None:
-    """The snapshot's arrays, or None if it is missing, damaged or from another tokenizer."""
+    """The snapshot's arrays (mapped from their files, read-only: only the pages used
+    are read), or None if it is missing, damaged or from another tokenizer."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if json.loads(data["meta"].tobytes()) != _meta(title_weight):
-                return None
-            terms = data["terms"].tobytes().decode()
-            surfaces = data["surfaces"].tobytes().decode()
-            ids = data["ids"].tobytes().decode()
-            saved = {
-                "terms": terms.split("\n") if terms else [],
-                "surfaces": surfaces.split("\n") if surfaces else [],
-                "ids": ids.split("\n") if ids else [],
-                **{k: data[k] for k in ("hashes", "buffer", "offsets", "title_lens")},
-            }
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        folder = Path(path).resolve(strict=True)
+        meta = json.loads((folder / "meta.json").read_text())
+        if {k: meta.get(k) for k in ("format", "tokenizer", "title_weight")} != _meta(title_weight):
+            return None
+        saved: dict[str, Any] = {}
+        for name in TEXTS:
+            text = (folder / f"{name}.txt").read_text(encoding="utf-8", errors="surrogatepass")
+            saved[name] = text.split("\n") if text else []
+        for name in [*ARRAYS, *(f"{n}.ptr" for n in LISTS)]:
+            saved[name] = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+        for name in LISTS:
+            count = 1 if "positions" in name else 2
+            saved[name] = Lists(
+                saved.pop(f"{name}.ptr"),
+                tuple(
+                    np.load(folder / f"{name}.{k}.npy", mmap_mode="r", allow_pickle=False)
+                    for k in range(count)
+                ),
+            )
+    except (OSError, ValueError, KeyError, TypeError, UnicodeError):
         return None
+    return saved if _consistent(saved, meta) else None
+
+
+def _consistent(saved: dict[str, Any], meta: dict[str, Any]) -> bool:
+    """Whether the arrays' sizes fit together (their contents are trusted: the snapshot
+    is written atomically, by this code)."""
     n_docs, buffer, offsets = len(saved["ids"]), saved["buffer"], saved["offsets"]
-    valid = (
-        len(saved["surfaces"]) == len(saved["terms"])
-        and len(saved["hashes"]) == len(saved["title_lens"]) == n_docs
-        and len(offsets) == n_docs + 1
-        and offsets[0] == 0
-        and offsets[-1] == len(buffer)
-        and bool(np.all(np.diff(offsets) >= 0))
-        and (not len(buffer) or int(buffer.max()) < len(saved["terms"]))
+    n_terms = len(saved["terms"])
+    lists_fit = all(
+        len(lists.ptr) <= n_terms + 1
+        and len(lists.ptr) >= 1
+        and all(len(a) == int(lists.ptr[-1]) for a in lists.arrays)
+        for lists in (saved[name] for name in LISTS)
     )
-    return saved if valid else None
+    return (
+        meta.get("docs") == n_docs
+        and len(saved["surfaces"]) == n_terms
+        and len(saved["hashes"]) == len(saved["title_lens"]) == len(saved["doc_lens"]) == n_docs
+        and len(offsets) == n_docs + 1
+        and int(offsets[0]) == 0
+        and int(offsets[-1]) == len(buffer)
+        and lists_fit
+    )
 
 
 def restore(
     saved: dict[str, Any], docs: Iterable[Doc], vocabulary: Vocabulary, table: DocTable
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Take the snapshot `saved` (emptied on the way) as the start of an index over `docs`:
-    its vocabulary, and its token streams for every doc whose id and text fingerprint match;
-    the other docs are tokenized. Fills `vocabulary` and `table`; returns the token buffer,
-    offsets, title lengths and fingerprints of every row, and how many rows were reused."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, bool]:
+    """Take the snapshot `saved` (its texts dropped on the way) as the start of an index
+    over `docs`: its vocabulary, and its token streams for every doc whose id and text
+    fingerprint match; the other docs are tokenized. Fills `vocabulary` and `table`; returns
+    the token buffer, offsets, title lengths and fingerprints of every row, how many rows
+    were reused, and whether the snapshot's rows are the first rows, unchanged and in their
+    order (its postings then hold for them)."""
     vocabulary.load(saved["terms"])
     for stem, word in zip(saved["terms"], saved["surfaces"], strict=True):
         remember_surface(stem, word)  # the words replies show, as if tokenized here
     known = {doc_id: row for row, doc_id in enumerate(saved["ids"])}
     old_offsets, old_buffer = saved["offsets"], saved["buffer"]
     old_hashes, old_titles = saved["hashes"], saved["title_lens"]
-    saved.clear()  # its ids and surfaces are garbage now
+    for name in TEXTS:  # garbage now
+        saved[name] = None
     # per row, flat arrays rather than lists of objects: less memory left to free
     taken = array("q")  # the snapshot row reused, or -1
     title_lens = array("i")
@@ -145,8 +196,9 @@ def restore(
             fresh[row] = stream
         table.set_metadata(row, doc)
     del known
-    n_docs = len(taken)
+    n_docs, n_saved = len(taken), len(old_hashes)
     rows_taken = np.array(taken, np.int64)
+    in_place = n_docs >= n_saved and np.array_equal(rows_taken[:n_saved], np.arange(n_saved))
     reused = rows_taken >= 0
     lens = np.zeros(n_docs, np.int64)
     lens[reused] = np.diff(old_offsets)[rows_taken[reused]]
@@ -154,15 +206,17 @@ def restore(
         lens[row] = len(tokens)
     offsets = np.zeros(n_docs + 1, np.int64)
     np.cumsum(lens, out=offsets[1:])
-    if n_docs == len(old_hashes) and np.array_equal(rows_taken, np.arange(n_docs)):
+    if in_place and n_docs == n_saved:
         buffer = old_buffer  # the snapshot as it was (the usual case)
     else:  # each row's stream copied into its place: no list of pieces
         buffer = np.empty(offsets[-1], np.int32)
         starts, old_starts = offsets.tolist(), old_offsets.tolist()
+        if in_place:
+            buffer[: len(old_buffer)] = old_buffer
         for row, old in enumerate(taken):
             if old < 0:
                 buffer[starts[row] : starts[row + 1]] = fresh[row]
-            else:
+            elif not in_place:
                 buffer[starts[row] : starts[row + 1]] = old_buffer[
                     old_starts[old] : old_starts[old + 1]
                 ]
@@ -172,4 +226,5 @@ def restore(
         np.array(title_lens, np.int32),
         np.array(hashes, np.uint64),
         int(np.count_nonzero(reused)),
+        bool(in_place),
     )

@@ -42,7 +42,7 @@ def stored(engine, seed_docs, monkeypatch):
 
 
 def test_snapshot_is_written_then_reused(stored, seed_docs, tmp_path):
-    path = tmp_path / "index.npz"
+    path = tmp_path / "index"
     first = Archive(stored, snapshot=path)
     assert first.index.reused == 0 and len(first.index) == 60
     first.flush()
@@ -54,7 +54,7 @@ def test_snapshot_is_written_then_reused(stored, seed_docs, tmp_path):
 
 
 def test_changed_and_new_papers_are_tokenized_again(stored, seed_docs, tmp_path):
-    path = tmp_path / "index.npz"
+    path = tmp_path / "index"
     first = Archive(stored, snapshot=path)
     assert first.index.reused == 0
     first.flush()  # the snapshot is written in the background
@@ -71,7 +71,7 @@ def test_changed_and_new_papers_are_tokenized_again(stored, seed_docs, tmp_path)
 
 
 def test_ingest_updates_the_snapshot(stored, seed_docs, tmp_path):
-    path = tmp_path / "index.npz"
+    path = tmp_path / "index"
     archive = Archive(stored, snapshot=path)
     assert len(archive.index) == 60
     with Session(stored) as session:
@@ -86,7 +86,7 @@ def test_small_archives_and_disabled_snapshots_write_nothing(engine, seed_docs, 
     with Session(engine) as session:
         queries.upsert_papers(records(seed_docs[:20]), session=session)
         session.commit()
-    path = tmp_path / "index.npz"
+    path = tmp_path / "index"
     archive = Archive(engine, snapshot=path)  # 20 < SNAPSHOT_MIN_PAPERS
     assert len(archive.index) == 20
     archive.flush()

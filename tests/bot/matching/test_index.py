@@ -96,7 +96,7 @@ def assert_same_index(a: Bm25Index, b: Bm25Index) -> None:
 
 
 def test_snapshot_reuses_tokens_and_gives_the_same_index(corpus, tmp_path):
-    path = tmp_path / "index.npz"
+    path = tmp_path / "index"
     Bm25Index.build(corpus).save(path)
     again = Bm25Index.build(corpus, snapshot=path)
     assert again.reused == len(corpus)
@@ -104,7 +104,7 @@ def test_snapshot_reuses_tokens_and_gives_the_same_index(corpus, tmp_path):
 
 
 def test_snapshot_with_changed_new_and_removed_papers(corpus, tmp_path):
-    path = tmp_path / "index.npz"
+    path = tmp_path / "index"
     Bm25Index.build(corpus).save(path)
     changed = dataclasses.replace(corpus[5], abstract="Contrastive learning of face recognition.")
     now = [changed, *corpus[6:200], *variants(corpus, 20, seed=99)]
@@ -115,17 +115,18 @@ def test_snapshot_with_changed_new_and_removed_papers(corpus, tmp_path):
 
 
 def test_snapshot_of_another_tokenizer_or_damaged_is_ignored(corpus, tmp_path, monkeypatch):
-    path = tmp_path / "index.npz"
+    path = tmp_path / "index"
     Bm25Index.build(corpus[:50]).save(path)
     monkeypatch.setattr(snapshot_module, "_tokenizer_fingerprint", lambda: "another tokenizer")
     assert Bm25Index.build(corpus[:50], snapshot=path).reused == 0
     monkeypatch.undo()
     assert Bm25Index.build(corpus[:50], snapshot=path).reused == 50
-    path.write_bytes(path.read_bytes()[:1000])
+    postings = path / "postings.0.npy"
+    postings.write_bytes(postings.read_bytes()[:1000])
     fresh = Bm25Index.build(corpus[:50], snapshot=path)
     assert fresh.reused == 0
     assert_same_index(fresh, Bm25Index.build(corpus[:50]))
-    assert Bm25Index.build(corpus[:50], snapshot=tmp_path / "missing.npz").reused == 0
+    assert Bm25Index.build(corpus[:50], snapshot=tmp_path / "missing").reused == 0
 
 
 def test_an_okapi_view_equals_an_okapi_build(corpus):
@@ -137,7 +138,7 @@ def test_an_okapi_view_equals_an_okapi_build(corpus):
 
 
 def test_snapshot_keeps_options_apart(corpus, tmp_path):
-    path = tmp_path / "index.npz"
+    path = tmp_path / "index"
     Bm25Index.build(corpus[:40]).save(path)
     assert Bm25Index.build(corpus[:40], snapshot=path, title_weight=2).reused == 0
     okapi = Bm25Index.build(corpus[:40], snapshot=path, idf="okapi")  # same tokens
@@ -330,6 +331,51 @@ def test_batched_match_topics_equals_the_plain_rules(corpus):
         assert [m.score for m in got] == pytest.approx([m.score for m in expected], abs=2e-4)
 
 
+def plain_top(values: np.ndarray, depth: int) -> np.ndarray:
+    """Positions of the `depth` best positive values by a stable sort, ascending."""
+    order = np.argsort(-values, kind="stable")
+    return np.sort(order[values[order] > 0][:depth])
+
+
+def test_lookups_and_pruned_top_equal_whole_index_scoring(corpus, seed_docs, monkeypatch):
+    index = Bm25Index.build(corpus)
+    index.add(variants(seed_docs, 40, seed=11))  # some docs in the tail lists
+    rng = random.Random(5)
+    vocabulary = sorted({t for d in index.ids[::9] for t in index.tokens(d) if t})
+    queries = [dict.fromkeys(parse_topic(text).terms, 1.0) for text in TOPICS]
+    queries += [dict.fromkeys(rng.sample(vocabulary, rng.randint(1, 5)), 1.0) for _ in range(60)]
+    queries.append({"learn": 1.0, "network": 0.5, "zzzunseen": 1.0})
+    subsets = [None, np.sort(np.array(rng.sample(range(len(index)), 90)))]
+    for query in queries:
+        every, covered = index.scores(query), index.coverage(query)
+        for rows in subsets:
+            pick = np.arange(len(index)) if rows is None else rows
+            np.testing.assert_array_equal(index.scores_at(query, pick), every[pick])
+            np.testing.assert_array_equal(index.coverage_at(query, pick), covered[pick])
+            for depth in (1, 5, 40, 1000):
+                top, raw = index.top(query, depth, rows)
+                expected = pick[plain_top(every[pick], depth)]
+                np.testing.assert_array_equal(top, expected)
+                np.testing.assert_array_equal(raw, every[expected])
+
+
+def test_top_skips_the_common_words_when_the_rare_ones_decide(corpus, monkeypatch):
+    index = Bm25Index.build(corpus)
+    words = {t for d in index.ids for t in index.tokens(d) if t}
+    rare = min(sorted(words), key=lambda t: len(index.rows_with_term(t)))
+    common = max(sorted(words), key=lambda t: len(index.rows_with_term(t)))
+    query = {rare: 1.0, common: 1.0}
+    every = index.scores(query)
+    expected = plain_top(every, 1)
+    scored_all = []
+    monkeypatch.setattr(
+        index_module.scoring.Bm25, "scores", lambda *a: scored_all.append(a) or np.zeros(0)
+    )
+    top, raw = index.top(query, 1)
+    assert top.tolist() == expected.tolist() and raw.tolist() == every[expected].tolist()
+    assert not scored_all  # the common word was looked up for the rare word's docs only
+
+
 def test_search_over_a_deep_archive_keeps_ties_in_row_order(seed_docs):
     docs = [dataclasses.replace(seed_docs[5], id=f"copy{i:04d}") for i in range(1200)]
     index = Bm25Index.build([*docs, *seed_docs])
@@ -338,15 +384,36 @@ def test_search_over_a_deep_archive_keeps_ties_in_row_order(seed_docs):
     assert ids == sorted(ids)
 
 
-def test_snapshot_file_is_plain_npz(corpus, tmp_path):
-    path = tmp_path / "index.npz"
-    Bm25Index.build(corpus[:10]).save(path)
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(data["meta"].tobytes())
-        assert meta["format"] == index_module.SNAPSHOT_FORMAT
-        assert data["ids"].tobytes().decode().split("\n") == [d.id for d in corpus[:10]]
-        assert len(data["offsets"]) == 11
-    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+def test_snapshot_is_a_folder_of_plain_npy_files_mapped_on_reading(corpus, tmp_path):
+    path = tmp_path / "index"
+    index = Bm25Index.build(corpus[:10])
+    index.save(path)
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["format"] == index_module.SNAPSHOT_FORMAT
+    assert (path / "ids.txt").read_text().split("\n") == [d.id for d in corpus[:10]]
+    assert len(np.load(path / "offsets.npy")) == 11
+    first = path.resolve()
+    index.add(corpus[10:20])
+    index.save(path)  # a new folder, the link moved to it, the old one removed
+    assert path.resolve() != first and not first.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index", path.resolve().name]
+    again = Bm25Index.build(corpus[:20], snapshot=path)
+    assert again.reused == 20
+    assert isinstance(again._state.postings.arrays[0], np.memmap)  # not read into memory
+    assert_same_index(again, Bm25Index.build(corpus[:20]))
+
+
+def test_a_snapshot_extended_with_new_papers_equals_a_build(corpus, tmp_path):
+    path = tmp_path / "index"
+    index = Bm25Index.build(corpus[:200])
+    index.add(corpus[200:230])  # saved with tail lists
+    index.save(path)
+    again = Bm25Index.build(corpus, snapshot=path)  # the same rows first, then new ones
+    assert again.reused == 230
+    assert_same_index(again, Bm25Index.build(corpus))
+    again.add(corpus[:3])  # stored papers again: nothing changes
+    again.add(variants(corpus, 5, seed=3))  # the mapped arrays are extended by copies
+    assert_same_index(again, Bm25Index.build([*corpus, *variants(corpus, 5, seed=3)]))
 
 
 TRICKY = [
@@ -384,7 +451,7 @@ def test_prefixed_words_are_indexed_with_their_remainder(tmp_path):
     assert index.tokens("a")[:4] == ["biomed", "imag", "", "medic"]
     assert index.doc_terms("a")["medic"] == index.title_weight + 1
     assert index.doc_terms("a")["modal"] == 1
-    path = tmp_path / "index.npz"
+    path = tmp_path / "index"
     index.save(path)
     again = Bm25Index.build(docs, snapshot=path)
     assert again.reused == 2
@@ -396,7 +463,7 @@ def test_prefixed_words_are_indexed_with_their_remainder(tmp_path):
 
 
 def test_snapshot_restores_readable_words(corpus, tmp_path, monkeypatch):
-    path = tmp_path / "index.npz"
+    path = tmp_path / "index"
     Bm25Index.build(corpus).save(path)
     stems = ["autoencod", "nois", "represent", "imag"]
     readable = {stem: text_module.surface_of(stem) for stem in stems}
@@ -408,7 +475,7 @@ def test_snapshot_restores_readable_words(corpus, tmp_path, monkeypatch):
 
 
 def test_empty_archives(seed_docs, tmp_path):
-    path = tmp_path / "index.npz"
+    path = tmp_path / "index"
     Bm25Index.build(seed_docs[:5]).save(path)
     for empty in (Bm25Index.build([]), Bm25Index.build([], snapshot=path)):
         assert len(empty) == 0
