@@ -33,6 +33,8 @@ class Paper(SQLModel, table=True):
     listed_on: dt.date = Field(index=True)
     source: str = Field(default="hf", max_length=16)  # the source that listed it first
     fetched_at: dt.datetime = Field(default_factory=utcnow)
+    # set when the row is stored and whenever a source changes it; None: before 0008
+    changed_at: dt.datetime | None = Field(default_factory=utcnow, index=True)
     sources: str = Field(default="", max_length=64)  # every source that listed it: "arxiv,hf"
     categories: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # " "
     primary_category: str | None = Field(default=None, max_length=32)

@@ -28,7 +28,7 @@ from sqlmodel import Session
 
 from bot.matching.acronyms import Acronyms
 from bot.matching.embedding import Encoder
-from bot.matching.index import Bm25Index, Doc
+from bot.matching.index import Bm25Index, Doc, content_hash
 from bot.matching.semantic import REFERENCE_SIZE, Semantics, from_blob, paper_text, to_blob
 from storage import queries
 from storage.models import utcnow
@@ -98,14 +98,16 @@ class Archive:
         with self._lock:
             if self._index is None:
                 started = time.monotonic()
-                self._synced_at = utcnow()
-                with Session(self._engine) as session:
-                    self._revision = queries.archive_revision(session=session)
-                    rows = queries.iter_index_rows(session=session)
-                    self._index = Bm25Index.build(
-                        self._learn(doc_from_row(*row) for row in rows),
-                        snapshot=self.snapshot_path,
-                    )
+                self._index = self._resume()
+                if self._index is None:  # no usable snapshot: every paper read
+                    self._synced_at = utcnow()
+                    with Session(self._engine) as session:
+                        self._revision = queries.archive_revision(session=session)
+                        rows = queries.iter_index_rows(session=session)
+                        self._index = Bm25Index.build(
+                            self._learn(doc_from_row(*row) for row in rows),
+                            snapshot=self.snapshot_path,
+                        )
                 release_free_memory()
                 index = self._index
                 logger.info(
@@ -117,6 +119,33 @@ class Archive:
                 if index.reused < len(index):
                     self._save_later()
             return self._index
+
+    def _resume(self) -> Bm25Index | None:
+        """The index the snapshot saved, brought up to date with the papers stored or
+        changed since (`changed_at`, looking back SYNC_MARGIN); None without a usable
+        snapshot. Reads only those papers, not the archive."""
+        if self.snapshot_path is None:
+            return None
+        index = Bm25Index.open(self.snapshot_path)
+        if index is None:
+            return None
+        try:
+            since = dt.datetime.fromisoformat(index.extra["synced_at"]) - SYNC_MARGIN
+            self.acronyms.restore(index.extra["acronyms"], index.ids)
+        except (KeyError, TypeError, ValueError):
+            return None
+        self._synced_at = utcnow()
+        with Session(self._engine) as session:
+            self._revision = queries.archive_revision(session=session)
+            rows = queries.index_rows_changed_since(since, session=session)
+        docs = [doc_from_row(*row) for row in rows]
+        index.reused -= sum(
+            1
+            for doc in docs
+            if doc.id in index and index.text_hash(doc.id) != content_hash(doc.title, doc.abstract)
+        )
+        index.add(self._learn(docs))
+        return index
 
     @property
     def engine(self) -> Engine:
@@ -225,8 +254,10 @@ class Archive:
         index = self._index
         if self.snapshot_path is None or index is None or len(index) < SNAPSHOT_MIN_PAPERS:
             return
+        extra = {"synced_at": self._synced_at.isoformat(), "acronyms": self.acronyms.state()}
+        now = index.with_idf(index.idf_kind)  # this state: later papers are not in `extra`
         saver = threading.Thread(
-            target=self._save, args=(index,), name="index-snapshot", daemon=False
+            target=self._save, args=(now, extra), name="index-snapshot", daemon=False
         )
         self._savers = [t for t in self._savers if t.is_alive()] + [saver]
         saver.start()
@@ -236,12 +267,12 @@ class Archive:
         for saver in list(self._savers):
             saver.join(timeout)
 
-    def _save(self, index: Bm25Index) -> None:
+    def _save(self, index: Bm25Index, extra: dict) -> None:
         with self._save_lock:
             path = self.snapshot_path
             assert path is not None
             try:
-                index.save(path)
+                index.save(path, extra)
                 path.with_name(path.name + ".npz").unlink(missing_ok=True)  # older versions'
             except OSError as exc:
                 logger.warning("could not write the index snapshot %s: %s", path, exc)

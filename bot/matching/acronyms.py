@@ -133,6 +133,28 @@ class Acronyms:
                 if pairs:
                     self.revision += 1
 
+    def state(self) -> dict:
+        """What was counted, as JSON, for `restore` (the papers seen are not in it)."""
+        with self._lock:
+            counts = [
+                [short, [[list(k), n] for k, n in c.items()]] for short, c in self._counts.items()
+            ]
+            written = [
+                [short, list(stems), *forms] for (short, stems), forms in self._written.items()
+            ]
+        return {"counts": counts, "written": written}
+
+    def restore(self, state: dict, seen: Iterable[str]) -> None:
+        """Take back what `state` counted, over the papers `seen` (their ids). Raises
+        KeyError, TypeError or ValueError for a state that is not `state`'s."""
+        counts = {short: Counter({tuple(k): int(n) for k, n in c}) for short, c in state["counts"]}
+        written = {(short, tuple(stems)): (a, b) for short, stems, a, b in state["written"]}
+        with self._lock:
+            self._counts = defaultdict(Counter, counts)
+            self._written = written
+            self._seen = set(seen)
+            self.revision += 1
+
     def expansions(self, short: str) -> tuple[tuple[str, ...], ...]:
         """The long forms (stems) of a short form, commonest first."""
         with self._lock:

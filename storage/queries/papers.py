@@ -63,6 +63,7 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
     existing = {p.id: p for p in session.exec(select(Paper).where(col(Paper.id).in_(list(by_id))))}
     new = updated = 0
     rows = []
+    now = utcnow()
     for record in by_id.values():
         paper = existing.get(record.id)
         fields = _record_fields(record)
@@ -73,7 +74,8 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
                     "listed_on": record.listed_on,
                     "source": record.source,
                     "sources": record.source,
-                    "fetched_at": utcnow(),
+                    "fetched_at": now,
+                    "changed_at": now,
                     **fields,
                 }
             )
@@ -85,6 +87,7 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
         if any(getattr(paper, k) != v for k, v in fields.items() if k != "published_at"):
             for key, value in fields.items():
                 setattr(paper, key, value)
+            paper.changed_at = now
             updated += 1
     if rows:  # raised before the inserts: writers of new papers queue here, not on new rows
         bump_archive_revision(session=session)
@@ -156,6 +159,12 @@ def index_rows_fetched_since(since: dt.datetime, *, session: Session) -> list[tu
     """`iter_index_rows` of the papers first stored at or after `since`."""
     stmt = select(Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.upvotes)
     return list(session.exec(stmt.where(Paper.fetched_at >= since).order_by(Paper.id)))
+
+
+def index_rows_changed_since(since: dt.datetime, *, session: Session) -> list[tuple]:
+    """`iter_index_rows` of the papers stored or changed at or after `since`."""
+    stmt = select(Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.upvotes)
+    return list(session.exec(stmt.where(Paper.changed_at >= since).order_by(Paper.id)))
 
 
 IN_LIST = 1000  # ids per IN (...) list: PostgreSQL takes at most 65,535 parameters

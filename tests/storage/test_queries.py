@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from bot.sources import PaperRecord
 from storage import queries as q
+from storage.models import utcnow
 
 DAY = dt.date(2024, 7, 29)
 
@@ -25,6 +26,20 @@ def test_upsert_papers_is_idempotent(engine):
         s.commit()
         assert q.count_papers(session=s) == 2
         assert q.get_papers(["2407.00001"], session=s)["2407.00001"].upvotes == 9
+
+
+def test_changed_papers_are_found_by_when_they_changed(engine):
+    with Session(engine) as s:
+        q.upsert_papers([record("2407.00001"), record("2407.00002")], session=s)
+        s.commit()
+        cut = utcnow()
+        assert q.index_rows_changed_since(cut, session=s) == []
+        q.upsert_papers([record("2407.00001"), record("2407.00002", upvotes=5)], session=s)
+        q.upsert_papers([record("2407.00003")], session=s)
+        s.commit()
+        changed = [row[0] for row in q.index_rows_changed_since(cut, session=s)]
+        assert changed == ["2407.00002", "2407.00003"]  # not the one stored again unchanged
+        assert len(q.index_rows_changed_since(cut - dt.timedelta(hours=1), session=s)) == 3
 
 
 def test_subscription_unique_per_channel(engine):

@@ -20,9 +20,10 @@ from bot.matching.index import postings, scoring
 from bot.matching.index.docs import Doc, DocTable
 from bot.matching.index.pairs import PairCache, saturation, scan_pair
 from bot.matching.index.scoring import K1, TITLE_WEIGHT, B, Block, Bm25
-from bot.matching.index.snapshot import read_snapshot, restore, write_snapshot
+from bot.matching.index.snapshot import STATE_FIELDS, read_snapshot, restore, write_snapshot
 from bot.matching.index.state import empty_state
 from bot.matching.index.vocabulary import Vocabulary
+from bot.matching.text import remember_surface
 
 
 class Bm25Index:
@@ -52,6 +53,7 @@ class Bm25Index:
         self._pairs = PairCache()
         self._block: Block | None = None
         self.reused = 0  # docs whose tokens the last `build` took from a snapshot
+        self.extra: dict[str, Any] = {}  # what the snapshot `open` read was saved with
         self.revision = 0  # counts changes of tokens or statistics (not of metadata)
 
     @property
@@ -135,13 +137,37 @@ class Bm25Index:
         view._block = None
         return view
 
-    def save(self, path: str | Path) -> None:
-        """Write the index's arrays, ids and vocabulary to `path` (a link to a folder of
-        .npy files), atomically: a reader never sees a half-written snapshot. Raises
-        OSError if it cannot be written."""
+    @classmethod
+    def open(cls, snapshot: str | Path, **options: Any) -> Bm25Index | None:
+        """The index a snapshot holds, as it was saved (its arrays mapped from their files,
+        not read: pages are read as they are used); None if the snapshot is missing,
+        unreadable or outdated. `extra` has what `save` was given."""
+        index = cls(**options)
+        saved = read_snapshot(snapshot, index.title_weight)
+        if saved is None:
+            return None
+        index._vocab.load(saved["terms"])
+        for stem, word in zip(saved["terms"], saved["surfaces"], strict=True):
+            remember_surface(stem, word)  # the words replies show, as if tokenized here
+        index._docs = DocTable.saved(
+            saved["ids"], saved["authors"], saved["upvotes"].tolist(), saved["titles"]
+        )
+        index._state = postings.with_statistics(
+            index._bm25,
+            len(saved["terms"]),
+            **{name: saved[name] for name in STATE_FIELDS},
+        )
+        index.reused = index._state.n_docs
+        index.extra = saved["extra"]
+        return index
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+        """Write the index's arrays, docs and vocabulary, and `extra` (JSON, given back by
+        `open`), to `path` (a link to a folder of .npy files), atomically: a reader never
+        sees a half-written snapshot. Raises OSError if it cannot be written."""
         state = self._state
-        ids, terms = self._docs.ids[: state.n_docs], list(self._vocab.terms)
-        write_snapshot(path, state, ids, terms, self.title_weight)
+        terms = list(self._vocab.terms)
+        write_snapshot(path, state, self._docs, terms, self.title_weight, extra)
 
     # ---- ingest
 
@@ -222,6 +248,10 @@ class Bm25Index:
 
     def title(self, doc_id: str) -> str:
         return self._docs.titles[self._docs.rows[doc_id]]
+
+    def text_hash(self, doc_id: str) -> int:
+        """The fingerprint (`content_hash`) of the doc's indexed text."""
+        return int(self._state.hashes[self._docs.rows[doc_id]])
 
     def upvotes(self, doc_id: str) -> int:
         return self._docs.upvotes[self._docs.rows[doc_id]]

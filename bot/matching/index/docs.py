@@ -12,6 +12,8 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Doc:
@@ -62,6 +64,47 @@ def content_hash(title: str, abstract: str) -> int:
     return high << 32 | zlib.crc32(abstract.encode("utf-8", "surrogatepass"))
 
 
+class TextColumn:
+    """A string per row, held compactly: a snapshot's strings stay in its mapped bytes until
+    asked for; later and changed ones are kept as strings."""
+
+    def __init__(self, blob: np.ndarray | None = None, ends: np.ndarray | None = None) -> None:
+        self._blob = blob if blob is not None else np.zeros(0, np.uint8)
+        self._ends = ends if ends is not None else np.zeros(0, np.int64)
+        self._saved = len(self._ends)
+        self._changed: dict[int, str] = {}
+        self._more: list[str] = []
+
+    def __len__(self) -> int:
+        return self._saved + len(self._more)
+
+    def __getitem__(self, row: int) -> str:
+        if row >= self._saved:
+            return self._more[row - self._saved]
+        if row < 0:
+            raise IndexError(row)
+        changed = self._changed.get(row)
+        if changed is not None:
+            return changed
+        start = int(self._ends[row - 1]) if row else 0
+        return bytes(self._blob[start : int(self._ends[row])]).decode("utf-8", "surrogatepass")
+
+    def __setitem__(self, row: int, text: str) -> None:
+        if row >= self._saved:
+            self._more[row - self._saved] = text
+        else:
+            self._changed[row] = text
+
+    def append(self, text: str) -> None:
+        self._more.append(text)
+
+    def packed(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(UTF-8 bytes, end of each) of the first n strings, for a snapshot."""
+        encoded = [self[row].encode("utf-8", "surrogatepass") for row in range(n)]
+        ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
+        return np.frombuffer(b"".join(encoded), np.uint8), ends
+
+
 class DocTable:
     """Per row of the index: the doc's id, folded author names, upvotes and title. No score
     depends on these, so `Bm25Index.add` updates them in place."""
@@ -69,9 +112,19 @@ class DocTable:
     def __init__(self) -> None:
         self.ids: list[str] = []
         self.rows: dict[str, int] = {}
-        self.authors: list[str] = []  # folded names, "\n"-joined
+        self.authors = TextColumn()  # folded names, "\n"-joined
         self.upvotes: list[int] = []
-        self.titles: list[str] = []
+        self.titles = TextColumn()
+
+    @classmethod
+    def saved(
+        cls, ids: list[str], authors: TextColumn, upvotes: list[int], titles: TextColumn
+    ) -> DocTable:
+        """The table a snapshot saved."""
+        table = cls()
+        table.ids, table.authors, table.upvotes, table.titles = ids, authors, upvotes, titles
+        table.rows = {doc_id: row for row, doc_id in enumerate(ids)}
+        return table
 
     def new_row(self, doc_id: str) -> int:
         row = self.rows[doc_id] = len(self.ids)

@@ -1,8 +1,10 @@
-"""The snapshot file: the index's token streams saved, so a restart tokenizes only changed papers.
+"""The snapshot: the index saved as plain .npy files, so a restart neither tokenizes nor
+derives again what it already had.
 
 `Bm25Index.save` writes it (`bot.archive.live` does, in the background, after each build and
-ingest); `Bm25Index.build(docs, snapshot=path)` reads it back, and ignores a file that is
-missing, damaged, or made by another tokenizer, format or title weight.
+ingest); `Bm25Index.open(path)` maps it back as it was, and `Bm25Index.build(docs,
+snapshot=path)` takes the token streams of the docs it still matches. Both ignore a snapshot
+that is missing, damaged, or made by another tokenizer, format or title weight.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import Stemmer
 
 from bot.matching import text as text_module
-from bot.matching.index.docs import Doc, DocTable, content_hash
+from bot.matching.index.docs import Doc, DocTable, TextColumn, content_hash
 from bot.matching.index.state import Lists, State
 from bot.matching.index.vocabulary import Vocabulary
 from bot.matching.text import remember_surface, surface_of
@@ -32,6 +34,8 @@ SNAPSHOT_FORMAT = 2
 ARRAYS = ("buffer", "offsets", "title_lens", "hashes", "doc_lens")
 LISTS = ("positions", "postings", "tail_positions", "tail_postings")
 TEXTS = ("terms", "surfaces", "ids")
+STATE_FIELDS = (*ARRAYS, *LISTS)  # `State`'s fields but the statistics
+METADATA = ("upvotes", "authors.bytes", "authors.ends", "titles.bytes", "titles.ends")
 
 
 def _tokenizer_fingerprint() -> str:
@@ -62,10 +66,16 @@ def _arrays(state: State) -> dict[str, np.ndarray]:
 
 
 def write_snapshot(
-    path: str | Path, state: State, ids: list[str], terms: list[str], title_weight: int
+    path: str | Path,
+    state: State,
+    table: DocTable,
+    terms: list[str],
+    title_weight: int,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Write the index's arrays, doc ids and vocabulary under `path`, atomically: a reader
-    never sees a half-written snapshot. Raises OSError if it cannot be written.
+    """Write the index's arrays, docs (ids and metadata), vocabulary and `extra` (what its
+    owner wants back with it, as JSON) under `path`, atomically: a reader never sees a
+    half-written snapshot. Raises OSError if it cannot be written.
 
     `path` is a symbolic link to a folder of plain .npy files (`read_snapshot` maps them
     into memory); each save writes a new folder, points the link at it, then removes the
@@ -78,16 +88,22 @@ def write_snapshot(
     link = path.with_name(f"{path.name}.{unique}.link")
     try:
         folder.mkdir()
+        n_docs = state.n_docs
         texts = {
             "terms": "\n".join(terms),
             "surfaces": "\n".join(map(surface_of, terms)),
-            "ids": "\n".join(ids),
+            "ids": "\n".join(table.ids[:n_docs]),
         }
         for name, text in texts.items():
             (folder / f"{name}.txt").write_text(text, encoding="utf-8", errors="surrogatepass")
-        for name, array in _arrays(state).items():
+        arrays = _arrays(state)
+        arrays["upvotes"] = np.array(table.upvotes[:n_docs], np.int64)
+        for name in ("authors", "titles"):
+            arrays[f"{name}.bytes"], arrays[f"{name}.ends"] = getattr(table, name).packed(n_docs)
+        for name, array in arrays.items():
             np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        (folder / "meta.json").write_text(json.dumps({**_meta(title_weight), "docs": len(ids)}))
+        (folder / "extra.json").write_text(json.dumps(extra or {}))
+        (folder / "meta.json").write_text(json.dumps({**_meta(title_weight), "docs": n_docs}))
         os.symlink(folder.name, link)
         os.replace(link, path)
     except OSError:
@@ -112,7 +128,7 @@ def read_snapshot(path: str | Path, title_weight: int) -> dict[str, Any] | None:
         for name in TEXTS:
             text = (folder / f"{name}.txt").read_text(encoding="utf-8", errors="surrogatepass")
             saved[name] = text.split("\n") if text else []
-        for name in [*ARRAYS, *(f"{n}.ptr" for n in LISTS)]:
+        for name in [*ARRAYS, *(f"{n}.ptr" for n in LISTS), *METADATA]:
             saved[name] = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
         for name in LISTS:
             count = 1 if "positions" in name else 2
@@ -123,9 +139,14 @@ def read_snapshot(path: str | Path, title_weight: int) -> dict[str, Any] | None:
                     for k in range(count)
                 ),
             )
+        saved["extra"] = json.loads((folder / "extra.json").read_text())
     except (OSError, ValueError, KeyError, TypeError, UnicodeError):
         return None
-    return saved if _consistent(saved, meta) else None
+    if not _consistent(saved, meta):
+        return None
+    for name in ("authors", "titles"):
+        saved[name] = TextColumn(saved.pop(f"{name}.bytes"), saved.pop(f"{name}.ends"))
+    return saved
 
 
 def _consistent(saved: dict[str, Any], meta: dict[str, Any]) -> bool:
@@ -147,6 +168,12 @@ def _consistent(saved: dict[str, Any], meta: dict[str, Any]) -> bool:
         and int(offsets[0]) == 0
         and int(offsets[-1]) == len(buffer)
         and lists_fit
+        and all(len(saved[name]) == n_docs for name in ("upvotes", "authors.ends", "titles.ends"))
+        and all(
+            int(saved[f"{name}.ends"][-1]) == len(saved[f"{name}.bytes"])
+            for name in ("authors", "titles")
+            if n_docs
+        )
     )
 
 

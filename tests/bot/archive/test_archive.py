@@ -124,3 +124,43 @@ def test_sync_picks_up_papers_another_process_stored(engine):
     assert "2407.99999" in archive.index
     assert archive.sync() == 0  # seen: nothing read again
     assert search(archive.index, "sparse autoencoders", limit=5)[0] == ["2407.99999"]
+
+
+def test_restart_reads_only_the_papers_changed_since_the_snapshot(
+    stored, seed_docs, tmp_path, monkeypatch
+):
+    path = tmp_path / "index"
+    first = Archive(stored, snapshot=path)
+    expected = search(first.index, "contrastive learning", limit=10)
+    first.flush()
+    monkeypatch.setattr(archive_module, "SYNC_MARGIN", dt.timedelta(0))
+    changed = seed_docs[3].id
+    with Session(stored) as session:
+        title = {changed: "Quantum error correction with surface codes"}
+        queries.upsert_papers(records(seed_docs[3:4], title_of=title), session=session)
+        queries.upsert_papers(records(seed_docs[60:]), session=session)
+        session.commit()
+
+    def every_paper(*_args, **_kwargs):
+        raise AssertionError("the whole archive was read")
+
+    monkeypatch.setattr(queries, "iter_index_rows", every_paper)
+    read = []
+    changed_since = queries.index_rows_changed_since
+    monkeypatch.setattr(
+        queries,
+        "index_rows_changed_since",
+        lambda since, session: read.extend(changed_since(since, session=session)) or read,
+    )
+    again = Archive(stored, snapshot=path)
+    assert len(again.index) == 70 and again.index.reused == 59
+    assert sorted(row[0] for row in read) == sorted([changed, *(d.id for d in seed_docs[60:])])
+    assert search(again.index, "quantum error correction", limit=3)[0][:1] == [changed]
+    monkeypatch.undo()
+    rebuilt = Archive(stored, snapshot=None)  # every paper read
+    assert len(rebuilt.index) == 70
+    assert again.acronyms.state() == rebuilt.acronyms.state()
+    assert again.acronyms.state()["counts"]  # the sample defines some acronyms
+    for query in ("contrastive learning", "vision language models", "noisy labels"):
+        assert search(again.index, query, limit=10) == search(rebuilt.index, query, limit=10)
+    assert search(again.index, "contrastive learning", limit=10) != expected  # 10 more papers

@@ -403,6 +403,25 @@ def test_snapshot_is_a_folder_of_plain_npy_files_mapped_on_reading(corpus, tmp_p
     assert_same_index(again, Bm25Index.build(corpus[:20]))
 
 
+def test_open_gives_the_saved_index_back_without_its_docs(corpus, seed_docs, tmp_path):
+    path = tmp_path / "index"
+    index = Bm25Index.build(corpus[:250])
+    index.add(corpus[250:])  # tail lists
+    index.save(path, extra={"synced_at": "2026-11-30T09:00:00+00:00"})
+    opened = Bm25Index.open(path)
+    assert opened is not None and opened.reused == len(corpus)
+    assert opened.extra == {"synced_at": "2026-11-30T09:00:00+00:00"}
+    assert [opened.title(d.id) for d in corpus] == [d.title for d in corpus]
+    assert [opened.text_hash(d.id) for d in corpus] == [index.text_hash(d.id) for d in corpus]
+    assert_same_index(opened, Bm25Index.build(corpus))
+    more = variants(seed_docs, 12, seed=21)
+    changed = dataclasses.replace(corpus[7], abstract="Quantum error correction codes.")
+    opened.add([*more, changed])
+    assert_same_index(opened, Bm25Index.build([*corpus[:7], changed, *corpus[8:], *more]))
+    assert Bm25Index.open(tmp_path / "missing") is None
+    assert Bm25Index.open(path, title_weight=2) is None
+
+
 def test_a_snapshot_extended_with_new_papers_equals_a_build(corpus, tmp_path):
     path = tmp_path / "index"
     index = Bm25Index.build(corpus[:200])
