@@ -47,7 +47,7 @@ def _filter_mask(index: Bm25Index, topic: Topic, rows: np.ndarray) -> np.ndarray
     for term in topic.excluded:
         mask &= ~_member(rows, index.rows_with_term(term))
     for phrase in topic.phrases:
-        mask &= _member(rows, index.phrase_rows(phrase))
+        mask &= _member(rows, index.phrase_rows(phrase, rows))
     if topic.authors:
         wanted = topic.authors
         mask &= np.fromiter(

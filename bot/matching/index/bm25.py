@@ -282,14 +282,17 @@ class Bm25Index:
             return False
         return self._state.has_phrase(self._docs.rows[doc_id], ids)  # type: ignore[arg-type]
 
-    def phrase_rows(self, phrase: Sequence[str]) -> np.ndarray:
-        """Rows (ascending) where the stems occur contiguously: `has_phrase` for every row."""
+    def phrase_rows(self, phrase: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+        """Rows (ascending) where the stems occur contiguously: `has_phrase` for every row,
+        or for these rows (ascending) only."""
         state = self._state
         found = [self._vocab.get(term) for term in phrase]
         ids = [tid for tid in found if tid is not None and tid < len(state.df)]
         if not ids or len(ids) < len(found):
             return np.zeros(0, np.int64)
-        return state.phrase_rows(ids)
+        return state.phrase_rows(
+            ids, None if rows is None else np.unique(np.asarray(rows, np.int64))
+        )
 
     # ---- scoring
 
@@ -389,7 +392,7 @@ class Bm25Index:
             if found is not None:
                 return found
             state = self._state
-        found = scan_pair(state, key, state.term_positions, self.title_weight)
+        found = scan_pair(state, key, state.position_parts, self.title_weight)
         with self._cache_lock:
             if self._state is state:
                 self._pairs.put(key, found)

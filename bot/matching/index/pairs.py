@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bot.matching.index.postings import term_major
-from bot.matching.index.state import Lists, State
+from bot.matching.index.state import Lists, State, contains
 
 PAIR_CACHE_ENTRIES = 4_000_000  # most (row, tf) entries cached for word pairs (~48 MB)
 
@@ -23,21 +23,20 @@ Postings = tuple[np.ndarray, np.ndarray]  # (rows ascending, BM25 tf)
 def scan_pair(
     state: State,
     key: tuple[int, int],
-    positions_of: Callable[[int], np.ndarray],
+    positions_of: Callable[[int], list[np.ndarray]],
     title_weight: int,
 ) -> Postings:
-    """Pair postings from a positional index: look next to the rarer word only."""
+    """Pair postings from a positional index (`positions_of`: a term's ascending parts):
+    the rarer word's positions, looked up one step either side in the other's."""
     a, b = key
     if b >= len(state.df):
         return np.zeros(0, np.int64), np.zeros(0)
-    at_a, at_b = positions_of(a), positions_of(b)
-    at, other = (at_a, b) if len(at_a) <= len(at_b) else (at_b, a)
-    at = at.astype(np.int64)
-    buffer = state.buffer
-    right = at[at + 1 < len(buffer)]
-    right = right[buffer[right + 1] == other]  # "rare other": the pair starts at rare
-    left = at[at >= 1] - 1
-    left = left[buffer[left] == other]  # "other rare": it starts one before
+    parts_a, parts_b = positions_of(a), positions_of(b)
+    if sum(map(len, parts_a)) > sum(map(len, parts_b)):
+        parts_a, parts_b = parts_b, parts_a
+    at = np.concatenate(parts_a).astype(np.int64) if parts_a else np.zeros(0, np.int64)
+    right = at[contains(parts_b, at + 1)]  # "rare other": the pair starts at rare
+    left = at[contains(parts_b, at - 1)] - 1  # "other rare": it starts one before
     hits = np.sort(np.concatenate([right, left]))
     if not len(hits):
         return np.zeros(0, np.int64), np.zeros(0)
@@ -96,8 +95,8 @@ class PairCache:
         )
         added = Lists(ptr, (positions,))
 
-        def positions_of(tid: int) -> np.ndarray:
-            return added.of(tid)[0]
+        def positions_of(tid: int) -> list[np.ndarray]:
+            return added.of(tid)
 
         for key, (rows, tf) in list(self.pairs.items()):
             more_rows, more_tf = scan_pair(new, key, positions_of, title_weight)

@@ -21,7 +21,9 @@ TITLE_WEIGHT = 3  # a title token counts as this many abstract tokens
 K1 = 1.5
 B = 0.75
 BLOCK_MAX_ROWS = 20_000  # candidate sets larger than this are scored on the whole index
-PRUNE_SHARE = 0.5  # top_scores: most of the query's postings the rare words may hold
+PRUNE_SHARE = 0.1  # top_scores: most of the query's postings the rare words may hold
+SAMPLE_STEP = 16  # top_positions: the floor is taken from every 16th value
+DENSE_SHARE = 16  # a posting list longer than 1/16 of the docs is added as one dense array
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,19 @@ def _find(posted: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def top_positions(values: np.ndarray, depth: int) -> np.ndarray:
     """Positions of the `depth` largest positive values, ascending; ties at the cut go to
-    the lower positions (as a stable sort would)."""
+    the lower positions (as a stable sort would).
+
+    Over many values, only those at or above a floor are sorted out: the `depth`-th largest
+    of every SAMPLE_STEP-th value, which the `depth`-th largest of all cannot be below.
+    """
+    if depth <= 0:
+        return np.zeros(0, np.int64)
+    if len(values) >= 4 * SAMPLE_STEP * depth:
+        sample = values[::SAMPLE_STEP]
+        floor = -np.partition(-sample, depth - 1)[depth - 1]
+        if floor > 0:
+            above_floor = np.flatnonzero(values >= floor)
+            return above_floor[top_positions(values[above_floor], depth)]
     positive = np.flatnonzero(values > 0)
     if len(positive) <= depth:
         return positive
@@ -154,11 +168,11 @@ def top_scores(
             if taken > PRUNE_SHARE * sum(sizes):
                 break
             rest = sum(bounds[i] for i in order[used:])
-            found = np.unique(
-                np.concatenate(
-                    [p[0] for i in order[:used] for p in state.posting_parts(cols[i][0])]
-                )
-            )
+            holds = np.zeros(state.n_docs, dtype=bool)
+            for i in order[:used]:
+                for posted, _tf in state.posting_parts(cols[i][0]):
+                    holds[posted] = True
+            found = np.flatnonzero(holds)
             if rows is not None:
                 found = found[_find(rows, found)[1]]
             if len(found) < depth:
@@ -234,7 +248,11 @@ class Bm25:
         out = np.zeros(state.n_docs)
         for tid, weight in cols:
             for rows, tf in state.posting_parts(tid):
-                out[rows] += weight * self.weights(state, tid, rows, tf)
+                added = weight * self.weights(state, tid, rows, tf)
+                if len(rows) * DENSE_SHARE > len(out):  # rows are distinct: the same sums
+                    out += np.bincount(rows, weights=added, minlength=len(out))
+                else:
+                    out[rows] += added
         return out
 
     def doc_tf(self, state: State, row: int) -> tuple[np.ndarray, np.ndarray]:

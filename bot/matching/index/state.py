@@ -87,9 +87,27 @@ class State:
 
     def term_positions(self, tid: int) -> np.ndarray:
         """Buffer positions of a term, ascending."""
+        parts = self.position_parts(tid)
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def position_parts(self, tid: int) -> list[np.ndarray]:
+        """Buffer positions of a term, ascending: from the main lists, then the tail's if any."""
         (main,) = self.positions.of(tid)
         (tail,) = self.tail_positions.of(tid)
-        return np.concatenate([main, tail]) if len(tail) else main
+        return [main, tail] if len(tail) else [main]
+
+    def positions_within(self, tid: int, rows: np.ndarray) -> np.ndarray:
+        """Buffer positions of a term in these rows (ascending), ascending."""
+        pieces = []
+        for part in self.position_parts(tid):
+            low = np.searchsorted(part, self.offsets[rows])
+            high = np.searchsorted(part, self.offsets[rows + 1])
+            counts = high - low
+            if counts.sum():
+                first = np.zeros(len(rows), np.int64)
+                np.cumsum(counts[:-1], out=first[1:])
+                pieces.append(part[np.repeat(low - first, counts) + np.arange(counts.sum())])
+        return np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
 
     def posting_parts(self, tid: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(rows, tf) of a term: from the main lists, then from the tail if it has any."""
@@ -109,17 +127,31 @@ class State:
         starts = np.flatnonzero(stream[: len(stream) - n + 1] == ids[0])
         return any(all(stream[s + i] == ids[i] for i in range(1, n)) for s in starts)
 
-    def phrase_rows(self, ids: list[int]) -> np.ndarray:
-        """Rows (ascending) where the term ids occur contiguously, from the positional index:
-        the rarest term's positions, checked against the buffer for the others."""
-        where = [self.term_positions(tid) for tid in ids]
-        pivot = int(np.argmin([len(at) for at in where]))
-        starts = where[pivot].astype(np.int64) - pivot
-        starts = starts[(starts >= 0) & (starts + len(ids) <= len(self.buffer))]
-        for offset, tid in enumerate(ids):
+    def phrase_rows(self, ids: list[int], rows: np.ndarray | None = None) -> np.ndarray:
+        """Rows (ascending) where the term ids occur contiguously, among `rows` (ascending;
+        None: all), from the positional index alone: the rarest term's positions, looked up
+        in the others' (the token buffer is not read, so its pages stay where they are)."""
+        where = [self.position_parts(tid) for tid in ids]
+        pivot = int(np.argmin([sum(map(len, parts)) for parts in where]))
+        if rows is None:
+            starts = self.term_positions(ids[pivot]).astype(np.int64) - pivot
+        else:
+            starts = self.positions_within(ids[pivot], rows).astype(np.int64) - pivot
+        for offset in range(len(ids)):
             if offset != pivot and len(starts):
-                starts = starts[self.buffer[starts + offset] == tid]
-        return np.unique(self.rows_of(starts))
+                starts = starts[contains(where[offset], starts + offset)]
+        found = self.rows_of(starts)
+        return found[np.r_[True, found[1:] != found[:-1]]] if len(found) else found
+
+
+def contains(parts: list[np.ndarray], values: np.ndarray) -> np.ndarray:
+    """Which of `values` are in one of the ascending arrays `parts`."""
+    found = np.zeros(len(values), dtype=bool)
+    for part in parts:
+        if len(part):
+            at = np.minimum(np.searchsorted(part, values), len(part) - 1)
+            found |= part[at] == values
+    return found
 
 
 def empty_state() -> State:

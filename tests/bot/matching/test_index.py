@@ -187,12 +187,18 @@ def test_metadata_only_update_keeps_the_revision(corpus):
 # --------------------------------------------------------------------------- positions
 
 
-def test_phrase_rows_and_pairs_agree_with_scanning_each_doc(corpus):
-    index = Bm25Index.build(corpus)
+@pytest.mark.parametrize("tail", [False, True])
+def test_phrase_rows_and_pairs_agree_with_scanning_each_doc(corpus, tail):
+    index = Bm25Index.build(corpus[:250] if tail else corpus)
+    if tail:  # positions in the main and the tail lists
+        index.add(corpus[250:])
     phrases = [("contrast", "learn"), ("neural", "network"), ("languag", "model"), ("face",)]
+    phrases += [("learn", "represent", "similar"), ("deep", "neural", "network")]
+    some = np.arange(0, len(index), 3)
     for phrase in phrases:
         expected = [r for r, doc_id in enumerate(index.ids) if index.has_phrase(doc_id, phrase)]
         assert index.phrase_rows(phrase).tolist() == expected
+        assert index.phrase_rows(phrase, some).tolist() == [r for r in expected if r % 3 == 0]
     assert index.phrase_rows(("no-such-stem", "learn")).tolist() == []
     for pair in [("contrast", "learn"), ("label", "nois"), ("represent", "similar")]:
         docs = 0
@@ -357,6 +363,16 @@ def test_lookups_and_pruned_top_equal_whole_index_scoring(corpus, seed_docs, mon
                 expected = pick[plain_top(every[pick], depth)]
                 np.testing.assert_array_equal(top, expected)
                 np.testing.assert_array_equal(raw, every[expected])
+
+
+def test_top_positions_equal_a_stable_sort():
+    rng = np.random.default_rng(8)
+    for size in (0, 7, 300, 5000, 120_000):
+        values = np.round(rng.normal(1.0, 1.0, size), 1)  # ties, zeros, negatives
+        values[rng.random(size) < 0.3] = 0.0
+        for depth in (0, 1, 10, 999, 4000):
+            top = index_module.scoring.top_positions(values, depth)
+            np.testing.assert_array_equal(top, plain_top(values, depth))
 
 
 def test_top_skips_the_common_words_when_the_rare_ones_decide(corpus, monkeypatch):
