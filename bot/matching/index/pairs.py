@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bot.matching.index.postings import term_major
-from bot.matching.index.state import Lists, State, contains
+from bot.matching.index.state import Lists, State
 
 PAIR_CACHE_ENTRIES = 4_000_000  # most (row, tf) entries cached for word pairs (~48 MB)
 
@@ -35,9 +35,14 @@ def scan_pair(
     if sum(map(len, parts_a)) > sum(map(len, parts_b)):
         parts_a, parts_b = parts_b, parts_a
     at = np.concatenate(parts_a).astype(np.int64) if parts_a else np.zeros(0, np.int64)
-    right = at[contains(parts_b, at + 1)]  # "rare other": the pair starts at rare
-    left = at[contains(parts_b, at - 1)] - 1  # "other rare": it starts one before
-    hits = np.sort(np.concatenate([right, left]))
+    after = np.zeros(len(at), dtype=bool)  # "rare other": the pair starts at rare
+    before = np.zeros(len(at), dtype=bool)  # "other rare": it starts one before
+    for part in parts_b:  # one search finds the other word's nearest position either side
+        if len(part):
+            nearest = np.searchsorted(part, at)
+            after |= part[np.minimum(nearest, len(part) - 1)] == at + 1
+            before |= (nearest > 0) & (part[np.maximum(nearest - 1, 0)] == at - 1)
+    hits = np.sort(np.concatenate([at[after], at[before] - 1]))
     if not len(hits):
         return np.zeros(0, np.int64), np.zeros(0)
     rows = state.rows_of(hits)
