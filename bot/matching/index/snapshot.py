@@ -105,6 +105,8 @@ def write_snapshot(
         (folder / "extra.json").write_text(json.dumps(extra or {}))
         (folder / "meta.json").write_text(json.dumps({**_meta(title_weight), "docs": n_docs}))
         os.symlink(folder.name, link)
+        if path.is_dir() and not path.is_symlink():  # a copied snapshot: removed below
+            path.rename(path.with_name(f"{path.name}.{unique}.copied"))
         os.replace(link, path)
     except OSError:
         shutil.rmtree(folder, ignore_errors=True)

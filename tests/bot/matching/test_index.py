@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import random
+import shutil
 from itertools import pairwise
 
 import numpy as np
@@ -413,8 +414,12 @@ def test_snapshot_is_a_folder_of_plain_npy_files_mapped_on_reading(corpus, tmp_p
     index.save(path)  # a new folder, the link moved to it, the old one removed
     assert path.resolve() != first and not first.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index", path.resolve().name]
-    again = Bm25Index.build(corpus[:20], snapshot=path)
+    shutil.copytree(path.resolve(), tmp_path / "copied")  # a copy, not a link, is read too
+    again = Bm25Index.build(corpus[:20], snapshot=tmp_path / "copied")
     assert again.reused == 20
+    again.save(tmp_path / "copied")  # and replaced by a link to a new folder
+    assert (tmp_path / "copied").is_symlink()
+    assert len(list(tmp_path.glob("copied.*"))) == 1
     assert isinstance(again._state.postings.arrays[0], np.memmap)  # not read into memory
     assert_same_index(again, Bm25Index.build(corpus[:20]))
 
