@@ -16,6 +16,7 @@ import os
 import shutil
 import threading
 import time
+import weakref
 from array import array
 from collections.abc import Iterable
 from pathlib import Path
@@ -101,7 +102,7 @@ def write_snapshot(
         for name in ("authors", "titles"):
             arrays[f"{name}.bytes"], arrays[f"{name}.ends"] = getattr(table, name).packed(n_docs)
         for name, array in arrays.items():
-            np.save(folder / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+            _save_array(folder / f"{name}.npy", array)
         (folder / "extra.json").write_text(json.dumps(extra or {}))
         (folder / "meta.json").write_text(json.dumps({**_meta(title_weight), "docs": n_docs}))
         os.symlink(folder.name, link)
@@ -118,6 +119,36 @@ def write_snapshot(
             shutil.rmtree(old, ignore_errors=True)
 
 
+_MAPPED: dict[int, tuple[weakref.ref, Path]] = {}  # id of an array read: it, its file
+_MAPPED_LOCK = threading.Lock()
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    """Write an array as an .npy file; one mapped whole from a snapshot's file (the main
+    postings and positions, until `add` folds its tail lists in) gets a hard link to that
+    file instead, which costs no writing."""
+    with _MAPPED_LOCK:
+        found = _MAPPED.get(id(array))
+        if found is not None and found[0]() is array:
+            try:
+                os.link(found[1], path)
+                _MAPPED[id(array)] = (found[0], path)  # the older folder goes
+                return
+            except OSError:
+                pass
+    np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def _mapped(path: Path) -> np.ndarray:
+    """The array of an .npy file, mapped read-only, and remembered by `_save_array`."""
+    array = np.load(path, mmap_mode="r", allow_pickle=False)
+    with _MAPPED_LOCK:
+        for key in [k for k, (ref, _p) in _MAPPED.items() if ref() is None]:
+            del _MAPPED[key]
+        _MAPPED[id(array)] = (weakref.ref(array), path)
+    return array
+
+
 def read_snapshot(path: str | Path, title_weight: int) -> dict[str, Any] | None:
     """The snapshot's arrays (mapped from their files, read-only: only the pages used
     are read), or None if it is missing, damaged or from another tokenizer."""
@@ -131,15 +162,12 @@ def read_snapshot(path: str | Path, title_weight: int) -> dict[str, Any] | None:
             text = (folder / f"{name}.txt").read_text(encoding="utf-8", errors="surrogatepass")
             saved[name] = text.split("\n") if text else []
         for name in [*ARRAYS, *(f"{n}.ptr" for n in LISTS), *METADATA]:
-            saved[name] = np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            saved[name] = _mapped(folder / f"{name}.npy")
         for name in LISTS:
             count = 1 if "positions" in name else 2
             saved[name] = Lists(
                 saved.pop(f"{name}.ptr"),
-                tuple(
-                    np.load(folder / f"{name}.{k}.npy", mmap_mode="r", allow_pickle=False)
-                    for k in range(count)
-                ),
+                tuple(_mapped(folder / f"{name}.{k}.npy") for k in range(count)),
             )
         saved["extra"] = json.loads((folder / "extra.json").read_text())
     except (OSError, ValueError, KeyError, TypeError, UnicodeError):

@@ -417,8 +417,10 @@ def test_snapshot_is_a_folder_of_plain_npy_files_mapped_on_reading(corpus, tmp_p
     shutil.copytree(path.resolve(), tmp_path / "copied")  # a copy, not a link, is read too
     again = Bm25Index.build(corpus[:20], snapshot=tmp_path / "copied")
     assert again.reused == 20
+    mapped = (tmp_path / "copied" / "postings.0.npy").stat().st_ino
     again.save(tmp_path / "copied")  # and replaced by a link to a new folder
     assert (tmp_path / "copied").is_symlink()
+    assert (tmp_path / "copied" / "postings.0.npy").stat().st_ino == mapped  # linked, not written
     assert len(list(tmp_path.glob("copied.*"))) == 1
     assert isinstance(again._state.postings.arrays[0], np.memmap)  # not read into memory
     assert_same_index(again, Bm25Index.build(corpus[:20]))
