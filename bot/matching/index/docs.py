@@ -92,17 +92,23 @@ class TextColumn:
     def __setitem__(self, row: int, text: str) -> None:
         if row >= self._saved:
             self._more[row - self._saved] = text
-        else:
+        elif text != self[row]:
             self._changed[row] = text
 
     def append(self, text: str) -> None:
         self._more.append(text)
 
     def packed(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(UTF-8 bytes, end of each) of the first n strings, for a snapshot."""
-        encoded = [self[row].encode("utf-8", "surrogatepass") for row in range(n)]
-        ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
-        return np.frombuffer(b"".join(encoded), np.uint8), ends
+        """(UTF-8 bytes, end of each) of the first n strings, for a snapshot: the saved
+        bytes as they are when none of them changed, then the later strings'."""
+        kept = min(n, self._saved) if not self._changed else 0
+        start = int(self._ends[kept - 1]) if kept else 0
+        encoded = [self[row].encode("utf-8", "surrogatepass") for row in range(kept, n)]
+        ends = start + np.cumsum([len(e) for e in encoded], dtype=np.int64)
+        more = np.frombuffer(b"".join(encoded), np.uint8)
+        if not kept:
+            return more, ends
+        return np.concatenate([self._blob[:start], more]), np.concatenate([self._ends[:kept], ends])
 
 
 class DocTable:

@@ -440,7 +440,17 @@ def test_open_gives_the_saved_index_back_without_its_docs(corpus, seed_docs, tmp
     more = variants(seed_docs, 12, seed=21)
     changed = dataclasses.replace(corpus[7], abstract="Quantum error correction codes.")
     opened.add([*more, changed])
-    assert_same_index(opened, Bm25Index.build([*corpus[:7], changed, *corpus[8:], *more]))
+    now = [*corpus[:7], changed, *corpus[8:], *more]
+    assert_same_index(opened, Bm25Index.build(now))
+    renamed = dataclasses.replace(corpus[9], title="Renamed", authors=("Zoë Q.",))
+    for doc_changes in ([], [renamed]):  # saved bytes kept as they are, or packed again
+        opened.add(doc_changes)
+        opened.save(tmp_path / "again")
+        reopened = Bm25Index.open(tmp_path / "again")
+        assert reopened is not None
+        assert [reopened.title(i) for i in opened.ids] == [opened.title(i) for i in opened.ids]
+        assert [reopened.authors(i) for i in opened.ids] == [opened.authors(i) for i in opened.ids]
+    assert reopened.title(renamed.id) == "Renamed" and reopened.authors(renamed.id) == ("zoe q.",)
     assert Bm25Index.open(tmp_path / "missing") is None
     assert Bm25Index.open(path, title_weight=2) is None
 
