@@ -102,11 +102,11 @@ def served_worker(n: int, url: str, reps: int) -> dict:
     rss_end = common.rss_mb()
     peak = common.peak_mb()
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "index.npz"
+        path = Path(tmp) / "index"
         t0 = time.perf_counter()
         index.save(path)
         save_s = time.perf_counter() - t0
-        size_mb = path.stat().st_size / 1e6
+        size_mb = sum(f.stat().st_size for f in path.resolve().iterdir()) / 1e6
         archive = index = None  # freed before the restart
         restarted = Archive(engine, snapshot=path)  # a restart: same database, saved tokens
         t0 = time.perf_counter()

@@ -4,8 +4,9 @@ Built once from storage and extended in place as papers are stored; `sync` picks
 other processes stored, and every search calls it first: it reads the archive revision (one
 row, raised by every transaction that stores new papers) and reads papers only when that
 moved, so a search sees every paper committed before it started. Thread-safe, with a
-snapshot of its token streams in the cache directory so a restart re-tokenizes only changed
-papers (docs/index.md). With an encoder, also embeds papers and reads a digest's vectors.
+snapshot of the index in the cache directory: a restart maps it back and reads only the
+papers stored or changed since (docs/index.md). With an encoder, also embeds papers and
+reads a digest's vectors.
 Created by `bot.cli` and `bot.app`, used by `bot.digest.planning` and `bot.archive.search`.
 """
 
@@ -131,7 +132,7 @@ class Archive:
             return None
         try:
             since = dt.datetime.fromisoformat(index.extra["synced_at"]) - SYNC_MARGIN
-            self.acronyms.restore(index.extra["acronyms"], index.ids)
+            self.acronyms.restore(index.extra["acronyms"], index)
         except (KeyError, TypeError, ValueError):
             return None
         self._synced_at = utcnow()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from functools import lru_cache
 
 from bot.matching.text import STOPWORDS, tokenize
@@ -102,12 +102,26 @@ def definitions(text: str) -> list[tuple[str, tuple[str, ...], str, str]]:
     return out
 
 
+class _Seen:
+    """Ids seen: those of a container, and those added."""
+
+    def __init__(self, base: Container[str]) -> None:
+        self.base = base
+        self.more: set[str] = set()
+
+    def __contains__(self, paper_id: object) -> bool:
+        return paper_id in self.more or paper_id in self.base
+
+    def add(self, paper_id: str) -> None:
+        self.more.add(paper_id)
+
+
 class Acronyms:
     """Short form <-> long forms, counted over the papers added so far (thread-safe)."""
 
     def __init__(self) -> None:
         self._counts: dict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
-        self._seen: set[str] = set()
+        self._seen: set[str] | _Seen = set()
         self._written: dict[tuple[str, tuple[str, ...]], tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._shorts: tuple[int, dict[str, list[tuple[tuple[str, ...], str]]]] = (-1, {})
@@ -144,15 +158,16 @@ class Acronyms:
             ]
         return {"counts": counts, "written": written}
 
-    def restore(self, state: dict, seen: Iterable[str]) -> None:
-        """Take back what `state` counted, over the papers `seen` (their ids). Raises
-        KeyError, TypeError or ValueError for a state that is not `state`'s."""
+    def restore(self, state: dict, seen: Container[str]) -> None:
+        """Take back what `state` counted, over the papers `seen` (ids; the index's own
+        table, rather than a set of a million of them). Raises KeyError, TypeError or
+        ValueError for a state that is not `state`'s."""
         counts = {short: Counter({tuple(k): int(n) for k, n in c}) for short, c in state["counts"]}
         written = {(short, tuple(stems)): (a, b) for short, stems, a, b in state["written"]}
         with self._lock:
             self._counts = defaultdict(Counter, counts)
             self._written = written
-            self._seen = set(seen)
+            self._seen = _Seen(seen)
             self.revision += 1
 
     def expansions(self, short: str) -> tuple[tuple[str, ...], ...]:
