@@ -183,10 +183,10 @@ def top_scores(
                 top = top_positions(exact, depth)
                 return found[top], exact[top]
     every = bm25.scores(state, cols)
-    if rows is None:
-        rows = np.arange(state.n_docs)
-    else:
-        every = every[rows]
+    if rows is None:  # positions are rows
+        top = top_positions(every, depth)
+        return top.astype(np.int64), every[top]
+    every = every[rows]
     top = top_positions(every, depth)
     return rows[top], every[top]
 
@@ -240,15 +240,22 @@ class Bm25:
         return np.where(idf < 0, floor, idf)
 
     def weights(self, state: State, tid: int, rows: np.ndarray, tf: np.ndarray) -> np.ndarray:
-        """BM25 weight idf (k1 + 1) tf / (tf + norm) of a term in these rows."""
-        return state.idf[tid] * (self.k1 + 1) * tf / (tf + state.norm[rows])
+        """BM25 weight idf (k1 + 1) tf / (tf + norm) of a term in these rows (in place in
+        two arrays; products and sums are the same floats in either order)."""
+        out = np.multiply(tf, state.idf[tid] * (self.k1 + 1), dtype=np.float64)
+        below = state.norm[rows]
+        below += tf
+        out /= below
+        return out
 
     def scores(self, state: State, cols: list[tuple[int, float]]) -> np.ndarray:
         """BM25 score of every doc (row order) for a query's columns."""
         out = np.zeros(state.n_docs)
         for tid, weight in cols:
             for rows, tf in state.posting_parts(tid):
-                added = weight * self.weights(state, tid, rows, tf)
+                added = self.weights(state, tid, rows, tf)
+                if weight != 1.0:
+                    added *= weight
                 if len(rows) * DENSE_SHARE > len(out):  # rows are distinct: the same sums
                     out += np.bincount(rows, weights=added, minlength=len(out))
                 else:
