@@ -254,7 +254,7 @@ def help_message(max_topics: int, hint: str | None = None, *, by_meaning: bool =
         "(numbers from `list`)\n"
         "• `/papers list` the topics this channel follows\n"
         "• `/papers search &lt;query&gt;` search every stored paper; add `since:30d` or "
-        "`since:2024-07-01` to limit by date\n"
+        "`since:2024-07-01` to limit by date, `cat:cs.RO` by arXiv category\n"
         "• `/papers liked` the papers this channel liked most in the last 7 days\n"
         "• `/papers settings` when this channel's digest comes, how many papers, from where\n"
         "• `/papers why &lt;arXiv id or link&gt;` how each topic scored that paper: "
