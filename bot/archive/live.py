@@ -6,7 +6,7 @@ row, raised by every transaction that stores new papers) and reads papers only w
 moved, so a search sees every paper committed before it started. Thread-safe, with a
 snapshot of its token streams in the cache directory so a restart re-tokenizes only changed
 papers (docs/index.md). With an encoder, also embeds papers and reads a digest's vectors.
-Created by `bot.cli` and `bot.app`, used by `bot.digest.planning` and `bot.archive.search`.
+Created by `bot.cli` and `bot.app`, used by `bot.digest` and `bot.archive.search`.
 """
 
 from __future__ import annotations

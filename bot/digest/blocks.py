@@ -5,8 +5,8 @@ fallback Slack asks for (at most 4,000 characters). Everything user- or source-s
 through `bot.digest.mrkdwn` (`escape`, `fit`), so a topic or an abstract can never ping
 `@channel`, forge a link or break the bold around it; long content is spread over several
 blocks at line or item boundaries (`pack`), and whatever is shortened or left out says so.
-Called by `bot.digest.planning`, `bot.archive.search` and `handlers.*`; checked against
-Slack's limits by `tests/slack_messages`.
+Called by `bot.digest`, `bot.archive.search` and `handlers.*`; checked against Slack's limits
+by `tests/slack_messages`.
 """
 
 from __future__ import annotations
