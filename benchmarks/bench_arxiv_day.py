@@ -49,7 +49,7 @@ def worker(n: int, channels: int, per_channel: int, page_size: int) -> dict:
     from sqlmodel import Session
 
     from bot.archive.live import Archive
-    from bot.digest.planning import _topic_words, plan_channel
+    from bot.digest.planning import plan_channel, topic_words
     from bot.jobs import fetch_days
     from bot.matching.semantic import load_encoder
     from bot.sources.arxiv import ArxivSource
@@ -100,7 +100,7 @@ def worker(n: int, channels: int, per_channel: int, page_size: int) -> dict:
         candidates = queries.papers_listed_between(DAY, DAY, session=session)
     semantics = archive.semantics_for(ids)
     if semantics is not None:
-        semantics.warm(_topic_words({t for channel in topics for t in channel}))
+        semantics.warm(topic_words({t for channel in topics for t in channel}))
     prepare_s = time.perf_counter() - started
     started = time.perf_counter()
     planned = [

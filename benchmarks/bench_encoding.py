@@ -10,6 +10,12 @@ fetch` and `embed` do) in one `Encoder.encode` call. Variants: the earlier revis
 `bot/` extracted with `git archive`), and this one with one worker thread and with its
 default of one per CPU. Runs alternate between variants so that load from other processes
 falls on all of them; the table shows medians, the range and the machine's load average.
+
+How far a faster runtime could go: each worker also counts the model's arithmetic on these
+texts (the matrix products of its layers, from each text's length in word pieces) and
+times numpy's matrix product on the feed-forward layer's shape in the same process and
+thread count. Nearly all of the encoder's work is such products, so that product's rate is
+a ceiling for any runtime on this CPU at float32; the table gives the encoder's share of it.
 """
 
 from __future__ import annotations
@@ -48,6 +54,32 @@ def sample_texts(n: int) -> list[str]:
     return [paper_text(p["title"], p["summary"]) for p in papers[::step][:n]]
 
 
+def model_flops(lengths: list[int], hidden: int, layers: int) -> float:
+    """Floating-point operations of a BERT encoder's matrix products over texts of these
+    lengths: per layer, the Q, K, V and output projections, the feed-forward pair
+    (4 x hidden wide) and the attention scores and mix (n x n)."""
+    per_layer = [
+        2 * n * hidden * (4 * hidden + 2 * 4 * hidden) + 2 * 2 * n * n * hidden for n in lengths
+    ]
+    return float(layers * sum(per_layer))
+
+
+def matmul_rate(hidden: int, threads: int, rows: int = 2048, reps: int = 20) -> float:
+    """numpy's float32 matrix product on the feed-forward shape, in GFLOP/s."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).random((rows, hidden), dtype=np.float32)
+    b = np.random.default_rng(1).random((hidden, 4 * hidden), dtype=np.float32)
+    with threadpool_limits(threads or os.cpu_count()):
+        a @ b
+        started = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        seconds = time.perf_counter() - started
+    return 2 * rows * hidden * 4 * hidden * reps / seconds / 1e9
+
+
 def worker(code_dir: str, texts_file: str, vectors_file: str, workers: int) -> dict:
     """Load, warm, encode; in a fresh process whose `bot` package comes from code_dir."""
     sys.path.insert(0, code_dir)
@@ -57,6 +89,7 @@ def worker(code_dir: str, texts_file: str, vectors_file: str, workers: int) -> d
     rss_start = common.rss_mb()
     started = time.perf_counter()
     from bot.matching.embedding import Encoder, bundled_model_dir
+    from bot.matching.embedding_files import load_tokenizer, read_config
 
     folder = bundled_model_dir()
     if folder is None:
@@ -71,7 +104,12 @@ def worker(code_dir: str, texts_file: str, vectors_file: str, workers: int) -> d
     vectors = encoder.encode(texts, **options)
     encode_s = time.perf_counter() - started
     np.save(vectors_file, vectors)
+    cfg = read_config(folder)
+    tokenizer = load_tokenizer(folder / "vocab.txt", cfg.max_length)
+    lengths = [len(tokenizer.encode(text).ids) for text in texts]
     return {
+        "gflops": model_flops(lengths, cfg.hidden, cfg.layers) / encode_s / 1e9,
+        "ceiling": matmul_rate(cfg.hidden, workers),
         "load_s": load_s,
         "encode_s": encode_s,
         "rss_start": rss_start,
@@ -112,6 +150,9 @@ def report(variants: list[tuple[str, str]], results: dict, n: int, tokens: float
                 f"{common.median([r['rss_after'] for r in runs]):.0f}",
                 f"{common.median([r['peak'] for r in runs]):.0f}",
                 f"{max(r['max_diff'] for r in runs):.1e}",
+                f"{common.median([r['gflops'] for r in runs]):.0f}",
+                f"{common.median([r['ceiling'] for r in runs]):.0f}",
+                f"{common.median([r['gflops'] / r['ceiling'] for r in runs]):.0%}",
                 ", ".join(f"{r['load_avg']:.1f}" for r in runs),
             ]
         )
@@ -137,17 +178,23 @@ def report(variants: list[tuple[str, str]], results: dict, n: int, tokens: float
                     "RSS MB after",
                     "peak RSS MB",
                     f"max abs diff vs {base}",
+                    "GFLOP/s",
+                    "matmul GFLOP/s",
+                    "share",
                     "load average per run",
                 ],
                 rows,
-                "l" + "r" * 10,
+                "l" + "r" * 13,
             ),
             "\nRSS loaded: the process once the encoder is loaded and freed heap memory is "
             "given back (as `papers-bot run` does before it reports ready); "
             "after: once it has encoded the papers (numpy and BLAS keep their buffers). "
             "Max abs diff: the largest difference of any vector component from the same "
             "paper's vector under the first variant (stored vectors are float16, whose step "
-            "near 0.1 is 6e-5).\n",
+            "near 0.1 is 6e-5). GFLOP/s: the model's matrix arithmetic on these texts over "
+            "the encoding time; matmul GFLOP/s: numpy's float32 product of the feed-forward "
+            "shape in the same worker and thread count, a ceiling for any runtime at float32 "
+            "on this CPU; share: the first over the second.\n",
         ]
     )
 

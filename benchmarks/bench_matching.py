@@ -172,7 +172,7 @@ def with_meaning(index, topics: list[list[str]], plan_all) -> dict:
     without the encoder."""
     import numpy as np
 
-    from bot.digest.planning import _topic_words
+    from bot.digest.planning import topic_words
     from bot.matching.embedding import Encoder, bundled_model_dir
     from bot.matching.semantic import REFERENCE_SIZE, Semantics
 
@@ -184,7 +184,7 @@ def with_meaning(index, topics: list[list[str]], plan_all) -> dict:
     vectors = np.random.default_rng(1).standard_normal((len(newest), encoder.dim))
     vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
     semantics = Semantics(encoder, vectors, zip(newest, vectors, strict=True))
-    words = _topic_words({t for channel in topics for t in channel})
+    words = topic_words({t for channel in topics for t in channel})
     started = time.perf_counter()
     semantics.warm(words)
     warm_s = time.perf_counter() - started

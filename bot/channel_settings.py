@@ -6,7 +6,7 @@ paper sources. `Schedule.due_day(now)` says which local day a digest is due for,
 scheduler can run each channel at its own local hour; days are local dates, so a change
 to or from summer time neither skips nor doubles a digest. `parse_form` checks what the
 settings modal sent and names each field that is wrong. Pure: no SQL, no Slack. Called by
-`bot.jobs`, `bot.digest.planning`, `handlers.settings` and `bot.views`.
+`bot.jobs`, `bot.digest.planning`, `bot.digest.run`, `handlers.settings` and `bot.views`.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from bot.archive.live import Archive, doc_from_row
 from bot.channel_settings import Schedule, from_row
-from bot.digest.planning import DigestSummary, run_digest
+from bot.digest.run import DigestSummary, run_digest
 from bot.settings import Settings
 from bot.sources import PaperRecord, SourceError
 from bot.sources.arxiv import ArxivSource, Page

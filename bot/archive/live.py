@@ -7,7 +7,7 @@ moved, so a search sees every paper committed before it started. Thread-safe, wi
 snapshot of the index in the cache directory: a restart maps it back and reads only the
 papers stored or changed since (docs/index.md). With an encoder, also embeds papers and
 reads a digest's vectors.
-Created by `bot.cli` and `bot.app`, used by `bot.digest.planning` and `bot.archive.search`.
+Created by `bot.cli` and `bot.app`, used by `bot.digest` and `bot.archive.search`.
 """
 
 from __future__ import annotations

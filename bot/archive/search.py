@@ -1,8 +1,9 @@
 """`/papers search` and `papers-bot search`: BM25 over every stored paper, with filters.
 
-A query is topic syntax (words, "phrases", -exclusions, author:name) plus an optional
-`since:` filter (`since:30d`, `since:2w`, `since:6m`, `since:2024-07-01`) on the day a
-paper was listed. Uses the shared in-memory index, so a search costs milliseconds
+A query is topic syntax (words, "phrases", -exclusions, author:name) plus optional
+filters: `since:` (`since:30d`, `since:2w`, `since:6m`, `since:2024-07-01`) on the day a
+paper was listed, and `cat:` (`cat:cs.RO`, `cat:cs`) on its arXiv categories, as topics
+take it (`bot.matching.categories`). Uses the shared in-memory index, so a search costs milliseconds
 whatever the archive's size. Called by `handlers.commands`, `handlers.actions`, `bot.cli`.
 """
 
@@ -17,6 +18,7 @@ from sqlmodel import Session
 from bot.archive.live import Archive
 from bot.digest.blocks import escape
 from bot.matching import ranking
+from bot.matching.categories import in_categories, split_categories
 from bot.subscriptions import Refused
 from storage import queries
 from storage.models import Paper
@@ -54,6 +56,11 @@ def parse_since(query: str, today: dt.date) -> tuple[str, dt.date | None]:
     return " ".join(_SINCE.sub(" ", query).split()), since
 
 
+def _both(first: list[str], second: list[str]) -> list[str]:
+    wanted = set(second)
+    return [paper_id for paper_id in first if paper_id in wanted]
+
+
 def search_papers(
     query: str,
     *,
@@ -64,8 +71,12 @@ def search_papers(
     offset: int = 0,
 ) -> SearchPage:
     text, since = parse_since(query, today)
+    text, categories = split_categories(text)
     if not text:
-        raise Refused("Search for something, e.g. `/papers search contrastive loss since:30d`.")
+        raise Refused(
+            "Search for some words, e.g. `/papers search contrastive loss since:30d` or "
+            "`/papers search grasping cat:cs.RO`."
+        )
     if _URL.search(text):
         raise Refused(
             "I search the words of titles and abstracts, not web addresses. Try a few words "
@@ -75,8 +86,12 @@ def search_papers(
     candidates = None
     if since is not None:
         candidates = queries.paper_ids_listed_since(since, session=session)
-        if not candidates:
-            return SearchPage(query, [], offset, False)
+    if categories:
+        rows = queries.categories_like(categories, session=session)
+        listed = [pid for pid, names in rows if in_categories(names.split(), categories)]
+        candidates = listed if candidates is None else _both(candidates, listed)
+    if candidates is not None and not candidates:
+        return SearchPage(query, [], offset, False)
     ids, scores = ranking.search(
         archive.index, text, limit=offset + limit + 1, candidate_ids=candidates
     )

@@ -12,7 +12,8 @@ from bot.settings import Settings
 
 def cmd_digest(args, settings: Settings) -> int:
     from bot.digest.delivery import SlackUnreachable
-    from bot.digest.planning import preview, run_digest
+    from bot.digest.planning import preview
+    from bot.digest.run import run_digest
     from bot.jobs import fetch_recent
     from bot.matching.categories import parse_channel_topic
     from bot.matching.ranking import TopicError
@@ -63,7 +64,7 @@ def cmd_digest(args, settings: Settings) -> int:
                 print(_plan_text(plan, today))
         else:
             from bot.app import make_client
-            from bot.digest.planning import DigestSummary
+            from bot.digest.run import DigestSummary
             from bot.workspaces import client_for
             from storage import queries
 

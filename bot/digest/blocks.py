@@ -5,8 +5,8 @@ fallback Slack asks for (at most 4,000 characters). Everything user- or source-s
 through `bot.digest.mrkdwn` (`escape`, `fit`), so a topic or an abstract can never ping
 `@channel`, forge a link or break the bold around it; long content is spread over several
 blocks at line or item boundaries (`pack`), and whatever is shortened or left out says so.
-Called by `bot.digest.planning`, `bot.archive.search` and `handlers.*`; checked against
-Slack's limits by `tests/slack_messages`.
+Called by `bot.digest`, `bot.archive.search` and `handlers.*`; checked against Slack's limits
+by `tests/slack_messages`.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def help_message(max_topics: int, hint: str | None = None, *, by_meaning: bool =
         "(numbers from `list`)\n"
         "• `/papers list` the topics this channel follows\n"
         "• `/papers search &lt;query&gt;` search every stored paper; add `since:30d` or "
-        "`since:2024-07-01` to limit by date\n"
+        "`since:2024-07-01` to limit by date, `cat:cs.RO` by arXiv category\n"
         "• `/papers liked` the papers this channel liked most in the last 7 days\n"
         "• `/papers settings` when this channel's digest comes, how many papers, from where\n"
         "• `/papers why &lt;arXiv id or link&gt;` how each topic scored that paper: "

@@ -10,7 +10,7 @@ these calls (it would sleep inside a worker and send the retry with no regard fo
 channel's pace). A message counts as delivered only once Slack answered `ok`; its `ts` is
 written at once, so a killed run resumes where it stopped. A channel that fails for good
 (not invited, archived, deleted, bad token) is set aside and reported while the others go
-on; Slack being unreachable stops the run. Called by `bot.digest.planning.run_digest`.
+on; Slack being unreachable stops the run. Called by `bot.digest.run.run_digest`.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, or_, update
 from sqlmodel import Session, col, select
 
 from bot.sources import PaperRecord
@@ -134,6 +134,18 @@ def paper_ids_listed_since(
     stmt = select(Paper.id).where(Paper.listed_on >= start)
     if until is not None:
         stmt = stmt.where(Paper.listed_on <= until)
+    return list(session.exec(stmt))
+
+
+def categories_like(names: Collection[str], *, session: Session) -> list[tuple[str, str]]:
+    """(id, categories) of the papers whose categories contain any of these (case-folded)
+    names as a substring: a narrowing for the caller to check whole names on."""
+    if not names:
+        return []
+    folded = func.lower(Paper.categories)
+    stmt = select(Paper.id, Paper.categories).where(
+        or_(*(folded.like(f"%{name}%") for name in sorted(names)))
+    )
     return list(session.exec(stmt))
 
 

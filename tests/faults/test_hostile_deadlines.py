@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from bot.app import make_client
 from bot.digest.delivery import SlackUnreachable
-from bot.digest.planning import run_digest
+from bot.digest.run import run_digest
 from bot.jobs import RETRY_MINUTES, daily_job, fetch_days
 from bot.sources.hf import HuggingFaceSource
 from storage import queries

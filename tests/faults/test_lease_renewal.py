@@ -22,7 +22,7 @@ from tests.faults.conftest import (
 
 def test_long_run_renews_its_channel_lease(stack):
     subscribe(stack, {"C0001": "contrastive learning"})
-    stack.monkeypatch.setattr("bot.digest.planning.LEASE_SECONDS", 1.5)
+    stack.monkeypatch.setattr("bot.digest.run.LEASE_SECONDS", 1.5)
     stack.monkeypatch.setenv("DIGEST_POST_INTERVAL", "0.4")  # ~10 messages: about 4 s
     taken, stop = [], threading.Event()
 
@@ -53,7 +53,7 @@ def test_a_channel_taken_over_mid_run_is_left_to_its_new_holder(stack, caplog):
     """If a run stalls past its lease and another process takes the channel, the first run
     stops posting there at its next renewal and the new holder finishes the digest."""
     subscribe(stack, {"C0001": "contrastive learning"})
-    stack.monkeypatch.setattr("bot.digest.planning.LEASE_SECONDS", 1.5)
+    stack.monkeypatch.setattr("bot.digest.run.LEASE_SECONDS", 1.5)
     stack.monkeypatch.setenv("DIGEST_POST_INTERVAL", "0.4")
     name, stolen_at = f"digest:{TEAM}:C0001", []
 

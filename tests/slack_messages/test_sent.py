@@ -121,7 +121,7 @@ def test_every_message_sent_passes_slacks_checks(stack, seed_items):
         "There is no topic number 99",
         "posts this channel a daily digest",
         "I don't know",
-        "Search for something",
+        "Search for some words",
         "not web addresses",
         "not a date filter",
         "Nothing found",
