@@ -121,12 +121,15 @@ def plan_channel(
             logger.warning("stored topic %r no longer parses; skipped", text)
             continue
         groups.setdefault(categories, []).append(topic)
-    candidates = [p for p in candidates if from_sources(p.source_list, sources)]
+    if sources is not None:  # (a loop over every candidate costs even when all pass)
+        candidates = [p for p in candidates if from_sources(p.source_list, sources)]
     if not groups or not candidates:
         return []
     best: dict[str, Match] = {}
     for categories, parsed in groups.items():
-        pool = [p for p in candidates if in_categories(p.category_list, categories)]
+        pool = candidates
+        if categories:
+            pool = [p for p in candidates if in_categories(p.category_list, categories)]
         matches = match_topics(
             index,
             parsed,
