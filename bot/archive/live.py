@@ -227,7 +227,8 @@ class Archive:
             yield doc
 
     def sync(self, *, session: Session | None = None) -> int:
-        """Index papers another process stored (another replica's fetch, `papers-bot fetch`).
+        """Index papers another process stored or changed (another replica's fetch,
+        `papers-bot fetch`).
 
         Reads the archive revision, and papers only when it moved since the last look; a
         no-op before the first load. `session`: the caller's, which saves a connection
@@ -245,7 +246,7 @@ class Archive:
                 if revision == self._revision:
                     return 0
                 since, self._synced_at = self._synced_at - SYNC_MARGIN, utcnow()
-                rows = queries.index_rows_fetched_since(since, session=session)
+                rows = queries.index_rows_changed_since(since, session=session)
             self._revision = revision
             self.add(doc_from_row(*row) for row in rows)
             return len(rows)

@@ -167,12 +167,6 @@ def index_rows_of(paper_ids: Sequence[str], *, session: Session) -> list[tuple]:
     ]
 
 
-def index_rows_fetched_since(since: dt.datetime, *, session: Session) -> list[tuple]:
-    """`iter_index_rows` of the papers first stored at or after `since`."""
-    stmt = select(Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.upvotes)
-    return list(session.exec(stmt.where(Paper.fetched_at >= since).order_by(Paper.id)))
-
-
 def index_rows_changed_since(since: dt.datetime, *, session: Session) -> list[tuple]:
     """`iter_index_rows` of the papers stored or changed at or after `since`."""
     stmt = select(Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.upvotes)

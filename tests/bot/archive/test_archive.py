@@ -164,3 +164,36 @@ def test_restart_reads_only_the_papers_changed_since_the_snapshot(
     for query in ("contrastive learning", "vision language models", "noisy labels"):
         assert search(again.index, query, limit=10) == search(rebuilt.index, query, limit=10)
     assert search(again.index, "contrastive learning", limit=10) != expected  # 10 more papers
+
+
+def test_restart_sees_a_replacement_another_process_stored_before_a_sync(
+    stored, seed_docs, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(archive_module, "SYNC_MARGIN", dt.timedelta(0))  # clocks agree here
+    path = tmp_path / "index"
+    running = Archive(stored, snapshot=path)
+    assert len(running.index) == 60
+    running.flush()
+    replaced = seed_docs[3].id
+    with Session(stored) as session:  # `papers-bot fetch`: an arXiv replacement
+        title = {replaced: "Quantum error correction with surface codes"}
+        queries.upsert_papers(records(seed_docs[3:4], title_of=title), session=session)
+        session.commit()
+    with Session(stored) as session:  # later, a new paper: the running bot syncs and saves
+        new = PaperRecord(
+            id="2407.99999",
+            title="Sparse autoencoders",
+            abstract="We train sparse autoencoders.",
+            listed_on=DAY,
+        )
+        queries.upsert_papers([new], session=session)
+        session.commit()
+    running.sync()
+    running.flush()
+    query = "quantum error correction"
+    assert search(running.index, query, limit=3)[0][:1] == [replaced]
+    restarted = Archive(stored, snapshot=path)
+    rebuilt = Archive(stored, snapshot=None)
+    assert len(restarted.index) == len(rebuilt.index) == 61
+    assert search(rebuilt.index, query, limit=3)[0][:1] == [replaced]
+    assert search(restarted.index, query, limit=10) == search(rebuilt.index, query, limit=10)
