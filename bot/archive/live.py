@@ -132,13 +132,23 @@ class Archive:
             return None
         try:
             since = dt.datetime.fromisoformat(index.extra["synced_at"]) - SYNC_MARGIN
-            self.acronyms.restore(index.extra["acronyms"], index)
+            saved_revision = int(index.extra["revision"])
+            acronyms = index.extra["acronyms"]
         except (KeyError, TypeError, ValueError):
             return None
         self._synced_at = utcnow()
         with Session(self._engine) as session:
             self._revision = queries.archive_revision(session=session)
             rows = queries.index_rows_changed_since(since, session=session)
+            stored = queries.count_papers(session=session)
+        # papers are never deleted: fewer of them, or an older revision, is another database
+        if self._revision < saved_revision or stored < len(index):
+            logger.warning("the index snapshot %s is not this database's", self.snapshot_path)
+            return None
+        try:
+            self.acronyms.restore(acronyms, index)
+        except (KeyError, TypeError, ValueError):
+            return None
         docs = [doc_from_row(*row) for row in rows]
         index.reused -= sum(
             1
@@ -256,7 +266,11 @@ class Archive:
         index = self._index
         if self.snapshot_path is None or index is None or len(index) < SNAPSHOT_MIN_PAPERS:
             return
-        extra = {"synced_at": self._synced_at.isoformat(), "acronyms": self.acronyms.state()}
+        extra = {
+            "synced_at": self._synced_at.isoformat(),
+            "revision": self._revision,
+            "acronyms": self.acronyms.state(),
+        }
         now = index.with_idf(index.idf_kind)  # this state: later papers are not in `extra`
         saver = threading.Thread(
             target=self._save, args=(now, extra), name="index-snapshot", daemon=False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import MetaData
 from sqlmodel import Session
 
 import bot.archive.live as archive_module
@@ -12,7 +13,7 @@ from bot.archive.live import Archive, default_snapshot_path, doc_from_row
 from bot.matching.ranking import search
 from bot.sources import PaperRecord
 from storage import queries
-from storage.db import open_engine
+from storage.db import ensure_schema, open_engine
 
 DAY = dt.date(2024, 7, 29)
 
@@ -197,3 +198,32 @@ def test_restart_sees_a_replacement_another_process_stored_before_a_sync(
     assert len(restarted.index) == len(rebuilt.index) == 61
     assert search(rebuilt.index, query, limit=3)[0][:1] == [replaced]
     assert search(restarted.index, query, limit=10) == search(rebuilt.index, query, limit=10)
+
+
+def test_a_snapshot_of_a_database_started_afresh_is_not_served(
+    db_url, seed_docs, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(archive_module, "SNAPSHOT_MIN_PAPERS", 10)
+    path = tmp_path / "index"
+    engine = open_engine(db_url)
+    ensure_schema(engine)
+    with Session(engine) as session:
+        queries.upsert_papers(records(seed_docs[:60]), session=session)
+        session.commit()
+    first = Archive(engine, snapshot=path)
+    assert len(first.index) == 60
+    first.flush()
+    with engine.begin() as connection:  # the database emptied: a new one at the same URL
+        every = MetaData()
+        every.reflect(connection)
+        every.drop_all(connection)
+    ensure_schema(engine)
+    with Session(engine) as session:
+        queries.upsert_papers(records(seed_docs[60:]), session=session)
+        session.commit()
+    again = Archive(engine, snapshot=path)
+    assert sorted(again.index.ids) == sorted(d.id for d in seed_docs[60:])
+    assert search(again.index, "contrastive learning", limit=50) == search(
+        Archive(engine, snapshot=None).index, "contrastive learning", limit=50
+    )
+    engine.dispose()
