@@ -67,7 +67,7 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
     for record in by_id.values():
         paper = existing.get(record.id)
         fields = _record_fields(record)
-        if paper is None:
+        if paper is None:  # every column either source sets: the rows share one statement
             rows.append(
                 {
                     "id": record.id,
@@ -77,6 +77,9 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
                     "fetched_at": now,
                     "changed_at": now,
                     **fields,
+                    "categories": " ".join(record.categories),
+                    "primary_category": record.primary_category,
+                    **{name: getattr(record, name) for name in HF_FIELDS},
                 }
             )
             continue

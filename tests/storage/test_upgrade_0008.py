@@ -53,7 +53,8 @@ def test_upgrade_from_0007_keeps_papers_and_a_restart_sees_their_changes(
         ensure_schema(engine)
         with Session(engine) as session:
             papers = queries.get_papers(["2407.20000", "2407.20001"], session=session)
-        assert {p.title for p in papers.values()} == {"Sparse autoencoders", "Graph neural networks"}
+        titles = {p.title for p in papers.values()}
+        assert titles == {"Sparse autoencoders", "Graph neural networks"}
         assert all(p.changed_at is None for p in papers.values())
 
         path = tmp_path / "index"
