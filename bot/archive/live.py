@@ -141,10 +141,6 @@ class Archive:
             self._revision = queries.archive_revision(session=session)
             rows = queries.index_rows_changed_since(since, session=session)
             stored = queries.count_papers(session=session)
-        # papers are never deleted: fewer of them, or an older revision, is another database
-        if self._revision < saved_revision or stored < len(index):
-            logger.warning("the index snapshot %s is not this database's", self.snapshot_path)
-            return None
         try:
             self.acronyms.restore(acronyms, index)
         except (KeyError, TypeError, ValueError):
@@ -156,6 +152,12 @@ class Archive:
             if doc.id in index and index.text_hash(doc.id) != content_hash(doc.title, doc.abstract)
         )
         index.add(self._learn(docs))
+        # papers are never deleted: more of them indexed than stored, or an older revision,
+        # is another database's snapshot (or a damaged one)
+        if self._revision < saved_revision or stored < len(index):
+            logger.warning("the index snapshot %s is not this database's", self.snapshot_path)
+            self.acronyms.restore({"counts": [], "written": []}, ())
+            return None
         return index
 
     @property

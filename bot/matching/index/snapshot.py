@@ -170,8 +170,8 @@ def read_snapshot(path: str | Path, title_weight: int) -> dict[str, Any] | None:
                 tuple(_mapped(folder / f"{name}.{k}.npy") for k in range(count)),
             )
         saved["extra"] = json.loads((folder / "extra.json").read_text())
-    except (OSError, ValueError, KeyError, TypeError, UnicodeError):
-        return None
+    except (OSError, EOFError, ValueError, KeyError, TypeError, UnicodeError):
+        return None  # EOFError: an empty .npy file (a crash before it reached the disk)
     if not _consistent(saved, meta):
         return None
     for name in ("authors", "titles"):

@@ -227,3 +227,32 @@ def test_a_snapshot_of_a_database_started_afresh_is_not_served(
         Archive(engine, snapshot=None).index, "contrastive learning", limit=50
     )
     engine.dispose()
+
+
+@pytest.mark.parametrize("name", ["buffer.npy", "postings.0.npy", "upvotes.npy", "titles.ends.npy"])
+def test_a_snapshot_file_left_empty_is_read_again_from_the_database(
+    stored, seed_docs, tmp_path, name
+):
+    """A crash soon after a save can leave files empty that had not reached the disk."""
+    path = tmp_path / "index"
+    first = Archive(stored, snapshot=path)
+    expected = search(first.index, "contrastive learning", limit=10)
+    first.flush()
+    (path.resolve() / name).write_bytes(b"")
+    again = Archive(stored, snapshot=path)
+    assert len(again.index) == 60 and again.index.reused == 0
+    assert search(again.index, "contrastive learning", limit=10) == expected
+
+
+def test_a_snapshot_naming_papers_the_database_lacks_is_not_served(stored, seed_docs, tmp_path):
+    path = tmp_path / "index"
+    first = Archive(stored, snapshot=path)
+    expected = search(first.index, "contrastive learning", limit=10)
+    state = first.acronyms.state()
+    first.flush()
+    ids = path.resolve() / "ids.txt"
+    ids.write_text(ids.read_text()[:-3])  # the last id cut short: a paper never stored
+    again = Archive(stored, snapshot=path)
+    assert sorted(again.index.ids) == sorted(d.id for d in seed_docs[:60])
+    assert search(again.index, "contrastive learning", limit=10) == expected
+    assert again.acronyms.state() == state
