@@ -9,6 +9,8 @@ that is missing, damaged, or made by another tokenizer, format or title weight.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import hashlib
 import json
@@ -18,7 +20,7 @@ import threading
 import time
 import weakref
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,32 @@ def write_snapshot(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with _saving(path.parent):
+        _write_folder(path, state, table, terms, title_weight, extra)
+
+
+@contextlib.contextmanager
+def _saving(parent: Path) -> Iterator[None]:
+    """Held while a snapshot is written, linked and the older ones removed: a lock on the
+    cache folder, so two processes saving at once (`papers-bot run` and `papers-bot fetch`)
+    take turns instead of removing each other's new folder."""
+    descriptor = os.open(parent, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # a file system without locks: as before
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _write_folder(
+    path: Path,
+    state: State,
+    table: DocTable,
+    terms: list[str],
+    title_weight: int,
+    extra: dict[str, Any] | None,
+) -> None:
     unique = f"{time.time_ns()}-{os.getpid()}-{threading.get_ident()}"
     folder = path.with_name(f"{path.name}.{unique}")
     link = path.with_name(f"{path.name}.{unique}.link")
