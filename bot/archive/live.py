@@ -2,7 +2,7 @@
 
 Built once from storage and extended in place as papers are stored; `sync` picks up what
 other processes stored, and every search calls it first: it reads the archive revision (one
-row, raised by every transaction that stores new papers) and reads papers only when that
+row, raised by every transaction that stores or changes papers) and reads papers only when that
 moved, so a search sees every paper committed before it started. Thread-safe, with a
 snapshot of the index in the cache directory: a restart maps it back and reads only the
 papers stored or changed since (docs/index.md). With an encoder, also embeds papers and

@@ -92,8 +92,9 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
                 setattr(paper, key, value)
             paper.changed_at = now
             updated += 1
-    if rows:  # raised before the inserts: writers of new papers queue here, not on new rows
-        bump_archive_revision(session=session)
+    if rows or updated:  # raised before the inserts and updates: writers queue here
+        with session.no_autoflush:  # the changed papers' rows are written after it
+            bump_archive_revision(session=session)
     for start in range(0, len(rows), 500):  # SQLite caps the parameters of one statement
         new += _insert_ignore(session, Paper, rows[start : start + 500], ("id",))
     session.flush()
@@ -101,7 +102,8 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
 
 
 def bump_archive_revision(*, session: Session) -> None:
-    """Raise the archive revision: papers were stored (committed with the caller's transaction)."""
+    """Raise the archive revision: papers were stored or changed (committed with the caller's
+    transaction)."""
     raised = session.execute(
         update(ArchiveRevision)
         .where(col(ArchiveRevision.id) == 1)
@@ -112,7 +114,7 @@ def bump_archive_revision(*, session: Session) -> None:
 
 
 def archive_revision(*, session: Session) -> int:
-    """The archive revision: it changes whenever another transaction stored new papers."""
+    """The archive revision: it changes whenever another transaction stored or changed papers."""
     return (
         session.exec(select(ArchiveRevision.revision).where(ArchiveRevision.id == 1)).first() or 0
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -256,3 +257,16 @@ def test_a_snapshot_naming_papers_the_database_lacks_is_not_served(stored, seed_
     assert sorted(again.index.ids) == sorted(d.id for d in seed_docs[:60])
     assert search(again.index, "contrastive learning", limit=10) == expected
     assert again.acronyms.state() == state
+
+
+def test_sync_picks_up_papers_another_process_changed(stored, seed_docs):
+    archive = Archive(stored, snapshot=None)
+    paper = seed_docs[5]
+    assert archive.index.upvotes(paper.id) == paper.upvotes
+    with Session(stored) as session:  # another replica: the paper's votes, nothing new
+        changed = records([paper])[0]
+        more = dataclasses.replace(changed, upvotes=paper.upvotes + 40)
+        assert queries.upsert_papers([more], session=session) == (0, 1)
+        session.commit()
+    assert archive.sync() >= 1
+    assert archive.index.upvotes(paper.id) == paper.upvotes + 40
