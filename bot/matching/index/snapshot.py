@@ -10,7 +10,6 @@ that is missing, damaged, or made by another tokenizer, format or title weight.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import hashlib
 import json
@@ -26,6 +25,11 @@ from typing import Any
 
 import numpy as np
 import Stemmer
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: saves are not locked
+    fcntl = None  # type: ignore[assignment]
 
 from bot.matching import text as text_module
 from bot.matching.index.docs import Doc, DocTable, TextColumn, content_hash
@@ -95,6 +99,9 @@ def _saving(parent: Path) -> Iterator[None]:
     """Held while a snapshot is written, linked and the older ones removed: a lock on the
     cache folder, so two processes saving at once (`papers-bot run` and `papers-bot fetch`)
     take turns instead of removing each other's new folder."""
+    if fcntl is None:
+        yield
+        return
     descriptor = os.open(parent, os.O_RDONLY)
     try:
         with contextlib.suppress(OSError):  # a file system without locks: as before
