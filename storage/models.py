@@ -53,7 +53,7 @@ class Paper(SQLModel, table=True):
 
 
 class ArchiveRevision(SQLModel, table=True):
-    """One counter, raised by every transaction that stores new papers, so a process can
+    """One counter, raised by every transaction that stores or changes papers, so a process can
     tell with one cheap read whether its index misses any."""
 
     __tablename__ = "archive_revision"

@@ -2,7 +2,7 @@
 
 Built once from storage and extended in place as papers are stored; `sync` picks up what
 other processes stored, and every search calls it first: it reads the archive revision (one
-row, raised by every transaction that stores new papers) and reads papers only when that
+row, raised by every transaction that stores or changes papers) and reads papers only when that
 moved, so a search sees every paper committed before it started. Thread-safe, with a
 snapshot of the index in the cache directory: a restart maps it back and reads only the
 papers stored or changed since (docs/index.md). With an encoder, also embeds papers and
@@ -132,13 +132,19 @@ class Archive:
             return None
         try:
             since = dt.datetime.fromisoformat(index.extra["synced_at"]) - SYNC_MARGIN
-            self.acronyms.restore(index.extra["acronyms"], index)
+            saved_revision = int(index.extra["revision"])
+            acronyms = index.extra["acronyms"]
         except (KeyError, TypeError, ValueError):
             return None
         self._synced_at = utcnow()
         with Session(self._engine) as session:
             self._revision = queries.archive_revision(session=session)
             rows = queries.index_rows_changed_since(since, session=session)
+            stored = queries.count_papers(session=session)
+        try:
+            self.acronyms.restore(acronyms, index)
+        except (KeyError, TypeError, ValueError):
+            return None
         docs = [doc_from_row(*row) for row in rows]
         index.reused -= sum(
             1
@@ -146,6 +152,12 @@ class Archive:
             if doc.id in index and index.text_hash(doc.id) != content_hash(doc.title, doc.abstract)
         )
         index.add(self._learn(docs))
+        # papers are never deleted: more of them indexed than stored, or an older revision,
+        # is another database's snapshot (or a damaged one)
+        if self._revision < saved_revision or stored < len(index):
+            logger.warning("the index snapshot %s is not this database's", self.snapshot_path)
+            self.acronyms.restore({"counts": [], "written": []}, ())
+            return None
         return index
 
     @property
@@ -227,7 +239,8 @@ class Archive:
             yield doc
 
     def sync(self, *, session: Session | None = None) -> int:
-        """Index papers another process stored (another replica's fetch, `papers-bot fetch`).
+        """Index papers another process stored or changed (another replica's fetch,
+        `papers-bot fetch`).
 
         Reads the archive revision, and papers only when it moved since the last look; a
         no-op before the first load. `session`: the caller's, which saves a connection
@@ -245,7 +258,7 @@ class Archive:
                 if revision == self._revision:
                     return 0
                 since, self._synced_at = self._synced_at - SYNC_MARGIN, utcnow()
-                rows = queries.index_rows_fetched_since(since, session=session)
+                rows = queries.index_rows_changed_since(since, session=session)
             self._revision = revision
             self.add(doc_from_row(*row) for row in rows)
             return len(rows)
@@ -255,7 +268,11 @@ class Archive:
         index = self._index
         if self.snapshot_path is None or index is None or len(index) < SNAPSHOT_MIN_PAPERS:
             return
-        extra = {"synced_at": self._synced_at.isoformat(), "acronyms": self.acronyms.state()}
+        extra = {
+            "synced_at": self._synced_at.isoformat(),
+            "revision": self._revision,
+            "acronyms": self.acronyms.state(),
+        }
         now = index.with_idf(index.idf_kind)  # this state: later papers are not in `extra`
         saver = threading.Thread(
             target=self._save, args=(now, extra), name="index-snapshot", daemon=False

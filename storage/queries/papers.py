@@ -67,7 +67,7 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
     for record in by_id.values():
         paper = existing.get(record.id)
         fields = _record_fields(record)
-        if paper is None:
+        if paper is None:  # every column either source sets: the rows share one statement
             rows.append(
                 {
                     "id": record.id,
@@ -77,6 +77,9 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
                     "fetched_at": now,
                     "changed_at": now,
                     **fields,
+                    "categories": " ".join(record.categories),
+                    "primary_category": record.primary_category,
+                    **{name: getattr(record, name) for name in HF_FIELDS},
                 }
             )
             continue
@@ -89,8 +92,9 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
                 setattr(paper, key, value)
             paper.changed_at = now
             updated += 1
-    if rows:  # raised before the inserts: writers of new papers queue here, not on new rows
-        bump_archive_revision(session=session)
+    if rows or updated:  # raised before the inserts and updates: writers queue here
+        with session.no_autoflush:  # the changed papers' rows are written after it
+            bump_archive_revision(session=session)
     for start in range(0, len(rows), 500):  # SQLite caps the parameters of one statement
         new += _insert_ignore(session, Paper, rows[start : start + 500], ("id",))
     session.flush()
@@ -98,7 +102,8 @@ def upsert_papers(records: Iterable[PaperRecord], *, session: Session) -> tuple[
 
 
 def bump_archive_revision(*, session: Session) -> None:
-    """Raise the archive revision: papers were stored (committed with the caller's transaction)."""
+    """Raise the archive revision: papers were stored or changed (committed with the caller's
+    transaction)."""
     raised = session.execute(
         update(ArchiveRevision)
         .where(col(ArchiveRevision.id) == 1)
@@ -109,7 +114,7 @@ def bump_archive_revision(*, session: Session) -> None:
 
 
 def archive_revision(*, session: Session) -> int:
-    """The archive revision: it changes whenever another transaction stored new papers."""
+    """The archive revision: it changes whenever another transaction stored or changed papers."""
     return (
         session.exec(select(ArchiveRevision.revision).where(ArchiveRevision.id == 1)).first() or 0
     )
@@ -165,12 +170,6 @@ def index_rows_of(paper_ids: Sequence[str], *, session: Session) -> list[tuple]:
         for start in range(0, len(ids), IN_LIST)
         for row in session.exec(stmt.where(col(Paper.id).in_(ids[start : start + IN_LIST])))
     ]
-
-
-def index_rows_fetched_since(since: dt.datetime, *, session: Session) -> list[tuple]:
-    """`iter_index_rows` of the papers first stored at or after `since`."""
-    stmt = select(Paper.id, Paper.title, Paper.abstract, Paper.authors, Paper.upvotes)
-    return list(session.exec(stmt.where(Paper.fetched_at >= since).order_by(Paper.id)))
 
 
 def index_rows_changed_since(since: dt.datetime, *, session: Session) -> list[tuple]:

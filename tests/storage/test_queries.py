@@ -92,3 +92,35 @@ def test_lease_excludes_second_owner_until_expiry(engine):
         q.release_lease("digest:T1:C1", "host-a:1:x", session=s)
         assert q.acquire_lease("digest:T1:C1", "host-b:2:y", -1, session=s)  # already expired
         assert q.acquire_lease("digest:T1:C1", "host-c:3:z", 60, session=s)
+
+
+def test_papers_of_both_sources_and_many_at_once(engine):
+    hf = PaperRecord(
+        id="2407.00001",
+        title="A",
+        abstract="An abstract.",
+        listed_on=DAY,
+        upvotes=7,
+        github_repo="https://github.com/x/y",
+    )
+    arxiv = PaperRecord(
+        id="2407.00002",
+        title="B",
+        abstract="An abstract.",
+        listed_on=DAY,
+        source="arxiv",
+        categories=("cs.LG", "stat.ML"),
+    )
+    many = [record(f"2408.{n:05d}") for n in range(1200)]
+    with Session(engine) as s:
+        q.upsert_papers(many[:300:3], session=s)  # some of them stored before
+        s.commit()
+        assert q.upsert_papers([hf, arxiv, *many], session=s) == (1102, 0)
+        assert q.upsert_papers([arxiv, hf], session=s) == (0, 0)
+        s.commit()
+        got = q.get_papers(["2407.00001", "2407.00002"], session=s)
+        assert (got["2407.00001"].upvotes, got["2407.00001"].github_repo) == (7, hf.github_repo)
+        assert got["2407.00001"].categories == "" and got["2407.00001"].primary_category is None
+        assert got["2407.00002"].categories == "cs.LG stat.ML"
+        assert (got["2407.00002"].primary_category, got["2407.00002"].upvotes) == ("cs.LG", 0)
+        assert q.count_papers(session=s) == 1202

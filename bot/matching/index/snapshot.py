@@ -9,6 +9,7 @@ that is missing, damaged, or made by another tokenizer, format or title weight.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -18,12 +19,17 @@ import threading
 import time
 import weakref
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import Stemmer
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: saves are not locked
+    fcntl = None  # type: ignore[assignment]
 
 from bot.matching import text as text_module
 from bot.matching.index.docs import Doc, DocTable, TextColumn, content_hash
@@ -84,6 +90,35 @@ def write_snapshot(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with _saving(path.parent):
+        _write_folder(path, state, table, terms, title_weight, extra)
+
+
+@contextlib.contextmanager
+def _saving(parent: Path) -> Iterator[None]:
+    """Held while a snapshot is written, linked and the older ones removed: a lock on the
+    cache folder, so two processes saving at once (`papers-bot run` and `papers-bot fetch`)
+    take turns instead of removing each other's new folder."""
+    if fcntl is None:
+        yield
+        return
+    descriptor = os.open(parent, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # a file system without locks: as before
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _write_folder(
+    path: Path,
+    state: State,
+    table: DocTable,
+    terms: list[str],
+    title_weight: int,
+    extra: dict[str, Any] | None,
+) -> None:
     unique = f"{time.time_ns()}-{os.getpid()}-{threading.get_ident()}"
     folder = path.with_name(f"{path.name}.{unique}")
     link = path.with_name(f"{path.name}.{unique}.link")
@@ -170,8 +205,8 @@ def read_snapshot(path: str | Path, title_weight: int) -> dict[str, Any] | None:
                 tuple(_mapped(folder / f"{name}.{k}.npy") for k in range(count)),
             )
         saved["extra"] = json.loads((folder / "extra.json").read_text())
-    except (OSError, ValueError, KeyError, TypeError, UnicodeError):
-        return None
+    except (OSError, EOFError, ValueError, KeyError, TypeError, UnicodeError):
+        return None  # EOFError: an empty .npy file (a crash before it reached the disk)
     if not _consistent(saved, meta):
         return None
     for name in ("authors", "titles"):

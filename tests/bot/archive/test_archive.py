@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
+from sqlalchemy import MetaData
 from sqlmodel import Session
 
 import bot.archive.live as archive_module
@@ -12,7 +14,7 @@ from bot.archive.live import Archive, default_snapshot_path, doc_from_row
 from bot.matching.ranking import search
 from bot.sources import PaperRecord
 from storage import queries
-from storage.db import open_engine
+from storage.db import ensure_schema, open_engine
 
 DAY = dt.date(2024, 7, 29)
 
@@ -164,3 +166,107 @@ def test_restart_reads_only_the_papers_changed_since_the_snapshot(
     for query in ("contrastive learning", "vision language models", "noisy labels"):
         assert search(again.index, query, limit=10) == search(rebuilt.index, query, limit=10)
     assert search(again.index, "contrastive learning", limit=10) != expected  # 10 more papers
+
+
+def test_restart_sees_a_replacement_another_process_stored_before_a_sync(
+    stored, seed_docs, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(archive_module, "SYNC_MARGIN", dt.timedelta(0))  # clocks agree here
+    path = tmp_path / "index"
+    running = Archive(stored, snapshot=path)
+    assert len(running.index) == 60
+    running.flush()
+    replaced = seed_docs[3].id
+    with Session(stored) as session:  # `papers-bot fetch`: an arXiv replacement
+        title = {replaced: "Quantum error correction with surface codes"}
+        queries.upsert_papers(records(seed_docs[3:4], title_of=title), session=session)
+        session.commit()
+    with Session(stored) as session:  # later, a new paper: the running bot syncs and saves
+        new = PaperRecord(
+            id="2407.99999",
+            title="Sparse autoencoders",
+            abstract="We train sparse autoencoders.",
+            listed_on=DAY,
+        )
+        queries.upsert_papers([new], session=session)
+        session.commit()
+    running.sync()
+    running.flush()
+    query = "quantum error correction"
+    assert search(running.index, query, limit=3)[0][:1] == [replaced]
+    restarted = Archive(stored, snapshot=path)
+    rebuilt = Archive(stored, snapshot=None)
+    assert len(restarted.index) == len(rebuilt.index) == 61
+    assert search(rebuilt.index, query, limit=3)[0][:1] == [replaced]
+    assert search(restarted.index, query, limit=10) == search(rebuilt.index, query, limit=10)
+
+
+def test_a_snapshot_of_a_database_started_afresh_is_not_served(
+    db_url, seed_docs, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(archive_module, "SNAPSHOT_MIN_PAPERS", 10)
+    path = tmp_path / "index"
+    engine = open_engine(db_url)
+    ensure_schema(engine)
+    with Session(engine) as session:
+        queries.upsert_papers(records(seed_docs[:60]), session=session)
+        session.commit()
+    first = Archive(engine, snapshot=path)
+    assert len(first.index) == 60
+    first.flush()
+    with engine.begin() as connection:  # the database emptied: a new one at the same URL
+        every = MetaData()
+        every.reflect(connection)
+        every.drop_all(connection)
+    ensure_schema(engine)
+    with Session(engine) as session:
+        queries.upsert_papers(records(seed_docs[60:]), session=session)
+        session.commit()
+    again = Archive(engine, snapshot=path)
+    assert sorted(again.index.ids) == sorted(d.id for d in seed_docs[60:])
+    assert search(again.index, "contrastive learning", limit=50) == search(
+        Archive(engine, snapshot=None).index, "contrastive learning", limit=50
+    )
+    engine.dispose()
+
+
+@pytest.mark.parametrize("name", ["buffer.npy", "postings.0.npy", "upvotes.npy", "titles.ends.npy"])
+def test_a_snapshot_file_left_empty_is_read_again_from_the_database(
+    stored, seed_docs, tmp_path, name
+):
+    """A crash soon after a save can leave files empty that had not reached the disk."""
+    path = tmp_path / "index"
+    first = Archive(stored, snapshot=path)
+    expected = search(first.index, "contrastive learning", limit=10)
+    first.flush()
+    (path.resolve() / name).write_bytes(b"")
+    again = Archive(stored, snapshot=path)
+    assert len(again.index) == 60 and again.index.reused == 0
+    assert search(again.index, "contrastive learning", limit=10) == expected
+
+
+def test_a_snapshot_naming_papers_the_database_lacks_is_not_served(stored, seed_docs, tmp_path):
+    path = tmp_path / "index"
+    first = Archive(stored, snapshot=path)
+    expected = search(first.index, "contrastive learning", limit=10)
+    state = first.acronyms.state()
+    first.flush()
+    ids = path.resolve() / "ids.txt"
+    ids.write_text(ids.read_text()[:-3])  # the last id cut short: a paper never stored
+    again = Archive(stored, snapshot=path)
+    assert sorted(again.index.ids) == sorted(d.id for d in seed_docs[:60])
+    assert search(again.index, "contrastive learning", limit=10) == expected
+    assert again.acronyms.state() == state
+
+
+def test_sync_picks_up_papers_another_process_changed(stored, seed_docs):
+    archive = Archive(stored, snapshot=None)
+    paper = seed_docs[5]
+    assert archive.index.upvotes(paper.id) == paper.upvotes
+    with Session(stored) as session:  # another replica: the paper's votes, nothing new
+        changed = records([paper])[0]
+        more = dataclasses.replace(changed, upvotes=paper.upvotes + 40)
+        assert queries.upsert_papers([more], session=session) == (0, 1)
+        session.commit()
+    assert archive.sync() >= 1
+    assert archive.index.upvotes(paper.id) == paper.upvotes + 40

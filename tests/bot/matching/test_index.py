@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import random
 import shutil
+import threading
 from itertools import pairwise
 
 import numpy as np
@@ -555,3 +557,25 @@ def test_added_docs_stay_in_a_small_tail_until_folded_in(corpus):
     big.add(corpus[50:])  # more than TAIL_SHARE: folded into the main lists
     assert big._state.tail_postings.size == 0
     assert_same_index(big, Bm25Index.build(corpus))
+
+
+def test_two_processes_saving_at_once_leave_a_snapshot_that_opens(corpus, tmp_path, monkeypatch):
+    """`papers-bot run` and `papers-bot fetch` both save after an ingest: the one that
+    finishes second may clean up while the other is about to move the link."""
+    path = tmp_path / "index"
+    first, second = Bm25Index.build(corpus[:10]), Bm25Index.build(corpus[:20])
+    link = os.symlink
+    other = threading.Thread(target=second.save, args=(path,))
+
+    def symlink_while_the_other_saves(*args, **kwargs):
+        if not other.is_alive() and other.ident is None:
+            other.start()  # the other process saves now, from start to end if it can
+            other.join(timeout=1.0)
+        link(*args, **kwargs)
+
+    monkeypatch.setattr(os, "symlink", symlink_while_the_other_saves)
+    first.save(path)
+    other.join()
+    opened = Bm25Index.open(path)
+    assert opened is not None and len(opened) in (10, 20)
+    assert len([p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()]) == 1
