@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlmodel import Session
@@ -99,6 +99,23 @@ def recent_candidates(
     return [p for p in papers if p.id not in exclude]
 
 
+class _Upvotes(Mapping[str, int]):
+    """Papers' upvotes by id, read only for the papers asked about (the few that pass a
+    topic), not for every candidate of every channel."""
+
+    def __init__(self, papers: dict[str, Paper]) -> None:
+        self._papers = papers
+
+    def __getitem__(self, paper_id: str) -> int:
+        return self._papers[paper_id].upvotes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._papers)
+
+    def __len__(self) -> int:
+        return len(self._papers)
+
+
 def plan_channel(
     index: Bm25Index,
     topics: Sequence[str],
@@ -130,13 +147,14 @@ def plan_channel(
         pool = candidates
         if categories:
             pool = [p for p in candidates if in_categories(p.category_list, categories)]
+        ids = [p.id for p in pool]
         matches = match_topics(
             index,
             parsed,
-            [p.id for p in pool],
+            ids,
             limit=limit,
             extra_terms=extra_terms,
-            popularity={p.id: p.upvotes for p in pool},
+            popularity=_Upvotes(dict(zip(ids, pool, strict=True))),
             semantics=semantics,
             acronyms=acronyms,
         )
