@@ -140,10 +140,12 @@ def _write_folder(
             _save_array(folder / f"{name}.npy", array)
         (folder / "extra.json").write_text(json.dumps(extra or {}))
         (folder / "meta.json").write_text(json.dumps({**_meta(title_weight), "docs": n_docs}))
+        _sync(folder)  # on disk before the link points at it: a crash leaves it whole or unused
         os.symlink(folder.name, link)
         if path.is_dir() and not path.is_symlink():  # a copied snapshot: removed below
             path.rename(path.with_name(f"{path.name}.{unique}.copied"))
         os.replace(link, path)
+        _sync_folder(path.parent)
     except OSError:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -152,6 +154,27 @@ def _write_folder(
     for old in path.parent.glob(f"{glob.escape(path.name)}.*"):
         if old != folder and old.is_dir() and old.stat().st_mtime <= folder.stat().st_mtime:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _sync(folder: Path) -> None:
+    """Flush every file of `folder`, then the folder itself, to disk."""
+    for file in folder.iterdir():
+        descriptor = os.open(file, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    _sync_folder(folder)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (new names, a moved link) to disk, where the OS allows it."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # some file systems cannot sync a folder
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 _MAPPED: dict[int, tuple[weakref.ref, Path]] = {}  # id of an array read: it, its file

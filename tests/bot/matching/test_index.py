@@ -579,3 +579,31 @@ def test_two_processes_saving_at_once_leave_a_snapshot_that_opens(corpus, tmp_pa
     opened = Bm25Index.open(path)
     assert opened is not None and len(opened) in (10, 20)
     assert len([p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()]) == 1
+
+
+def test_a_snapshot_is_on_disk_before_the_link_points_at_it(corpus, tmp_path, monkeypatch):
+    """Every file of the new folder, and the folder, is flushed before the link moves: a
+    crash right after the save cannot leave the link on files of the right size but unsaved
+    content (which would be mapped and trusted)."""
+    path = tmp_path / "index"
+    index = Bm25Index.build(corpus[:10])
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
+        real_fsync(descriptor)
+
+    def replace(source, target) -> None:
+        events.append(("replace", str(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(snapshot_module.os, "fsync", fsync)
+    monkeypatch.setattr(snapshot_module.os, "replace", replace)
+    index.save(path)
+    folder = str(path.resolve())
+    moved = events.index(("replace", str(path)))
+    synced = {name for kind, name in events[:moved] if kind == "fsync"}
+    assert {str(file) for file in path.resolve().iterdir()} <= synced
+    assert folder in synced
+    assert ("fsync", str(tmp_path)) in events[moved:]  # the moved link itself
