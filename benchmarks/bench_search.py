@@ -26,8 +26,8 @@ in a fresh worker process:
   same process. Speed-ups are ratios of those medians and 95th percentiles.
   Agreement: the top ten of `Bm25Index(idf="okapi")` scores against rank-bm25's (same
   formula; ties by row), and the top ten that `search` serves with rank-bm25's IDF and the
-  proximity term off (the two documented differences, see `bot/ranking.py` and
-  `tests/bot/test_ranking.py::test_search_differs_from_rank_bm25_only_by_idf_and_proximity`);
+  proximity term off (the two documented differences, see `docs/ranking.md` and
+  `tests/bot/matching/test_ranking.py::test_search_differs_from_rank_bm25_only_by_idf_and_proximity`);
   plus how much of rank-bm25's top ten the served search (Lucene IDF, proximity) keeps.
 """
 
@@ -142,7 +142,7 @@ def reference_worker(n: int, reps: int) -> dict:
     import numpy as np
     from rank_bm25 import BM25Okapi
 
-    import bot.matching.ranking as ranking
+    import bot.matching.scoring as scoring
     from bot.matching.index import Bm25Index, Doc
     from bot.matching.ranking import parse_topic, search
 
@@ -192,11 +192,11 @@ def reference_worker(n: int, reps: int) -> dict:
             topic = parse_topic(query)
             if not (topic.phrases or topic.excluded or topic.authors):
                 comparable += 1
-                proximity, ranking.PROXIMITY_WEIGHT = ranking.PROXIMITY_WEIGHT, 0.0
+                proximity, scoring.PROXIMITY_WEIGHT = scoring.PROXIMITY_WEIGHT, 0.0
                 try:
                     agree_search += search(okapi, query, limit=10)[0] == want_ids
                 finally:
-                    ranking.PROXIMITY_WEIGHT = proximity
+                    scoring.PROXIMITY_WEIGHT = proximity
     return {
         "n": n,
         "reference_build_s": reference_build_s,

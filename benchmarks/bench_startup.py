@@ -199,8 +199,8 @@ def report(results: list[tuple[str, int, dict]], skipped: list[str], encoder_id:
         out.append("\nNot measured: " + "; ".join(skipped) + ".\n")
     out.append(
         "\nFirst start: empty cache, so every title and abstract is tokenized; the bot then "
-        "writes the index snapshot in the background. Restart: the database read as always, "
-        "the tokens of unchanged papers taken from that snapshot. "
+        "writes the index snapshot in the background. Restart: the index mapped from that "
+        "snapshot, and only the papers changed since it read from the database. "
         + (
             f"Matching by meaning on ({encoder_id}): the encoder's weights are loaded and "
             "every paper has a stored vector (random unit vectors: encoding the synthetic "
