@@ -10,6 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import random
 from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+import httpx
 
 
 @dataclass(frozen=True)
@@ -57,3 +61,27 @@ def retry_wait(
     else:
         wait = backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
     return min(max(wait, 0.0), max_wait)
+
+
+class HttpSource:
+    """A source reading over one `httpx.Client` (`self._client`): `close()` closes it when
+    the source created it (`self._owns_client`), and `with source:` closes on the way out."""
+
+    _client: httpx.Client
+    _owns_client: bool
+
+    def close(self) -> None:
+        """Close the HTTP client if this source created it."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

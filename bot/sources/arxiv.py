@@ -14,11 +14,10 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 
 import httpx
 
-from bot.sources import FetchResult, PaperRecord, SourceError, retry_wait
+from bot.sources import FetchResult, HttpSource, PaperRecord, SourceError, retry_wait
 from bot.sources.hf import normalize_arxiv_id
 
 logger = logging.getLogger(__name__)
@@ -186,7 +185,7 @@ def parse_page(body: bytes, set_name: str, wanted: Iterable[str]) -> Page:
     return page
 
 
-class ArxivSource:
+class ArxivSource(HttpSource):
     """Harvester of arXiv's OAI-PMH interface; one `fetch_day` call per datestamp."""
 
     name = "arxiv"
@@ -234,21 +233,6 @@ class ArxivSource:
             headers={"User-Agent": agent, "Accept": "text/xml, application/xml"},
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
         )
-
-    def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> ArxivSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def fetch_day(
         self,

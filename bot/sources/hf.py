@@ -12,13 +12,12 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 import httpx
 
 from bot.deadlines import deadline, deadline_transport
-from bot.sources import FetchResult, PaperRecord, SourceError, retry_wait
+from bot.sources import FetchResult, HttpSource, PaperRecord, SourceError, retry_wait
 from storage.checks import paper_problem
 
 logger = logging.getLogger(__name__)
@@ -194,7 +193,7 @@ def _error_text(response: httpx.Response) -> str:
     return text
 
 
-class HuggingFaceSource:
+class HuggingFaceSource(HttpSource):
     """Client for the Hugging Face Daily Papers list; one `fetch_day` call per listed day."""
 
     name = "hf"
@@ -236,22 +235,6 @@ class HuggingFaceSource:
             transport=deadline_transport(),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
-
-    def close(self) -> None:
-        """Close the HTTP client if this source created it."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> HuggingFaceSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def fetch_day(self, day: dt.date) -> FetchResult:
         """Return the papers Hugging Face listed on `day`; raise SourceError if unreadable.

@@ -39,12 +39,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from xml.sax.saxutils import escape
 
-from tests.fakes import Running
+from tests.fakes import LoopbackServer, Running
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class FakeArxiv(Running):
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._address = (host, port)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -213,7 +213,7 @@ class FakeArxiv(Running):
     def start(self) -> FakeArxiv:
         if self._server is None:
             self._stopping.clear()
-            self._server = _Server(self._address, _Handler, self)
+            self._server = LoopbackServer(self._address, _Handler, self, "arXiv")
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.02},
@@ -361,19 +361,8 @@ class FakeArxiv(Running):
         return _Reply(200, self._document(query, f"<ListRecords>{inner}</ListRecords>"))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type, fake: FakeArxiv) -> None:
-        self.fake = fake
-        super().__init__(address, handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("fake arXiv: connection from %s ended early", client_address)
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: LoopbackServer
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:

@@ -30,12 +30,12 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes import Running
+from tests.fakes import LoopbackServer, Running
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class FakeHF(Running):
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._address = (host, port)
-        self._server: _Server | None = None
+        self._server: LoopbackServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -116,7 +116,7 @@ class FakeHF(Running):
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server(self._address, _Handler, self)
+        self._server = LoopbackServer(self._address, _Handler, self, "HF")
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.02},  # so stop() returns quickly
@@ -256,20 +256,8 @@ class FakeHF(Running):
         return _Reply(200, json.dumps(chunk).encode())
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type, fake: FakeHF) -> None:
-        self.fake = fake
-        super().__init__(address, handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out and hung up is expected here, not an error worth a traceback.
-        logger.debug("fake HF: connection from %s ended early", client_address)
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: LoopbackServer
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
