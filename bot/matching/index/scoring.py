@@ -163,15 +163,14 @@ def top_scores(
         sizes = [sum(len(p[0]) for p in state.posting_parts(tid)) for tid, _w in cols]
         order = sorted(range(len(cols)), key=lambda i: (-bounds[i], sizes[i]))
         taken = 0
+        holds = np.zeros(state.n_docs, dtype=bool)  # docs holding one of the words used
         for used in range(1, len(cols)):
             taken += sizes[order[used - 1]]
             if taken > PRUNE_SHARE * sum(sizes):
                 break
             rest = sum(bounds[i] for i in order[used:])
-            holds = np.zeros(state.n_docs, dtype=bool)
-            for i in order[:used]:
-                for posted, _tf in state.posting_parts(cols[i][0]):
-                    holds[posted] = True
+            for posted, _tf in state.posting_parts(cols[order[used - 1]][0]):
+                holds[posted] = True
             found = np.flatnonzero(holds)
             if rows is not None:
                 found = found[_find(rows, found)[1]]
