@@ -157,6 +157,7 @@ class Bm25Index:
             len(saved["terms"]),
             **{name: saved[name] for name in STATE_FIELDS},
         )
+        index._tokens.adopt(saved["buffer.store"], index._state.buffer)
         index.reused = index._state.n_docs
         index.extra = saved["extra"]
         return index

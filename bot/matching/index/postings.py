@@ -34,6 +34,12 @@ class TokenBuffer:
         self.store: np.ndarray | None = None
         self.used = 0
 
+    def adopt(self, store: np.ndarray, used: np.ndarray) -> None:
+        """Append after `used`, a view of the start of `store` (a snapshot's buffer file,
+        mapped copy-on-write with room to spare), in place while the room lasts."""
+        if used.base is store:
+            self.store, self.used = store, len(used)
+
     def append(self, used: np.ndarray, added: np.ndarray) -> np.ndarray:
         """The buffer `used` followed by `added`: written into the spare room after `used`
         when there is some (readers of the current state see only their own length, so

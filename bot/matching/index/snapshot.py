@@ -20,6 +20,7 @@ import time
 import weakref
 from array import array
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ from bot.matching.index.state import Lists, State
 from bot.matching.index.vocabulary import Vocabulary
 from bot.matching.text import remember_surface, surface_of
 
-SNAPSHOT_FORMAT = 2
+SNAPSHOT_FORMAT = 3
+SPARE_SHARE = 4  # the token buffer's file has room for 1/SPARE_SHARE more tokens
 ARRAYS = ("buffer", "offsets", "title_lens", "hashes", "doc_lens")
 LISTS = ("positions", "postings", "tail_positions", "tail_postings")
 TEXTS = ("terms", "surfaces", "ids")
@@ -137,7 +139,10 @@ def _write_folder(
         for name in ("authors", "titles"):
             arrays[f"{name}.bytes"], arrays[f"{name}.ends"] = getattr(table, name).packed(n_docs)
         for name, array in arrays.items():
-            _save_array(folder / f"{name}.npy", array)
+            if name == "buffer":
+                _save_buffer(folder / "buffer.npy", array)
+            else:
+                _save_array(folder / f"{name}.npy", array)
         (folder / "extra.json").write_text(json.dumps(extra or {}))
         (folder / "meta.json").write_text(json.dumps({**_meta(title_weight), "docs": n_docs}))
         _sync(folder)  # on disk before the link points at it: a crash leaves it whole or unused
@@ -197,9 +202,92 @@ def _save_array(path: Path, array: np.ndarray) -> None:
     np.save(path, np.ascontiguousarray(array), allow_pickle=False)
 
 
+@dataclass(frozen=True)
+class _Source:
+    """A token buffer file mapped copy-on-write: its first `clean` tokens are the file's."""
+
+    store: weakref.ref
+    descriptor: int  # kept open, so the file stays readable after a later save removes it
+    data_at: int  # where the tokens start in the file
+    clean: int
+
+
+_SOURCES: dict[int, _Source] = {}  # id of a mapped buffer store: its file
+
+
+def _save_buffer(path: Path, buffer: np.ndarray) -> None:
+    """Write the token buffer as an .npy file with room for 1/SPARE_SHARE more tokens
+    after it (a hole in the file: no disk used), so that a restart that maps it can append
+    new papers' tokens into that room instead of copying the buffer.
+
+    The tokens that came from a mapped snapshot file are copied file to file by the kernel
+    (`os.copy_file_range`), so their pages are not read into this process; the others are
+    written from memory."""
+    capacity = len(buffer) + len(buffer) // SPARE_SHARE + 1024
+    header = {"descr": "<i4", "fortran_order": False, "shape": (capacity,)}
+    source = _source_of(buffer)
+    with open(path, "wb") as out:
+        np.lib.format.write_array_header_1_0(out, header)
+        out.flush()
+        data_at = out.tell()
+        done = 0
+        if source is not None:
+            done = _copy_range(source, out.fileno(), min(source.clean, len(buffer)), data_at)
+            out.seek(data_at + 4 * done)
+        np.ascontiguousarray(buffer[done:], dtype="<i4").tofile(out)
+        out.truncate(data_at + 4 * capacity)
+
+
+def _source_of(buffer: np.ndarray) -> _Source | None:
+    """The mapped file under this buffer (a view of a store `_mapped_buffer` made), if any."""
+    with _MAPPED_LOCK:
+        array: Any = buffer
+        while isinstance(array, np.ndarray):
+            found = _SOURCES.get(id(array))
+            if found is not None and found.store() is array:
+                return found
+            array = array.base
+    return None
+
+
+def _copy_range(source: _Source, descriptor: int, tokens: int, data_at: int) -> int:
+    """Copy the first `tokens` tokens of `source` to `descriptor` at `data_at`, in the
+    kernel; returns how many were copied (0 where the file system cannot)."""
+    want, done = 4 * tokens, 0
+    try:
+        while done < want:
+            step = os.copy_file_range(
+                source.descriptor,
+                descriptor,
+                want - done,
+                source.data_at + done,
+                data_at + done,
+            )
+            if step <= 0:
+                break
+            done += step
+    except (OSError, AttributeError):  # no copy_file_range here: written from memory
+        pass
+    return done // 4
+
+
+def _mapped_buffer(path: Path, used: int) -> np.ndarray:
+    """The token buffer file mapped copy-on-write, whole (room to append included): writes
+    go to private pages, never to the file."""
+    mapped = np.load(path, mmap_mode="c", allow_pickle=False)
+    store = mapped.view(np.ndarray)  # numpy's memmap slices slowly; its plain view does not
+    descriptor = os.open(path, os.O_RDONLY)
+    weakref.finalize(store, os.close, descriptor)
+    with _MAPPED_LOCK:
+        for key in [k for k, found in _SOURCES.items() if found.store() is None]:
+            del _SOURCES[key]
+        _SOURCES[id(store)] = _Source(weakref.ref(store), descriptor, int(mapped.offset), used)
+    return store
+
+
 def _mapped(path: Path) -> np.ndarray:
     """The array of an .npy file, mapped read-only, and remembered by `_save_array`."""
-    array = np.load(path, mmap_mode="r", allow_pickle=False)
+    array = np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
     with _MAPPED_LOCK:
         for key in [k for k, (ref, _p) in _MAPPED.items() if ref() is None]:
             del _MAPPED[key]
@@ -220,7 +308,11 @@ def read_snapshot(path: str | Path, title_weight: int) -> dict[str, Any] | None:
             text = (folder / f"{name}.txt").read_text(encoding="utf-8", errors="surrogatepass")
             saved[name] = text.split("\n") if text else []
         for name in [*ARRAYS, *(f"{n}.ptr" for n in LISTS), *METADATA]:
-            saved[name] = _mapped(folder / f"{name}.npy")
+            if name != "buffer":
+                saved[name] = _mapped(folder / f"{name}.npy")
+        used = int(saved["offsets"][-1]) if len(saved["offsets"]) else -1
+        saved["buffer.store"] = _mapped_buffer(folder / "buffer.npy", used)
+        saved["buffer"] = saved["buffer.store"][: max(used, 0)]
         for name in LISTS:
             count = 1 if "positions" in name else 2
             saved[name] = Lists(
@@ -254,7 +346,7 @@ def _consistent(saved: dict[str, Any], meta: dict[str, Any]) -> bool:
         and len(saved["hashes"]) == len(saved["title_lens"]) == len(saved["doc_lens"]) == n_docs
         and len(offsets) == n_docs + 1
         and int(offsets[0]) == 0
-        and int(offsets[-1]) == len(buffer)
+        and int(offsets[-1]) == len(buffer) <= len(saved["buffer.store"])
         and lists_fit
         and all(len(saved[name]) == n_docs for name in ("upvotes", "authors.ends", "titles.ends"))
         and all(

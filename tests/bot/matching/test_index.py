@@ -424,7 +424,7 @@ def test_snapshot_is_a_folder_of_plain_npy_files_mapped_on_reading(corpus, tmp_p
     assert (tmp_path / "copied").is_symlink()
     assert (tmp_path / "copied" / "postings.0.npy").stat().st_ino == mapped  # linked, not written
     assert len(list(tmp_path.glob("copied.*"))) == 1
-    assert isinstance(again._state.postings.arrays[0], np.memmap)  # not read into memory
+    assert isinstance(again._state.postings.arrays[0].base, np.memmap)  # not read into memory
     assert_same_index(again, Bm25Index.build(corpus[:20]))
 
 
@@ -455,6 +455,34 @@ def test_open_gives_the_saved_index_back_without_its_docs(corpus, seed_docs, tmp
     assert reopened.title(renamed.id) == "Renamed" and reopened.authors(renamed.id) == ("zoe q.",)
     assert Bm25Index.open(tmp_path / "missing") is None
     assert Bm25Index.open(path, title_weight=2) is None
+
+
+def test_papers_added_after_open_go_into_the_buffer_files_spare_room(
+    corpus, seed_docs, tmp_path, monkeypatch
+):
+    path = tmp_path / "index"
+    Bm25Index.build(corpus).save(path)
+    saved = (path / "buffer.npy").read_bytes()
+    buffer = np.load(path / "buffer.npy", mmap_mode="r")
+    used = int(np.load(path / "offsets.npy")[-1])
+    assert len(buffer) > used and not buffer[used:].any()  # room to append, zeros
+    opened = Bm25Index.open(path)
+    assert opened is not None
+    store = opened._state.buffer.base
+    more = [dataclasses.replace(d, id=f"new{d.id}") for d in variants(seed_docs, 12, seed=5)]
+    opened.add(more)
+    assert opened._state.buffer.base is store  # appended in place: the buffer was not copied
+    assert (path / "buffer.npy").read_bytes() == saved  # copy-on-write: the file is untouched
+    assert_same_index(opened, Bm25Index.build([*corpus, *more]))
+    opened.save(tmp_path / "again")  # saved tokens copied file to file, the added ones after
+    reopened = Bm25Index.open(tmp_path / "again")
+    assert reopened is not None
+    assert_same_index(reopened, Bm25Index.build([*corpus, *more]))
+    monkeypatch.delattr(os, "copy_file_range")  # not on this system: written from memory
+    opened.save(tmp_path / "third")
+    assert (tmp_path / "third" / "buffer.npy").read_bytes() == (
+        tmp_path / "again" / "buffer.npy"
+    ).read_bytes()
 
 
 def test_a_snapshot_extended_with_new_papers_equals_a_build(corpus, tmp_path):
