@@ -19,12 +19,15 @@ Each measurement runs in a fresh worker process, as the bot runs it:
 - ingest: on a copy of the database, restarted from the snapshot, `bot.jobs._store` (what
   `papers-bot fetch` and the daily job run per listed day: store, commit, read back, index;
   words only) of five days of 2,000 new papers each, an arXiv day. Papers per second of
-  the whole step, and of the database and index parts.
+  the whole step, and of the database and index parts. Then a day of 2,000 papers of which
+  200 replace stored papers with a changed abstract, as arXiv's new versions do: its time,
+  and resident and peak memory from its start.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -32,6 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +52,7 @@ TARGET_RSS_MB = 1000.0
 TARGET_INGEST = 3000.0
 INGEST_DAYS = 5
 INGEST_DAY_PAPERS = 2000
+REPLACED = 200  # papers of the replacement day whose abstracts changed
 
 
 def archive_url(n: int, progress) -> tuple[str, float | None]:
@@ -210,16 +215,39 @@ def ingest_worker(url: str, cache: str, n: int) -> dict:
         store_s += took - (index_s - before)
         days.append({"new": new, "s": took, "index_s": index_s - before})
     archive.flush()
+    rss_days, peak_days = common.rss_mb(), common.peak_mb()
+    # a day with replacements: arXiv lists new versions whose abstracts changed
+    first_new = n + INGEST_DAYS * INGEST_DAY_PAPERS
+    records = list(synthetic.records(INGEST_DAY_PAPERS - REPLACED, first=first_new))
+    for record in synthetic.records(REPLACED, first=n // 2):
+        records.append(replace(record, abstract=record.abstract + " Code is released."))
+    with contextlib.suppress(OSError):  # peak memory measured from here on
+        Path("/proc/self/clear_refs").write_text("5")
+    before = index_s
+    t0 = time.perf_counter()
+    with Session(engine) as session:
+        new, updated, _encoded = jobs._store(records, session, archive)
+    replaced = {
+        "new": new,
+        "updated": updated,
+        "s": time.perf_counter() - t0,
+        "index_s": index_s - before,
+        "rss": common.rss_mb(),
+        "peak": common.peak_mb(),
+    }
+    index_s = before
+    archive.flush()
     with Session(engine) as session:
         stored = queries.count_papers(session=session)
     return {
+        "replaced": replaced,
         "days": days,
         "store_s": store_s,
         "index_s": index_s,
         "papers": len(index),
         "stored": stored,
-        "rss": common.rss_mb(),
-        "peak": common.peak_mb(),
+        "rss": rss_days,
+        "peak": peak_days,
     }
 
 
@@ -299,6 +327,22 @@ def report(n: int, store_s: float | None, first: dict, restart: dict, ingest: di
                 ]
             ],
         ),
+        f"\nThen one day of {INGEST_DAY_PAPERS:,} papers of which {REPLACED} replace stored "
+        "papers with a changed abstract (arXiv's new versions):\n\n",
+        common.table(
+            ["papers", "new", "updated", "whole step", "index part", "RSS MB after", "peak MB"],
+            [
+                [
+                    f"{INGEST_DAY_PAPERS:,}",
+                    f"{ingest['replaced']['new']:,}",
+                    f"{ingest['replaced']['updated']:,}",
+                    f"{ingest['replaced']['s']:.1f} s",
+                    f"{ingest['replaced']['index_s']:.1f} s",
+                    f"{ingest['replaced']['rss']:.0f}",
+                    f"{ingest['replaced']['peak']:.0f}",
+                ]
+            ],
+        ),
     ]
     p95 = p(restart["first"], 95) * 1000
     rss = max(restart["rss_ready"], restart["rss_searched"])
@@ -317,6 +361,11 @@ def report(n: int, store_s: float | None, first: dict, restart: dict, ingest: di
             f"RSS ≤ {TARGET_RSS_MB:,.0f} MB, ready and after searches",
             f"{rss:,.0f} MB",
             rss <= TARGET_RSS_MB,
+        ],
+        [
+            f"RSS ≤ {TARGET_RSS_MB:,.0f} MB after ingesting new papers",
+            f"{ingest['rss']:,.0f} MB",
+            ingest["rss"] <= TARGET_RSS_MB,
         ],
         [f"ingest ≥ {TARGET_INGEST:,.0f} papers/s", f"{rate:,.0f} papers/s", rate >= TARGET_INGEST],
     ]

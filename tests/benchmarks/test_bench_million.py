@@ -1,6 +1,6 @@
 """The million-paper benchmark's harness, run on 300 papers: its restart really starts from
-the snapshot, its searches find papers, its ingest stores and indexes every new paper, and
-its report judges each target from the numbers it was given."""
+the snapshot, its searches find papers, its ingest stores and indexes every new paper and
+replacement, and its report judges each target from the numbers it was given."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from storage.db import open_engine, upgrade
 def test_harness_restarts_from_the_snapshot_searches_and_ingests(tmp_path, monkeypatch):
     monkeypatch.setattr(archive_module, "SNAPSHOT_MIN_PAPERS", 10)
     monkeypatch.setattr(bench_million, "INGEST_DAY_PAPERS", 20)
+    monkeypatch.setattr(bench_million, "REPLACED", 5)
     cache = str(tmp_path / "cache")
     monkeypatch.setenv("XDG_CACHE_HOME", cache)  # restored after the test
     url = f"sqlite:///{tmp_path / 'archive.db'}"
@@ -27,7 +28,8 @@ def test_harness_restarts_from_the_snapshot_searches_and_ingests(tmp_path, monke
     assert len(restart["first"]) == len(synthetic.queries()) and restart["hits"] > 0
     ingest = bench_million.ingest_worker(url, cache, 300)
     assert [day["new"] for day in ingest["days"]] == [20] * bench_million.INGEST_DAYS
-    assert ingest["papers"] == ingest["stored"] == 300 + 20 * bench_million.INGEST_DAYS
+    assert ingest["replaced"]["new"] == 15 and ingest["replaced"]["updated"] == 5
+    assert ingest["papers"] == ingest["stored"] == 300 + 20 * bench_million.INGEST_DAYS + 15
 
     text = bench_million.report(300, 10.0, first, restart, ingest)
     restart["ready_s"] = bench_million.TARGET_START_S + 1

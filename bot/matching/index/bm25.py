@@ -18,12 +18,15 @@ import numpy as np
 
 from bot.matching.index import postings, scoring
 from bot.matching.index.docs import Doc, DocTable
+from bot.matching.index.pair_counts import counted_df
 from bot.matching.index.pairs import PairCache, saturation, scan_pair
 from bot.matching.index.scoring import K1, TITLE_WEIGHT, B, Block, Bm25
 from bot.matching.index.snapshot import STATE_FIELDS, read_snapshot, restore, write_snapshot
-from bot.matching.index.state import empty_state
+from bot.matching.index.state import State, empty_state
 from bot.matching.index.vocabulary import Vocabulary
 from bot.matching.text import remember_surface
+
+FEW_ROWS_SHARE = 16  # rows below 1/16 of the index: word pairs looked up in those rows only
 
 
 class Bm25Index:
@@ -97,6 +100,7 @@ class Bm25Index:
             return index
         arrays = {name: saved[name] for name in ("positions", "postings", "doc_lens")}
         arrays.update({name: saved[name] for name in ("tail_positions", "tail_postings")})
+        arrays.update({name: saved[name] for name in ("pair_words", "pair_df")})
         n_saved = len(saved["doc_lens"])
         index._state = postings.with_statistics(
             index._bm25,
@@ -400,7 +404,13 @@ class Bm25Index:
         return found
 
     def pair_df(self, pair: tuple[str, str]) -> int:
-        """How many docs have the two stems adjacent (either order)."""
+        """How many docs have the two stems adjacent (either order): counted ahead for
+        common words (`pair_counts`), else from the pair's postings."""
+        a, b = (self._vocab.get(term) for term in pair)
+        if a is not None and b is not None and a != b:
+            counted = counted_df(self._state, a, b)
+            if counted is not None:
+                return counted
         return len(self._pair_postings(pair)[0])
 
     def pair_idf(self, pair: tuple[str, str]) -> float:
@@ -415,8 +425,24 @@ class Bm25Index:
         out = np.zeros((len(pairs), len(rows)))
         if not len(rows):
             return out
+        few = len(rows) * FEW_ROWS_SHARE < state.n_docs
         for number, pair in enumerate(pairs):
-            hits = self._pair_postings(pair)
+            hits = self._pair_hits_in(state, pair, rows) if few else self._pair_postings(pair)
             if len(hits[0]):
                 out[number] = saturation(hits, rows, state.norm[rows])
         return out
+
+    def _pair_hits_in(
+        self, state: State, pair: tuple[str, str], rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The pair's postings within `rows` (ascending, distinct) only: the two words'
+        positions in those rows, looked up in each other (not cached: a few lookups)."""
+        a, b = (self._vocab.get(term) for term in pair)
+        if a is None or b is None or a == b:
+            return np.zeros(0, np.int64), np.zeros(0)
+        unique = rows if np.all(rows[1:] > rows[:-1]) else np.unique(rows)
+
+        def positions_of(tid: int) -> list[np.ndarray]:
+            return [state.positions_within(tid, unique)]
+
+        return scan_pair(state, (min(a, b), max(a, b)), positions_of, self.title_weight)

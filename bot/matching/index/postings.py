@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bot.matching.index.docs import Doc, DocTable, content_hash
+from bot.matching.index.pair_counts import common_words, count_pairs
 from bot.matching.index.scoring import Bm25
 from bot.matching.index.state import Lists, State, empty_lists
 from bot.matching.index.vocabulary import Vocabulary
@@ -138,6 +139,8 @@ def derive(
         main_positions, main_postings = new_positions, new_postings
         tail_positions = empty_lists(positions.dtype.type)
         tail_postings = empty_lists(np.int32, np.float32)
+        pair_words = common_words(np.diff(pos_ptr))
+        pair_df = count_pairs(buffer, offsets, first_row, pair_words, n_terms)
     else:  # new docs go into the tail, a copy of the small lists only
         main_positions, main_postings = previous.positions, previous.postings
         tail_positions = merge_lists(previous.tail_positions, new_positions)
@@ -148,6 +151,8 @@ def derive(
             tail_positions = empty_lists(positions.dtype.type)
             tail_postings = empty_lists(np.int32, np.float32)
         doc_lens = np.concatenate([previous.doc_lens, doc_lens])
+        pair_words = previous.pair_words
+        pair_df = previous.pair_df + count_pairs(buffer, offsets, first_row, pair_words, n_terms)
     return with_statistics(
         bm25,
         n_terms,
@@ -159,6 +164,8 @@ def derive(
         postings=main_postings,
         tail_positions=tail_positions,
         tail_postings=tail_postings,
+        pair_words=pair_words,
+        pair_df=pair_df,
         doc_lens=doc_lens,
     )
 

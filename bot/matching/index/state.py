@@ -55,6 +55,9 @@ class State:
     tail_*       the same for the docs added since the index was built: `add` merges new
                  docs into these small lists only, so it copies no large array; they are
                  folded into the main lists at the next build, or once they grow large
+    pair_words   the commonest terms when the index was last derived in full (ascending ids)
+    pair_df      for each two of them, how many rows hold them adjacent, in either order:
+                 pair_df[i * len(pair_words) + j], i < j their places in `pair_words`
     df, idf      per term (the main and tail lists together); `unseen_idf` for df = 0
     doc_lens     BM25 document length (the sum of the doc's term frequencies)
     norm         k1 (1 - b + b doc_len / avgdl), the saturation's denominator term
@@ -68,6 +71,8 @@ class State:
     postings: Lists
     tail_positions: Lists
     tail_postings: Lists
+    pair_words: np.ndarray
+    pair_df: np.ndarray
     df: np.ndarray
     doc_lens: np.ndarray
     norm: np.ndarray
@@ -164,6 +169,8 @@ def empty_state() -> State:
         postings=empty_lists(np.int32, np.float32),
         tail_positions=empty_lists(np.int32),
         tail_postings=empty_lists(np.int32, np.float32),
+        pair_words=np.zeros(0, np.int32),
+        pair_df=np.zeros(0, np.int32),
         df=np.zeros(0),
         doc_lens=np.zeros(0),
         norm=np.zeros(0),

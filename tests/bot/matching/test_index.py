@@ -15,12 +15,14 @@ import os
 import random
 import shutil
 import threading
+from collections import Counter
 from itertools import pairwise
 
 import numpy as np
 import pytest
 
 import bot.matching.index as index_module
+import bot.matching.index.pair_counts as pair_counts
 import bot.matching.index.snapshot as snapshot_module
 import bot.matching.ranking as ranking
 from bot.matching import text as text_module
@@ -209,6 +211,35 @@ def test_phrase_rows_and_pairs_agree_with_scanning_each_doc(corpus, tail):
             stream = index.tokens(doc_id)
             docs += any({a, b} == set(pair) for a, b in pairwise(stream))
         assert index.pair_df(pair) == docs
+
+
+@pytest.mark.parametrize("counted", [2, 40])
+def test_pair_counts_and_pairs_in_a_few_rows_agree_with_scanning_each_doc(
+    corpus, seed_docs, tmp_path, monkeypatch, counted
+):
+    monkeypatch.setattr(pair_counts, "PAIR_WORDS", counted)  # counted and scanned pairs both
+    monkeypatch.setattr(pair_counts.common_words, "__defaults__", (counted,))
+    index = Bm25Index.build(corpus[:200])
+    index.add(corpus[200:])  # counted as added
+    index.save(tmp_path / "index")
+    opened = Bm25Index.open(tmp_path / "index")
+    more = [dataclasses.replace(d, id=f"more{d.id}") for d in variants(seed_docs, 20, seed=9)]
+    opened.add(more)
+    docs = [*corpus, *more]
+    streams = [opened.tokens(d.id) for d in docs]
+    common = [t for t, _n in Counter(t for st in streams for t in set(st) if t).most_common(12)]
+    assert len(opened._state.pair_words) == counted
+    pairs = [(a, b) for i, a in enumerate(common) for b in common[i + 1 :]]
+    for pair in pairs:
+        expected = [any({a, b} == set(pair) for a, b in pairwise(st)) for st in streams]
+        assert opened.pair_df(pair) == sum(expected), pair
+    few = np.array(sorted(random.Random(4).sample(range(len(docs)), 20)))  # < 1/16 of them
+    in_few = opened.pair_saturation(pairs, few)
+    if counted >= len(common):  # every pair counted: no whole pair postings were scanned
+        assert not opened._pairs.pairs
+    everything = opened.pair_saturation(pairs, np.arange(len(docs)))  # from whole postings
+    np.testing.assert_array_equal(in_few, everything[:, few])
+    assert opened.pair_saturation(pairs, few[::-1]).tolist() == everything[:, few[::-1]].tolist()
 
 
 def test_fold_names_matches_folding_each_name():
