@@ -290,15 +290,17 @@ def search(
     for the RERANK_DEPTH best by plain BM25. Raises TopicError for an unusable query.
     """
     topic = parse_topic(query)
-    rows = _candidate_rows(index, candidate_ids)
     query_terms = _topic_query(topic)
-    if query_terms and len(rows):
-        given = rows if candidate_ids is not None else None
-        rows, raw = index.top(query_terms, max(RERANK_DEPTH, limit), given)
-        coverage = index.coverage_at(query_terms, rows)
-        scores, _coverage, mask = _topic_arrays(index, topic, rows, raw, coverage)
+    raw = coverage = None
+    if query_terms and candidate_ids is None:  # the best of every paper: no list of rows
+        rows, raw = index.top(query_terms, max(RERANK_DEPTH, limit))
     else:
-        scores, _coverage, mask = _topic_arrays(index, topic, rows, None, None)
+        rows = _candidate_rows(index, candidate_ids)
+        if query_terms and len(rows):
+            rows, raw = index.top(query_terms, max(RERANK_DEPTH, limit), rows)
+    if raw is not None:
+        coverage = index.coverage_at(query_terms, rows)
+    scores, _coverage, mask = _topic_arrays(index, topic, rows, raw, coverage)
     keep = np.flatnonzero(mask & (scores > 0))
     limit = max(limit, 0)
     if len(keep) > limit:  # only the papers that can make the page need sorting
