@@ -300,7 +300,7 @@ def search(
             rows, raw = index.top(query_terms, max(RERANK_DEPTH, limit), rows)
     if raw is not None:
         coverage = index.coverage_at(query_terms, rows)
-    scores, _coverage, mask = _topic_arrays(index, topic, rows, raw, coverage)
+    scores, _coverage, mask = _topic_arrays(index, topic, rows, raw, coverage, one_off=True)
     keep = np.flatnonzero(mask & (scores > 0))
     limit = max(limit, 0)
     if len(keep) > limit:  # only the papers that can make the page need sorting

@@ -84,8 +84,11 @@ def _topic_arrays(
     rows: np.ndarray,
     raw: np.ndarray | None,
     coverage: np.ndarray | None,
+    *,
+    one_off: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`topic_scores` from the topic's plain BM25 and coverage of the rows."""
+    """`topic_scores` from the topic's plain BM25 and coverage of the rows (`one_off`: for
+    a search, see `Bm25Index.pair_saturation`)."""
     query = _topic_query(topic)
     if not query or raw is None or coverage is None:  # author-only: a full match
         scores = np.ones(len(rows))
@@ -95,7 +98,7 @@ def _topic_arrays(
         pairs = [pair for pair in _topic_pairs(topic) if index.pair_df(pair) > 0]
         if pairs and len(rows):
             idf = np.array([index.pair_idf(pair) for pair in pairs])
-            near = idf @ index.pair_saturation(pairs, rows) / idf.sum()
+            near = idf @ index.pair_saturation(pairs, rows, one_off=one_off) / idf.sum()
             scores = (1 - PROXIMITY_WEIGHT) * scores + PROXIMITY_WEIGHT * near
     return scores, coverage, _filter_mask(index, topic, rows)
 

@@ -418,16 +418,25 @@ class Bm25Index:
         df = np.array([float(self.pair_df(pair))])
         return float(self._bm25.idf_of(df, len(self))[0])
 
-    def pair_saturation(self, pairs: Sequence[tuple[str, str]], rows: Sequence[int]) -> np.ndarray:
-        """BM25 saturation in [0, 1) of each adjacent pair in each row: shape (pairs, rows)."""
+    def pair_saturation(
+        self, pairs: Sequence[tuple[str, str]], rows: Sequence[int], *, one_off: bool = False
+    ) -> np.ndarray:
+        """BM25 saturation in [0, 1) of each adjacent pair in each row: shape (pairs, rows).
+
+        `one_off` (a search): over rows under 1/FEW_ROWS_SHARE of the index, each pair is
+        looked up in those rows' positions only, and nothing is cached, so that a query's
+        first run does not scan the whole archive for pairs it may never use again. Else
+        (digests, whose channels share their pairs) each pair's postings over the whole
+        archive are scanned once and cached.
+        """
         state = self._state
         rows = np.asarray(rows, dtype=np.int64)
         out = np.zeros((len(pairs), len(rows)))
         if not len(rows):
             return out
-        few = len(rows) * FEW_ROWS_SHARE < state.n_docs
+        within = one_off and len(rows) * FEW_ROWS_SHARE < state.n_docs
         for number, pair in enumerate(pairs):
-            hits = self._pair_hits_in(state, pair, rows) if few else self._pair_postings(pair)
+            hits = self._pair_hits_in(state, pair, rows) if within else self._pair_postings(pair)
             if len(hits[0]):
                 out[number] = saturation(hits, rows, state.norm[rows])
         return out
@@ -435,14 +444,15 @@ class Bm25Index:
     def _pair_hits_in(
         self, state: State, pair: tuple[str, str], rows: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The pair's postings within `rows` (ascending, distinct) only: the two words'
-        positions in those rows, looked up in each other (not cached: a few lookups)."""
+        """The pair's postings within `rows` only: the two words' positions in those rows,
+        looked up in each other."""
         a, b = (self._vocab.get(term) for term in pair)
         if a is None or b is None or a == b:
             return np.zeros(0, np.int64), np.zeros(0)
+        key = (min(a, b), max(a, b))
         unique = rows if np.all(rows[1:] > rows[:-1]) else np.unique(rows)
 
         def positions_of(tid: int) -> list[np.ndarray]:
             return [state.positions_within(tid, unique)]
 
-        return scan_pair(state, (min(a, b), max(a, b)), positions_of, self.title_weight)
+        return scan_pair(state, key, positions_of, self.title_weight)

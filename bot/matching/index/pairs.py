@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bot.matching.index.postings import term_major
-from bot.matching.index.state import Lists, State
+from bot.matching.index.state import Lists, State, search_sorted
 
 PAIR_CACHE_ENTRIES = 4_000_000  # most (row, tf) entries cached for word pairs (~48 MB)
 
@@ -39,7 +39,7 @@ def scan_pair(
     before = np.zeros(len(at), dtype=bool)  # "other rare": it starts one before
     for part in parts_b:  # one search finds the other word's nearest position either side
         if len(part):
-            nearest = np.searchsorted(part, at)
+            nearest = search_sorted(part, at)
             after |= part[np.minimum(nearest, len(part) - 1)] == at + 1
             before |= (nearest > 0) & (part[np.maximum(nearest - 1, 0)] == at - 1)
     hits = np.sort(np.concatenate([at[after], at[before] - 1]))

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from bot.matching.index.state import State
+from bot.matching.index.state import State, search_sorted
 from bot.matching.index.vocabulary import Vocabulary
 
 TITLE_WEIGHT = 3  # a title token counts as this many abstract tokens
@@ -113,7 +113,7 @@ def _find(posted: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     """Where each of `rows` would sit in the ascending `posted`, and which of them are there."""
     if not len(posted):
         return np.zeros(len(rows), np.int64), np.zeros(0, np.int64)
-    at = np.minimum(np.searchsorted(posted, rows), len(posted) - 1)
+    at = np.minimum(search_sorted(posted, rows), len(posted) - 1)
     return at, np.flatnonzero(posted[at] == rows)
 
 

@@ -105,8 +105,8 @@ class State:
         """Buffer positions of a term in these rows (ascending), ascending."""
         pieces = []
         for part in self.position_parts(tid):
-            low = np.searchsorted(part, self.offsets[rows])
-            high = np.searchsorted(part, self.offsets[rows + 1])
+            low = search_sorted(part, self.offsets[rows])
+            high = search_sorted(part, self.offsets[rows + 1])
             counts = high - low
             if counts.sum():
                 first = np.zeros(len(rows), np.int64)
@@ -149,12 +149,21 @@ class State:
         return found[np.r_[True, found[1:] != found[:-1]]] if len(found) else found
 
 
+def search_sorted(haystack: np.ndarray, needles: np.ndarray, side: str = "left") -> np.ndarray:
+    """`np.searchsorted`, with int64 needles in an int32 haystack cast to int32 first: numpy
+    would otherwise copy the whole haystack to int64 on every call (a posting or position
+    list of millions). The needles fit: they are rows and positions of the same index."""
+    if haystack.dtype == np.int32 and needles.dtype != np.int32:
+        needles = needles.astype(np.int32)
+    return np.searchsorted(haystack, needles, side)  # type: ignore[call-overload]
+
+
 def contains(parts: list[np.ndarray], values: np.ndarray) -> np.ndarray:
     """Which of `values` are in one of the ascending arrays `parts`."""
     found = np.zeros(len(values), dtype=bool)
     for part in parts:
         if len(part):
-            at = np.minimum(np.searchsorted(part, values), len(part) - 1)
+            at = np.minimum(search_sorted(part, values), len(part) - 1)
             found |= part[at] == values
     return found
 

@@ -234,12 +234,16 @@ def test_pair_counts_and_pairs_in_a_few_rows_agree_with_scanning_each_doc(
         expected = [any({a, b} == set(pair) for a, b in pairwise(st)) for st in streams]
         assert opened.pair_df(pair) == sum(expected), pair
     few = np.array(sorted(random.Random(4).sample(range(len(docs)), 20)))  # < 1/16 of them
-    in_few = opened.pair_saturation(pairs, few)
+    in_few = opened.pair_saturation(pairs, few, one_off=True)  # from those rows' positions
     if counted >= len(common):  # every pair counted: no whole pair postings were scanned
         assert not opened._pairs.pairs
-    everything = opened.pair_saturation(pairs, np.arange(len(docs)))  # from whole postings
+    cached = opened.pair_saturation(pairs, few)  # whole postings, scanned and cached
+    assert len(opened._pairs.pairs) == len(pairs)
+    np.testing.assert_array_equal(in_few, cached)
+    everything = opened.pair_saturation(pairs, np.arange(len(docs)), one_off=True)
     np.testing.assert_array_equal(in_few, everything[:, few])
-    assert opened.pair_saturation(pairs, few[::-1]).tolist() == everything[:, few[::-1]].tolist()
+    reverse = opened.pair_saturation(pairs, few[::-1], one_off=True)
+    assert reverse.tolist() == everything[:, few[::-1]].tolist()
 
 
 def test_fold_names_matches_folding_each_name():
