@@ -37,6 +37,7 @@ from storage.models import utcnow
 logger = logging.getLogger(__name__)
 SNAPSHOT_MIN_PAPERS = 5000  # smaller archives build in well under a second
 SYNC_MARGIN = dt.timedelta(minutes=10)  # clock differences between replicas
+RETIRED_SHARE = 0.1  # replaced papers' old rows kept in the index before a start reads afresh
 EMBED_BATCH = 64  # papers encoded, then stored, at a time
 
 
@@ -128,8 +129,8 @@ class Archive:
         if self.snapshot_path is None:
             return None
         index = Bm25Index.open(self.snapshot_path)
-        if index is None:
-            return None
+        if index is None or index.retired > RETIRED_SHARE * len(index):
+            return None  # (many papers replaced since the last full read: read afresh)
         try:
             since = dt.datetime.fromisoformat(index.extra["synced_at"]) - SYNC_MARGIN
             saved_revision = int(index.extra["revision"])

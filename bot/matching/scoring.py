@@ -69,7 +69,7 @@ def _surface_words(topic: Topic) -> dict[str, str]:
 
 def _candidate_rows(index: Bm25Index, candidate_ids: Iterable[str] | None) -> np.ndarray:
     if candidate_ids is None:
-        return np.arange(len(index))
+        return index.live_rows()
     return index.rows_of(candidate_ids)
 
 

@@ -101,6 +101,7 @@ class Bm25Index:
         arrays = {name: saved[name] for name in ("positions", "postings", "doc_lens")}
         arrays.update({name: saved[name] for name in ("tail_positions", "tail_postings")})
         arrays.update({name: saved[name] for name in ("pair_words", "pair_df")})
+        arrays.update({name: saved[name] for name in ("retired", "retired_df")})
         n_saved = len(saved["doc_lens"])
         index._state = postings.with_statistics(
             index._bm25,
@@ -133,8 +134,8 @@ class Bm25Index:
         state = self._state
         view._state = dataclasses.replace(
             state,
-            idf=view._bm25.idf_of(state.df, state.n_docs),
-            unseen_idf=float(view._bm25.idf_of(np.zeros(1), state.n_docs)[0]),
+            idf=view._bm25.idf_of(state.df, state.n_live),
+            unseen_idf=float(view._bm25.idf_of(np.zeros(1), state.n_live)[0]),
         )
         view._cache_lock = threading.Lock()
         view._pairs = PairCache()
@@ -162,7 +163,7 @@ class Bm25Index:
             **{name: saved[name] for name in STATE_FIELDS},
         )
         index._tokens.adopt(saved["buffer.store"], index._state.buffer)
-        index.reused = index._state.n_docs
+        index.reused = index._state.n_live
         index.extra = saved["extra"]
         return index
 
@@ -179,26 +180,25 @@ class Bm25Index:
     def add(self, docs: Iterable[Doc]) -> None:
         """Add docs: IDF and lengths always cover every doc in the index.
 
-        A doc whose id is present replaces it (same row, no duplicate): with the same tokens
-        only its metadata changes; with other tokens the postings are rebuilt from the token
-        buffer (about a second at 100,000 docs). New docs are merged into the postings and
-        positions without a rebuild.
+        A doc whose id is present replaces it: with the same tokens only its metadata
+        changes (same row); with other tokens (a new version's abstract) it moves to a new
+        row like a new doc, and its old row is retired (`State.retired`: it keeps its
+        entries but scores 0 and counts in no statistic), so nothing is rebuilt. New docs
+        are merged into the tail postings and positions. A full build (a first start)
+        leaves retired rows out.
         """
         state = self._state
         batch = postings.Batch.of(docs, state, self._vocab, self._docs)
         if batch is None:
             return
-        if not batch.replaced and not batch.lens:  # texts changed, tokens did not
+        if not batch.lens:  # texts changed, tokens did not
             self._state = dataclasses.replace(state, hashes=batch.hashes)
             self.revision += 1
             return
         n_terms = len(self._vocab.terms)
-        if batch.replaced:  # rebuild from the streams, the replaced ones swapped in
-            new = postings.rebuild(self._bm25, n_terms, state, batch)
-        else:  # new docs only: into the tail lists
-            new = postings.append(self._bm25, n_terms, state, batch, self._tokens)
+        new = postings.append(self._bm25, n_terms, state, batch, self._tokens)
         with self._cache_lock:
-            if batch.replaced:
+            if batch.retiring:  # cached pairs hold the retired rows' hits
                 self._pairs.clear()
             else:  # the cached pairs gain the new rows' hits before the new state shows
                 self._pairs.extend(new, batch.first_new, self.title_weight)
@@ -209,7 +209,20 @@ class Bm25Index:
     # ---- lookups
 
     def __len__(self) -> int:
-        return self._state.n_docs
+        """The docs held (retired rows left out)."""
+        return self._state.n_live
+
+    @property
+    def retired(self) -> int:
+        """Rows retired since the last full build (docs whose text changed, kept as rows)."""
+        state = self._state
+        return state.n_docs - state.n_live
+
+    def live_rows(self) -> np.ndarray:
+        """The rows of the docs held, ascending (every row but the retired ones)."""
+        state = self._state
+        rows = np.arange(state.n_docs)
+        return rows[~state.retired] if state.n_live < state.n_docs else rows
 
     def __contains__(self, doc_id: object) -> bool:
         row = self._docs.rows.get(doc_id)  # type: ignore[call-overload]
@@ -217,7 +230,8 @@ class Bm25Index:
 
     @property
     def ids(self) -> list[str]:
-        """Doc ids in row order (the order of `scores`)."""
+        """Doc ids in row order (the order of `scores`); a retired row keeps its doc's id
+        (the doc's row is the last one with it; `row` gives it)."""
         return self._docs.ids[: self._state.n_docs]
 
     def row(self, doc_id: str) -> int:
@@ -398,6 +412,9 @@ class Bm25Index:
                 return found
             state = self._state
         found = scan_pair(state, key, state.position_parts, self.title_weight)
+        if state.n_live < state.n_docs and len(found[0]):  # retired rows count nowhere
+            live = ~state.retired[found[0]]
+            found = (found[0][live], found[1][live])
         with self._cache_lock:
             if self._state is state:
                 self._pairs.put(key, found)

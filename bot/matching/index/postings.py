@@ -9,7 +9,7 @@ full build go to small tail lists, merged into the main ones once they grow. Cal
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,9 +97,11 @@ def derive(
     *,
     first_row: int = 0,
     previous: State | None = None,
+    retiring: Sequence[int] = (),
 ) -> State:
     """Positions, postings, lengths and IDF of the rows from `first_row` on, merged into
-    `previous` (which holds the rows before it), as a new state.
+    `previous` (which holds the rows before it), as a new state; the `retiring` rows of
+    `previous` are retired (their docs are among the new rows).
 
     Memory: every array is written straight into its final place, a chunk of about
     DERIVE_CHUNK_TOKENS entries at a time, so that the only temporaries are one chunk's
@@ -141,6 +143,7 @@ def derive(
         tail_postings = empty_lists(np.int32, np.float32)
         pair_words = common_words(np.diff(pos_ptr))
         pair_df = count_pairs(buffer, offsets, first_row, pair_words, n_terms)
+        retired, retired_df = np.zeros(len(offsets) - 1, bool), np.zeros(n_terms)
     else:  # new docs go into the tail, a copy of the small lists only
         main_positions, main_postings = previous.positions, previous.postings
         tail_positions = merge_lists(previous.tail_positions, new_positions)
@@ -153,6 +156,13 @@ def derive(
         doc_lens = np.concatenate([previous.doc_lens, doc_lens])
         pair_words = previous.pair_words
         pair_df = previous.pair_df + count_pairs(buffer, offsets, first_row, pair_words, n_terms)
+        retired = np.concatenate([previous.retired, np.zeros(len(offsets) - 1 - first_row, bool)])
+        retired_df = np.pad(previous.retired_df, (0, n_terms - len(previous.retired_df)))
+        if len(retiring):
+            retired[list(retiring)] = True
+            gone_df, gone_pairs = _contents(previous, retiring, pair_words, n_terms)
+            retired_df = retired_df + gone_df
+            pair_df = pair_df - gone_pairs
     return with_statistics(
         bm25,
         n_terms,
@@ -164,27 +174,51 @@ def derive(
         postings=main_postings,
         tail_positions=tail_positions,
         tail_postings=tail_postings,
+        retired=retired,
+        retired_df=retired_df,
         pair_words=pair_words,
         pair_df=pair_df,
         doc_lens=doc_lens,
     )
 
 
+def _contents(
+    state: State, rows: Sequence[int], pair_words: np.ndarray, n_terms: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """How many of these rows contain each term, and each counted word pair."""
+    streams = [state.stream(row) for row in rows]
+    offsets = np.zeros(len(streams) + 1, np.int64)
+    np.cumsum([len(stream) for stream in streams], out=offsets[1:])
+    tokens = np.concatenate(streams) if streams else np.zeros(0, np.int32)
+    row_of = np.repeat(np.arange(len(streams), dtype=np.int64), np.diff(offsets))
+    keep = tokens >= 0
+    found = np.sort(row_of[keep] * n_terms + tokens[keep])
+    once = found[np.r_[True, found[1:] != found[:-1]]] if len(found) else found
+    df = np.bincount(once % n_terms, minlength=n_terms).astype(np.float64)
+    return df, count_pairs(tokens, offsets, 0, pair_words, n_terms)
+
+
 def with_statistics(bm25: Bm25, n_terms: int, **arrays: Any) -> State:
     """The state of these arrays (`State`'s fields but the statistics), with its document
     frequencies, IDF and length normalization computed (a pass over the terms and one
     over the docs). Also how a snapshot's saved arrays become a state."""
-    doc_lens = arrays["doc_lens"]
-    n_docs = len(arrays["offsets"]) - 1
+    doc_lens, retired = arrays["doc_lens"], arrays["retired"]
     df = arrays["postings"].counts(n_terms) + arrays["tail_postings"].counts(n_terms)
     df = df.astype(np.float64)
-    avgdl = float(doc_lens.mean()) if n_docs else 0.0
+    live_lens = doc_lens
+    if retired.any():  # retired rows count nowhere
+        df -= np.pad(arrays["retired_df"], (0, n_terms - len(arrays["retired_df"])))
+        live_lens = doc_lens[~retired]
+    n_live = len(live_lens)
+    avgdl = float(live_lens.mean()) if n_live else 0.0
+    norm = bm25.k1 * (1 - bm25.b + bm25.b * doc_lens / max(avgdl, 1e-9))
+    norm[retired] = np.inf  # every weight of a retired row is 0
     return State(
         **arrays,
         df=df,
-        norm=bm25.k1 * (1 - bm25.b + bm25.b * doc_lens / max(avgdl, 1e-9)),
-        idf=bm25.idf_of(df, n_docs),
-        unseen_idf=float(bm25.idf_of(np.zeros(1), n_docs)[0]),
+        norm=norm,
+        idf=bm25.idf_of(df, n_live),
+        unseen_idf=float(bm25.idf_of(np.zeros(1), n_live)[0]),
     )
 
 
@@ -257,16 +291,17 @@ def postings_of(
 @dataclass
 class Batch:
     """Docs given to `add`, sorted out against the index's state: the new docs' streams,
-    one after the other (`added`, `lens`), the stored docs whose tokens changed
-    (`replaced`) or only whose text did (`rehashed`), and every row's title length and
-    text fingerprint after the change."""
+    one after the other (`added`, `lens`), among them stored docs whose tokens changed
+    (they move to a new row; `retiring` are their old rows), the stored docs whose text
+    changed but not their tokens (`rehashed`), and every row's title length and text
+    fingerprint after the change."""
 
     first_new: int
     added: np.ndarray | None
     lens: list[int]
     titles: np.ndarray
     hashes: np.ndarray
-    replaced: dict[int, tuple[np.ndarray, int]]
+    retiring: list[int]
     rehashed: dict[int, int]
 
     @classmethod
@@ -281,21 +316,26 @@ class Batch:
         title_lens: list[int] = []
         hashes: list[int] = []
         again: dict[int, np.ndarray] = {}  # new docs given twice: the last stream
-        replaced: dict[int, tuple[np.ndarray, int]] = {}
+        retiring: list[int] = []
         rehashed: dict[int, int] = {}
         for doc in docs:
             digest = content_hash(doc.title, doc.abstract)
             row = table.rows.get(doc.id)
+            stream: list[int] | None = None
             if row is not None and row < first_new:  # a stored doc, fetched again
-                if digest != rehashed.get(row, int(state.hashes[row])):
-                    stream, title_len = vocabulary.encode(doc)
-                    current = replaced.get(row, (state.stream(row), int(state.title_lens[row])))
-                    if title_len != current[1] or not np.array_equal(current[0], stream):
-                        replaced[row] = (np.asarray(stream, np.int32), title_len)
-                    rehashed[row] = digest
-                table.set_metadata(row, doc)
-                continue
-            stream, title_len = vocabulary.encode(doc)
+                if digest == rehashed.get(row, int(state.hashes[row])):
+                    table.set_metadata(row, doc)
+                    continue
+                stream, title_len = vocabulary.encode(doc)
+                same = title_len == int(state.title_lens[row])
+                if same and np.array_equal(state.stream(row), stream):
+                    rehashed[row] = digest  # the same tokens: the row stays
+                    table.set_metadata(row, doc)
+                    continue
+                retiring.append(row)  # new tokens: the doc moves to a new row
+                row = None
+            if stream is None:
+                stream, title_len = vocabulary.encode(doc)
             if row is None:
                 row = table.new_row(doc.id)
                 tokens.extend(stream)
@@ -321,24 +361,13 @@ class Batch:
         for row, digest in rehashed.items():
             all_hashes[row] = digest
         all_titles = np.concatenate([state.title_lens, np.array(title_lens, np.int32)])
-        for row, (_stream, title_len) in replaced.items():
-            all_titles[row] = title_len
-        return cls(first_new, added, lens, all_titles, all_hashes, replaced, rehashed)
-
-
-def rebuild(bm25: Bm25, n_terms: int, state: State, batch: Batch) -> State:
-    """A new state from every stream, the replaced ones swapped in, the new ones after."""
-    first_new, replaced = batch.first_new, batch.replaced
-    pieces = [replaced[r][0] if r in replaced else state.stream(r) for r in range(first_new)]
-    offsets = np.zeros(first_new + len(batch.lens) + 1, np.int64)
-    np.cumsum([len(piece) for piece in pieces] + batch.lens, out=offsets[1:])
-    buffer = np.concatenate([*pieces, batch.added])
-    return derive(bm25, n_terms, buffer, offsets, batch.titles, batch.hashes)
+        return cls(first_new, added, lens, all_titles, all_hashes, retiring, rehashed)
 
 
 def append(bm25: Bm25, n_terms: int, state: State, batch: Batch, tokens: TokenBuffer) -> State:
     """A new state with the batch's new docs after the others: their positions and
-    postings go to the tail lists, the main lists are shared with `state`."""
+    postings go to the tail lists, the main lists are shared with `state`; the rows of
+    docs that moved are retired."""
     offsets = np.concatenate([state.offsets, state.offsets[-1] + np.cumsum(batch.lens)])
     added, batch.added = batch.added, None  # copied into the buffer: freed before the peak
     buffer = tokens.append(state.buffer, added)
@@ -352,4 +381,5 @@ def append(bm25: Bm25, n_terms: int, state: State, batch: Batch, tokens: TokenBu
         batch.hashes,
         first_row=batch.first_new,
         previous=state,
+        retiring=batch.retiring,
     )

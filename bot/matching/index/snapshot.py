@@ -40,7 +40,8 @@ from bot.matching.text import remember_surface, surface_of
 
 SNAPSHOT_FORMAT = 3
 SPARE_SHARE = 4  # the token buffer's file has room for 1/SPARE_SHARE more tokens
-ARRAYS = ("buffer", "offsets", "title_lens", "hashes", "doc_lens", "pair_words", "pair_df")
+ARRAYS = ("buffer", "offsets", "title_lens", "hashes", "doc_lens", "retired", "retired_df")
+ARRAYS += ("pair_words", "pair_df")
 LISTS = ("positions", "postings", "tail_positions", "tail_postings")
 TEXTS = ("terms", "surfaces", "ids")
 STATE_FIELDS = (*ARRAYS, *LISTS)  # `State`'s fields but the statistics
@@ -345,6 +346,8 @@ def _consistent(saved: dict[str, Any], meta: dict[str, Any]) -> bool:
         and len(saved["surfaces"]) == n_terms
         and len(saved["hashes"]) == len(saved["title_lens"]) == len(saved["doc_lens"]) == n_docs
         and len(saved["pair_df"]) == len(saved["pair_words"]) ** 2
+        and len(saved["retired"]) == n_docs
+        and len(saved["retired_df"]) <= n_terms
         and len(offsets) == n_docs + 1
         and int(offsets[0]) == 0
         and int(offsets[-1]) == len(buffer) <= len(saved["buffer.store"])

@@ -55,6 +55,10 @@ class State:
     tail_*       the same for the docs added since the index was built: `add` merges new
                  docs into these small lists only, so it copies no large array; they are
                  folded into the main lists at the next build, or once they grow large
+    retired      per row: the doc was replaced by a later row (a paper whose text changed,
+                 `add`); its entries stay in the lists but it counts nowhere: its length
+                 normalization is infinite (every weight 0) and the statistics leave it out
+    retired_df   per term, how many retired rows contain it (taken off the lists' counts)
     pair_words   the commonest terms when the index was last derived in full (ascending ids)
     pair_df      for each two of them, how many rows hold them adjacent, in either order:
                  pair_df[i * len(pair_words) + j], i < j their places in `pair_words`
@@ -71,6 +75,8 @@ class State:
     postings: Lists
     tail_positions: Lists
     tail_postings: Lists
+    retired: np.ndarray
+    retired_df: np.ndarray
     pair_words: np.ndarray
     pair_df: np.ndarray
     df: np.ndarray
@@ -81,7 +87,13 @@ class State:
 
     @property
     def n_docs(self) -> int:
+        """Rows, retired ones included."""
         return len(self.offsets) - 1
+
+    @property
+    def n_live(self) -> int:
+        """Rows not retired: the docs the index holds."""
+        return self.n_docs - int(np.count_nonzero(self.retired))
 
     def stream(self, row: int) -> np.ndarray:
         return self.buffer[self.offsets[row] : self.offsets[row + 1]]
@@ -178,6 +190,8 @@ def empty_state() -> State:
         postings=empty_lists(np.int32, np.float32),
         tail_positions=empty_lists(np.int32),
         tail_postings=empty_lists(np.int32, np.float32),
+        retired=np.zeros(0, bool),
+        retired_df=np.zeros(0),
         pair_words=np.zeros(0, np.int32),
         pair_df=np.zeros(0, np.int32),
         df=np.zeros(0),

@@ -201,6 +201,35 @@ def test_restart_sees_a_replacement_another_process_stored_before_a_sync(
     assert search(restarted.index, query, limit=10) == search(rebuilt.index, query, limit=10)
 
 
+def test_replaced_papers_keep_their_old_rows_until_a_start_reads_afresh(
+    stored, seed_docs, tmp_path, monkeypatch
+):
+    path = tmp_path / "index"
+    running = Archive(stored, snapshot=path)
+    assert len(running.index) == 60
+
+    def replace(docs):  # new versions with other titles, stored and indexed
+        title = {d.id: f"Quantum error correction, part {d.id}" for d in docs}
+        with Session(stored) as session:
+            queries.upsert_papers(records(docs, title_of=title), session=session)
+            session.commit()
+        running.sync()
+        running.flush()
+
+    replace(seed_docs[:5])
+    assert running.index.retired == 5 and len(running.index) == 60
+    restarted = Archive(stored, snapshot=path)  # 5 of 60 retired: under RETIRED_SHARE
+    assert restarted.index.reused == 60 and restarted.index.retired == 5
+    replace(seed_docs[5:10])  # 10 of 60: over it
+    again = Archive(stored, snapshot=path)
+    assert again.index.retired == 0 and len(again.index) == 60  # derived afresh
+    fresh = Archive(stored, snapshot=None)
+    query = "quantum error correction"
+    assert search(again.index, query, limit=20) == search(fresh.index, query, limit=20)
+    assert search(running.index, query, limit=20) == search(fresh.index, query, limit=20)
+    assert set(search(fresh.index, query, limit=20)[0][:10]) == {d.id for d in seed_docs[:10]}
+
+
 def test_a_snapshot_of_a_database_started_afresh_is_not_served(
     db_url, seed_docs, tmp_path, monkeypatch
 ):

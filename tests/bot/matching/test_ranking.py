@@ -178,8 +178,8 @@ def test_add_replaces_a_doc_with_the_same_id():
         [Doc("a", "Quantum error correction", "Surface codes."), Doc("b", "Proteins", "Binding.")]
     )
     index.add([Doc("a", "Protein folding", "Structure prediction.", upvotes=7)])
-    assert len(index) == 2
-    assert index.ids == ["a", "b"]
+    assert len(index) == 2 and index.retired == 1
+    assert index.ids_at(index.live_rows()) == ["b", "a"]  # "a" moved to a new row
     assert index.upvotes("a") == 7
     assert search(index, "quantum", limit=5) == ([], [])
     assert search(index, "folding", limit=5)[0] == ["a"]
