@@ -254,12 +254,13 @@ class Bm25Index:
         return [ids[r] for r in rows]
 
     def rows_with_term(self, term: str) -> np.ndarray:
-        """Sorted rows of the docs containing the stem (none for a stem never seen)."""
+        """Sorted rows of the docs containing the stem (none for a stem never seen);
+        retired rows left out."""
         state = self._state
         tid = self._vocab.get(term)
         if tid is None or tid >= len(state.idf):
             return np.empty(0, dtype=np.int64)
-        return state.rows_with(tid)
+        return _live(state, state.rows_with(tid))
 
     def folded_authors(self, row: int) -> str:
         """The row's author names, lowercased, accent-free and "\n"-joined."""
@@ -303,14 +304,15 @@ class Bm25Index:
 
     def phrase_rows(self, phrase: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
         """Rows (ascending) where the stems occur contiguously: `has_phrase` for every row,
-        or for these rows (ascending) only."""
+        or for these rows (ascending) only; retired rows left out."""
         state = self._state
         found = [self._vocab.get(term) for term in phrase]
         ids = [tid for tid in found if tid is not None and tid < len(state.df)]
         if not ids or len(ids) < len(found):
             return np.zeros(0, np.int64)
-        return state.phrase_rows(
-            ids, None if rows is None else np.unique(np.asarray(rows, np.int64))
+        return _live(
+            state,
+            state.phrase_rows(ids, None if rows is None else np.unique(np.asarray(rows, np.int64))),
         )
 
     # ---- scoring
@@ -473,3 +475,10 @@ class Bm25Index:
             return [state.positions_within(tid, unique)]
 
         return scan_pair(state, key, positions_of, self.title_weight)
+
+
+def _live(state: State, rows: np.ndarray) -> np.ndarray:
+    """The rows (ascending) that are not retired."""
+    if not len(rows) or state.n_live == state.n_docs:
+        return rows
+    return rows[~state.retired[rows]]
