@@ -204,6 +204,7 @@ class Bm25Index:
                 self._pairs.extend(new, batch.first_new, self.title_weight)
             self._block = None
             self._state = new
+            self._docs.rows.update(batch.moved)  # after the state: the old rows meanwhile
             self.revision += 1
 
     # ---- lookups
