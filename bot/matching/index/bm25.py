@@ -479,7 +479,6 @@ class Bm25Index:
 
 
 def _live(state: State, rows: np.ndarray) -> np.ndarray:
-    """The rows (ascending) that are not retired."""
-    if not len(rows) or state.n_live == state.n_docs:
-        return rows
-    return rows[~state.retired[rows]]
+    """The rows (ascending) that are not retired (a look at these rows only)."""
+    live = ~state.retired[rows]
+    return rows if live.all() else rows[live]
