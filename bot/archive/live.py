@@ -88,6 +88,7 @@ class Archive:
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._savers: list[threading.Thread] = []
+        self._save_fresh = False  # the snapshot had too many retired rows: save a fresh one
         self._synced_at = utcnow()  # papers stored since then may be missing from the index
         self._revision: int | None = None  # the archive revision the index has
         if snapshot is True:
@@ -118,7 +119,8 @@ class Archive:
                     time.monotonic() - started,
                     index.reused,
                 )
-                if index.reused < len(index):
+                if index.reused < len(index) or self._save_fresh:
+                    self._save_fresh = False
                     self._save_later()
             return self._index
 
@@ -129,8 +131,11 @@ class Archive:
         if self.snapshot_path is None:
             return None
         index = Bm25Index.open(self.snapshot_path)
-        if index is None or index.retired > RETIRED_SHARE * len(index):
-            return None  # (many papers replaced since the last full read: read afresh)
+        if index is None:
+            return None
+        if index.retired > RETIRED_SHARE * len(index):  # many papers replaced since the last
+            self._save_fresh = True  # full read: read afresh, and saved (the next start opens it)
+            return None
         try:
             since = dt.datetime.fromisoformat(index.extra["synced_at"]) - SYNC_MARGIN
             saved_revision = int(index.extra["revision"])

@@ -204,6 +204,7 @@ class Bm25Index:
                 self._pairs.extend(new, batch.first_new, self.title_weight)
             self._block = None
             self._state = new
+            self._docs.rows.update(batch.moved)  # after the state: the old rows meanwhile
             self.revision += 1
 
     # ---- lookups
@@ -254,12 +255,13 @@ class Bm25Index:
         return [ids[r] for r in rows]
 
     def rows_with_term(self, term: str) -> np.ndarray:
-        """Sorted rows of the docs containing the stem (none for a stem never seen)."""
+        """Sorted rows of the docs containing the stem (none for a stem never seen);
+        retired rows left out."""
         state = self._state
         tid = self._vocab.get(term)
         if tid is None or tid >= len(state.idf):
             return np.empty(0, dtype=np.int64)
-        return state.rows_with(tid)
+        return _live(state, state.rows_with(tid))
 
     def folded_authors(self, row: int) -> str:
         """The row's author names, lowercased, accent-free and "\n"-joined."""
@@ -303,14 +305,15 @@ class Bm25Index:
 
     def phrase_rows(self, phrase: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
         """Rows (ascending) where the stems occur contiguously: `has_phrase` for every row,
-        or for these rows (ascending) only."""
+        or for these rows (ascending) only; retired rows left out."""
         state = self._state
         found = [self._vocab.get(term) for term in phrase]
         ids = [tid for tid in found if tid is not None and tid < len(state.df)]
         if not ids or len(ids) < len(found):
             return np.zeros(0, np.int64)
-        return state.phrase_rows(
-            ids, None if rows is None else np.unique(np.asarray(rows, np.int64))
+        return _live(
+            state,
+            state.phrase_rows(ids, None if rows is None else np.unique(np.asarray(rows, np.int64))),
         )
 
     # ---- scoring
@@ -473,3 +476,9 @@ class Bm25Index:
             return [state.positions_within(tid, unique)]
 
         return scan_pair(state, key, positions_of, self.title_weight)
+
+
+def _live(state: State, rows: np.ndarray) -> np.ndarray:
+    """The rows (ascending) that are not retired (a look at these rows only)."""
+    live = ~state.retired[rows]
+    return rows if live.all() else rows[live]

@@ -132,8 +132,12 @@ class DocTable:
         table.rows = {doc_id: row for row, doc_id in enumerate(ids)}
         return table
 
-    def new_row(self, doc_id: str) -> int:
-        row = self.rows[doc_id] = len(self.ids)
+    def new_row(self, doc_id: str, *, publish: bool = True) -> int:
+        """A row for the doc, after the others; `publish=False`: its id still leads to its
+        current row (`rows` is updated by the caller once the new row has its state)."""
+        row = len(self.ids)
+        if publish:
+            self.rows[doc_id] = row
         self.ids.append(doc_id)
         self.upvotes.append(0)
         self.authors.append("")

@@ -303,6 +303,7 @@ class Batch:
     hashes: np.ndarray
     retiring: list[int]
     rehashed: dict[int, int]
+    moved: dict[str, int]  # ids of the docs that moved: their new rows, for `table.rows`
 
     @classmethod
     def of(
@@ -318,10 +319,12 @@ class Batch:
         again: dict[int, np.ndarray] = {}  # new docs given twice: the last stream
         retiring: list[int] = []
         rehashed: dict[int, int] = {}
+        moved: dict[str, int] = {}  # not in `table.rows` before the new state shows
         for doc in docs:
             digest = content_hash(doc.title, doc.abstract)
-            row = table.rows.get(doc.id)
+            row = moved.get(doc.id, table.rows.get(doc.id))
             stream: list[int] | None = None
+            moving = False
             if row is not None and row < first_new:  # a stored doc, fetched again
                 if digest == rehashed.get(row, int(state.hashes[row])):
                     table.set_metadata(row, doc)
@@ -333,11 +336,13 @@ class Batch:
                     table.set_metadata(row, doc)
                     continue
                 retiring.append(row)  # new tokens: the doc moves to a new row
-                row = None
+                row, moving = None, True
             if stream is None:
                 stream, title_len = vocabulary.encode(doc)
             if row is None:
-                row = table.new_row(doc.id)
+                row = table.new_row(doc.id, publish=not moving)
+                if moving:
+                    moved[doc.id] = row
                 tokens.extend(stream)
                 lens.append(len(stream))
                 title_lens.append(title_len)
@@ -361,7 +366,7 @@ class Batch:
         for row, digest in rehashed.items():
             all_hashes[row] = digest
         all_titles = np.concatenate([state.title_lens, np.array(title_lens, np.int32)])
-        return cls(first_new, added, lens, all_titles, all_hashes, retiring, rehashed)
+        return cls(first_new, added, lens, all_titles, all_hashes, retiring, rehashed, moved)
 
 
 def append(bm25: Bm25, n_terms: int, state: State, batch: Batch, tokens: TokenBuffer) -> State:

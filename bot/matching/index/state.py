@@ -6,6 +6,7 @@ Made by `postings.derive`, read by every part of `Bm25Index` (scoring, word pair
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -90,9 +91,10 @@ class State:
         """Rows, retired ones included."""
         return len(self.offsets) - 1
 
-    @property
+    @cached_property
     def n_live(self) -> int:
-        """Rows not retired: the docs the index holds."""
+        """Rows not retired: the docs the index holds (counted once per state: `len(index)`
+        is read per topic and pair)."""
         return self.n_docs - int(np.count_nonzero(self.retired))
 
     def stream(self, row: int) -> np.ndarray:

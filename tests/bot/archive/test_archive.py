@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 import bot.archive.live as archive_module
 from bot.archive.live import Archive, default_snapshot_path, doc_from_row
+from bot.matching.index import Bm25Index
 from bot.matching.ranking import search
 from bot.sources import PaperRecord
 from storage import queries
@@ -223,6 +224,9 @@ def test_replaced_papers_keep_their_old_rows_until_a_start_reads_afresh(
     replace(seed_docs[5:10])  # 10 of 60: over it
     again = Archive(stored, snapshot=path)
     assert again.index.retired == 0 and len(again.index) == 60  # derived afresh
+    again.flush()  # the fresh index is saved, so later starts open it again
+    saved = Bm25Index.open(path)
+    assert saved is not None and saved.retired == 0 and len(saved) == 60
     fresh = Archive(stored, snapshot=None)
     query = "quantum error correction"
     assert search(again.index, query, limit=20) == search(fresh.index, query, limit=20)

@@ -213,6 +213,53 @@ def test_replacing_docs_equals_building_with_the_new_text(corpus):
     assert index.upvotes(corpus[4].id) == 9
 
 
+def test_rows_with_a_term_or_phrase_leave_retired_rows_out(corpus):
+    index = Bm25Index.build(corpus)
+    phrase = ("contrast", "learn")
+    had = [d for d in corpus if index.has_phrase(d.id, phrase)][:3]
+    assert had
+    index.add([dataclasses.replace(d, title="Speech", abstract="Speech synthesis.") for d in had])
+    assert index.retired == len(had)
+    expected = Bm25Index.build(
+        [
+            dataclasses.replace(d, title="Speech", abstract="Speech synthesis.") if d in had else d
+            for d in corpus
+        ]
+    )
+    for term in ("contrast", "learn", "speech"):
+        rows = index.rows_with_term(term)
+        assert not index._state.retired[rows].any(), term
+        assert sorted(index.ids_at(rows)) == sorted(expected.ids_at(expected.rows_with_term(term)))
+    rows = index.phrase_rows(phrase)
+    assert sorted(index.ids_at(rows)) == sorted(expected.ids_at(expected.phrase_rows(phrase)))
+    every = np.arange(len(index.ids))
+    assert index.phrase_rows(phrase, every).tolist() == rows.tolist()
+
+
+def test_a_replaced_doc_stays_readable_while_add_derives_its_new_row(corpus, monkeypatch):
+    index = Bm25Index.build(corpus)
+    doc = corpus[5]
+    topic = parse_topic("contrastive learning")
+    before = (
+        index.doc_terms(doc.id),
+        index.text_hash(doc.id),
+        ranking.explain(index, topic, doc.id),
+    )
+    seen = []
+    append = index_module.postings.append
+
+    def append_and_look(*args, **kwargs):  # a search thread, while the new state is made
+        seen.append(doc.id in index)
+        seen.append((index.doc_terms(doc.id), index.text_hash(doc.id)))
+        seen.append(ranking.explain(index, topic, doc.id))
+        return append(*args, **kwargs)
+
+    monkeypatch.setattr(index_module.postings, "append", append_and_look)
+    index.add([dataclasses.replace(doc, abstract="Speech synthesis.")])
+    assert seen == [True, before[:2], before[2]]  # the index as it was until the new one shows
+    assert "speech" in index.tokens(doc.id)
+
+
 def test_metadata_only_update_keeps_the_revision(corpus):
     index = Bm25Index.build(corpus[:30])
     revision = index.revision
