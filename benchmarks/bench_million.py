@@ -58,10 +58,8 @@ REPLACED = 200  # papers of the replacement day whose abstracts changed
 def archive_url(n: int, progress) -> tuple[str, float | None]:
     """The cached words-only SQLite archive of n papers, and how long storing it took (None
     if that was not recorded)."""
-    from sqlalchemy import update
 
     from storage.db import open_engine, upgrade
-    from storage.models import Paper, utcnow
 
     synthetic.CACHE.mkdir(parents=True, exist_ok=True)
     db = synthetic.CACHE / f"archive-{n}.db"
@@ -72,14 +70,7 @@ def archive_url(n: int, progress) -> tuple[str, float | None]:
     started = time.perf_counter()
     synthetic._fill(engine, n, progress)
     took = time.perf_counter() - started
-    # A restart reads the papers changed within SYNC_MARGIN before its snapshot: all of them
-    # if the whole archive was stored minutes ago, which happens once (the first import).
-    # Dated a day back, the archive is measured as on every later day.
-    day_ago = utcnow() - dt.timedelta(days=1)
-    with engine.begin() as connection:
-        connection.execute(
-            update(Paper).where(Paper.changed_at > day_ago).values(changed_at=day_ago)
-        )
+    synthetic.settle(engine)
     engine.dispose()
     if not timing.exists() and took > 1.0:
         timing.write_text(json.dumps({"papers": n, "store_s": took}))

@@ -10,6 +10,8 @@ Each run starts the real console script, `.venv/bin/papers-bot run --host 127.0.
 P`, in HTTP mode with fake tokens, `SLACK_API_URL` pointing at the loopback fake Slack of
 `tests/fakes/slack_api.py` (Bolt checks the token with `auth.test` at start), and
 `DATABASE_URL` at a database pre-filled with the synthetic archive (`benchmarks/synthetic.py`).
+The archive's papers are dated a day back (`synthetic.settle`), as on any day after the
+first import: a restart re-reads the papers changed within 10 minutes before its snapshot.
 It polls `GET /healthz` every 20 ms; ready is the first `ok`, which `bot.server` only
 serves once the index over every stored paper is built. Then it reads the process's
 resident memory (VmRSS) and peak (VmHWM) from /proc, and stops it.

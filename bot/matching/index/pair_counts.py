@@ -17,7 +17,7 @@ import numpy as np
 from bot.matching.index.state import State
 
 PAIR_WORDS = 1024  # the commonest words, whose pairs are counted ahead (a 4 MB table)
-PAIR_CHUNK_TOKENS = 1_000_000  # tokens per step of counting
+PAIR_CHUNK_TOKENS = 250_000  # tokens per step of counting (a few MB of temporaries)
 
 
 def common_words(position_counts: np.ndarray, k: int = PAIR_WORDS) -> np.ndarray:
