@@ -98,10 +98,8 @@ class Bm25Index:
                 index._bm25, n_terms, buffer, offsets, title_lens, hashes
             )
             return index
-        arrays = {name: saved[name] for name in ("positions", "postings", "doc_lens")}
-        arrays.update({name: saved[name] for name in ("tail_positions", "tail_postings")})
-        arrays.update({name: saved[name] for name in ("pair_words", "pair_df")})
-        arrays.update({name: saved[name] for name in ("retired", "retired_df")})
+        kept = set(STATE_FIELDS) - {"buffer", "offsets", "title_lens", "hashes"}
+        arrays = {name: saved[name] for name in kept}  # those of the snapshot's rows
         n_saved = len(saved["doc_lens"])
         index._state = postings.with_statistics(
             index._bm25,

@@ -189,13 +189,9 @@ def _contents(
     streams = [state.stream(row) for row in rows]
     offsets = np.zeros(len(streams) + 1, np.int64)
     np.cumsum([len(stream) for stream in streams], out=offsets[1:])
-    tokens = np.concatenate(streams) if streams else np.zeros(0, np.int32)
-    row_of = np.repeat(np.arange(len(streams), dtype=np.int64), np.diff(offsets))
-    keep = tokens >= 0
-    found = np.sort(row_of[keep] * n_terms + tokens[keep])
-    once = found[np.r_[True, found[1:] != found[:-1]]] if len(found) else found
-    df = np.bincount(once % n_terms, minlength=n_terms).astype(np.float64)
-    return df, count_pairs(tokens, offsets, 0, pair_words, n_terms)
+    terms = np.concatenate([np.unique(stream[stream >= 0]) for stream in streams])
+    df = np.bincount(terms, minlength=n_terms).astype(np.float64)
+    return df, count_pairs(np.concatenate(streams), offsets, 0, pair_words, n_terms)
 
 
 def with_statistics(bm25: Bm25, n_terms: int, **arrays: Any) -> State:
@@ -205,14 +201,15 @@ def with_statistics(bm25: Bm25, n_terms: int, **arrays: Any) -> State:
     doc_lens, retired = arrays["doc_lens"], arrays["retired"]
     df = arrays["postings"].counts(n_terms) + arrays["tail_postings"].counts(n_terms)
     df = df.astype(np.float64)
-    live_lens = doc_lens
-    if retired.any():  # retired rows count nowhere
+    live_lens, any_retired = doc_lens, retired.any()
+    if any_retired:  # retired rows count nowhere
         df -= np.pad(arrays["retired_df"], (0, n_terms - len(arrays["retired_df"])))
         live_lens = doc_lens[~retired]
     n_live = len(live_lens)
     avgdl = float(live_lens.mean()) if n_live else 0.0
     norm = bm25.k1 * (1 - bm25.b + bm25.b * doc_lens / max(avgdl, 1e-9))
-    norm[retired] = np.inf  # every weight of a retired row is 0
+    if any_retired:
+        norm[retired] = np.inf  # every weight of a retired row is 0
     return State(
         **arrays,
         df=df,

@@ -40,8 +40,10 @@ from bot.matching.text import remember_surface, surface_of
 
 SNAPSHOT_FORMAT = 3
 SPARE_SHARE = 4  # the token buffer's file has room for 1/SPARE_SHARE more tokens
-ARRAYS = ("buffer", "offsets", "title_lens", "hashes", "doc_lens", "retired", "retired_df")
-ARRAYS += ("pair_words", "pair_df")
+ARRAYS = (
+    *("buffer", "offsets", "title_lens", "hashes", "doc_lens"),
+    *("retired", "retired_df", "pair_words", "pair_df"),
+)
 LISTS = ("positions", "postings", "tail_positions", "tail_postings")
 TEXTS = ("terms", "surfaces", "ids")
 STATE_FIELDS = (*ARRAYS, *LISTS)  # `State`'s fields but the statistics
