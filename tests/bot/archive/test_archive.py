@@ -35,6 +35,19 @@ def records(seed_docs, *, title_of: dict[str, str] | None = None) -> list[PaperR
     ]
 
 
+def store_new_paper(engine) -> None:
+    """Store paper 2407.99999, as another process would."""
+    record = PaperRecord(
+        id="2407.99999",
+        title="Sparse autoencoders",
+        abstract="We train sparse autoencoders.",
+        listed_on=DAY,
+    )
+    with Session(engine) as session:
+        queries.upsert_papers([record], session=session)
+        session.commit()
+
+
 @pytest.fixture
 def stored(engine, seed_docs, monkeypatch):
     monkeypatch.setattr(archive_module, "SNAPSHOT_MIN_PAPERS", 10)
@@ -109,19 +122,10 @@ def test_default_snapshot_path(tmp_path, monkeypatch):
 
 
 def test_sync_picks_up_papers_another_process_stored(engine):
-    day = dt.date(2024, 7, 29)
     archive = Archive(engine, snapshot=None)
     assert len(archive.index) == 0
     assert archive.sync() == 0  # nothing stored since it was built: one tiny read
-    with Session(engine) as session:  # "another replica" stores a paper
-        record = PaperRecord(
-            id="2407.99999",
-            title="Sparse autoencoders",
-            abstract="We train sparse autoencoders.",
-            listed_on=day,
-        )
-        queries.upsert_papers([record], session=session)
-        session.commit()
+    store_new_paper(engine)  # "another replica" stores a paper
     assert "2407.99999" not in archive.index
     assert archive.sync() == 1
     assert "2407.99999" in archive.index
@@ -182,15 +186,7 @@ def test_restart_sees_a_replacement_another_process_stored_before_a_sync(
         title = {replaced: "Quantum error correction with surface codes"}
         queries.upsert_papers(records(seed_docs[3:4], title_of=title), session=session)
         session.commit()
-    with Session(stored) as session:  # later, a new paper: the running bot syncs and saves
-        new = PaperRecord(
-            id="2407.99999",
-            title="Sparse autoencoders",
-            abstract="We train sparse autoencoders.",
-            listed_on=DAY,
-        )
-        queries.upsert_papers([new], session=session)
-        session.commit()
+    store_new_paper(stored)  # later, a new paper: the running bot syncs and saves
     running.sync()
     running.flush()
     query = "quantum error correction"

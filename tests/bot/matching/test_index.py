@@ -595,7 +595,16 @@ def test_papers_added_after_open_go_into_the_buffer_files_spare_room(
     assert opened._state.buffer.base is store  # appended in place: the buffer was not copied
     assert (path / "buffer.npy").read_bytes() == saved  # copy-on-write: the file is untouched
     assert_same_index(opened, Bm25Index.build([*corpus, *more]))
+    copied = []
+    real_copy = os.copy_file_range
+
+    def copy_file_range(*args):
+        copied.append(args[2])
+        return real_copy(*args)
+
+    monkeypatch.setattr(os, "copy_file_range", copy_file_range)
     opened.save(tmp_path / "again")  # saved tokens copied file to file, the added ones after
+    assert sum(copied) == 4 * used  # every saved token, none from memory
     reopened = Bm25Index.open(tmp_path / "again")
     assert reopened is not None
     assert_same_index(reopened, Bm25Index.build([*corpus, *more]))
