@@ -186,15 +186,19 @@ class Bm25Index:
         leaves retired rows out.
         """
         state = self._state
-        batch = postings.Batch.of(docs, state, self._vocab, self._docs)
-        if batch is None:
-            return
-        if not batch.lens:  # texts changed, tokens did not
-            self._state = dataclasses.replace(state, hashes=batch.hashes)
-            self.revision += 1
-            return
-        n_terms = len(self._vocab.terms)
-        new = postings.append(self._bm25, n_terms, state, batch, self._tokens)
+        try:
+            batch = postings.Batch.of(docs, state, self._vocab, self._docs)
+            if batch is None:
+                return
+            if not batch.lens:  # texts changed, tokens did not
+                self._state = dataclasses.replace(state, hashes=batch.hashes)
+                self.revision += 1
+                return
+            n_terms = len(self._vocab.terms)
+            new = postings.append(self._bm25, n_terms, state, batch, self._tokens)
+        except BaseException:  # the docs' stream or the derivation failed: no row stays
+            self._docs.truncate(state.n_docs)
+            raise
         with self._cache_lock:
             if batch.retiring:  # cached pairs hold the retired rows' hits
                 self._pairs.clear()

@@ -98,6 +98,10 @@ class TextColumn:
     def append(self, text: str) -> None:
         self._more.append(text)
 
+    def truncate(self, n: int) -> None:
+        """Drop the strings from row n on (rows appended since the snapshot only)."""
+        del self._more[max(n - self._saved, 0) :]
+
     def packed(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(UTF-8 bytes, end of each) of the first n strings, for a snapshot: the saved
         bytes as they are when none of them changed, then the later strings'."""
@@ -143,6 +147,15 @@ class DocTable:
         self.authors.append("")
         self.titles.append("")
         return row
+
+    def truncate(self, n: int) -> None:
+        """Forget the rows from n on: those an `add` that failed had made."""
+        for doc_id in self.ids[n:]:
+            if self.rows.get(doc_id, -1) >= n:
+                del self.rows[doc_id]
+        del self.ids[n:], self.upvotes[n:]
+        self.authors.truncate(n)
+        self.titles.truncate(n)
 
     def set_metadata(self, row: int, doc: Doc) -> None:
         self.authors[row] = fold_names(doc.authors)

@@ -765,3 +765,29 @@ def test_a_snapshot_is_on_disk_before_the_link_points_at_it(corpus, tmp_path, mo
     assert {str(file) for file in path.resolve().iterdir()} <= synced
     assert folder in synced
     assert ("fsync", str(tmp_path)) in events[moved:]  # the moved link itself
+
+
+def test_an_add_cut_short_changes_nothing_and_the_same_docs_go_in_later(corpus, seed_docs):
+    """Docs arrive as a stream read from the database; if reading fails halfway, the rows
+    already given must not stay behind (a later add would number its docs after them)."""
+    index = Bm25Index.build(corpus)
+    before = list(index.ids)
+    later = [
+        dataclasses.replace(doc, id=f"later{i}")
+        for i, doc in enumerate(variants(seed_docs, 30, seed=23))
+    ]
+    replaced = dataclasses.replace(corpus[3], abstract=corpus[3].abstract + " Code is released.")
+
+    def cut_short():
+        yield from later[:20]
+        yield replaced
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        index.add(cut_short())
+    assert index.ids == before and len(index) == len(corpus)
+    assert all(doc.id not in index for doc in later)
+    index.add([*later, replaced])
+    fresh = [replaced if d.id == replaced.id else d for d in corpus]
+    assert_same_docs(index, Bm25Index.build([*fresh, *later]))
+    assert index.ids_at(index.rows_of([later[0].id]).tolist()) == [later[0].id]
