@@ -41,6 +41,12 @@ def peak_mb(pid: int | str = "self") -> float:
     return status_mb("VmHWM", pid)
 
 
+def anon_mb(pid: int | str = "self") -> float:
+    """The anonymous part of the resident memory (RssAnon): the process's own pages, as
+    opposed to pages of mapped files, which the kernel can drop and read again."""
+    return status_mb("RssAnon", pid)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100), linear interpolation (numpy's default)."""
     ordered = sorted(values)
