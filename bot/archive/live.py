@@ -37,7 +37,7 @@ from storage.models import utcnow
 logger = logging.getLogger(__name__)
 SNAPSHOT_MIN_PAPERS = 5000  # smaller archives build in well under a second
 SYNC_MARGIN = dt.timedelta(minutes=10)  # clock differences between replicas
-RETIRED_SHARE = 0.1  # replaced papers' old rows kept in the index before a start reads afresh
+RETIRED_SHARE = 0.1  # replaced papers' old rows kept in the index before a start drops them
 EMBED_BATCH = 64  # papers encoded, then stored, at a time
 
 
@@ -133,9 +133,6 @@ class Archive:
         index = Bm25Index.open(self.snapshot_path)
         if index is None:
             return None
-        if index.retired > RETIRED_SHARE * len(index):  # many papers replaced since the last
-            self._save_fresh = True  # full read: read afresh, and saved (the next start opens it)
-            return None
         try:
             since = dt.datetime.fromisoformat(index.extra["synced_at"]) - SYNC_MARGIN
             saved_revision = int(index.extra["revision"])
@@ -164,6 +161,9 @@ class Archive:
             logger.warning("the index snapshot %s is not this database's", self.snapshot_path)
             self.acronyms.restore({"counts": [], "written": []}, ())
             return None
+        if index.retired > RETIRED_SHARE * len(index):  # many papers replaced: their old rows
+            index = index.compacted()  # left out, from the saved streams, and saved again
+            self._save_fresh = True
         return index
 
     @property

@@ -26,6 +26,7 @@ from bot.matching.index.state import State, empty_state
 from bot.matching.index.vocabulary import Vocabulary
 from bot.matching.text import remember_surface
 
+COMPACT_ROWS = 50_000  # `compacted` gathers the streams of this many rows at a time
 FEW_ROWS_SHARE = 16  # rows below 1/16 of the index: word pairs looked up in those rows only
 
 
@@ -121,6 +122,38 @@ class Bm25Index:
                 first_row=n_saved,
                 previous=index._state,
             )
+        return index
+
+    def compacted(self) -> Bm25Index:
+        """The same docs in a new index without the retired rows (rows numbered afresh),
+        derived from the token streams it holds: no text is read or tokenized again. The
+        two share the vocabulary, so this index must not be used after."""
+        state = self._state
+        live = self.live_rows()
+        index = Bm25Index(
+            k1=self.k1, b=self.b, title_weight=self.title_weight, idf=self._bm25.idf_kind
+        )
+        index._vocab = self._vocab
+        index._docs = self._docs.select(live)
+        lens = state.offsets[live + 1] - state.offsets[live]
+        offsets = np.zeros(len(live) + 1, np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        buffer = np.empty(int(offsets[-1]), np.int32)
+        for low in range(0, len(live), COMPACT_ROWS):  # a chunk of streams at a time
+            high = min(low + COMPACT_ROWS, len(live))
+            start, stop = int(offsets[low]), int(offsets[high])
+            shift = np.repeat(state.offsets[live[low:high]] - offsets[low:high], lens[low:high])
+            buffer[start:stop] = state.buffer[shift + np.arange(start, stop)]
+        index._state = postings.derive(
+            index._bm25,
+            len(self._vocab.terms),
+            buffer,
+            offsets,
+            state.title_lens[live],
+            state.hashes[live],
+        )
+        index.reused = self.reused
+        index.extra = self.extra
         return index
 
     def with_idf(self, idf: Literal["lucene", "okapi"]) -> Bm25Index:

@@ -98,6 +98,17 @@ class TextColumn:
     def append(self, text: str) -> None:
         self._more.append(text)
 
+    def select(self, rows: np.ndarray) -> TextColumn:
+        """A column of these rows' strings only, in their order, packed as a snapshot's."""
+        blob, ends = self.packed(len(self))
+        starts = np.zeros(len(ends), np.int64)
+        starts[1:] = ends[:-1]
+        lens = ends[rows] - starts[rows]
+        new_ends = np.cumsum(lens)
+        total = int(new_ends[-1]) if len(rows) else 0
+        take = np.repeat(starts[rows] - (new_ends - lens), lens) + np.arange(total)
+        return TextColumn(blob[take], new_ends)
+
     def truncate(self, n: int) -> None:
         """Drop the strings from row n on (rows appended since the snapshot only)."""
         del self._more[max(n - self._saved, 0) :]
@@ -147,6 +158,15 @@ class DocTable:
         self.authors.append("")
         self.titles.append("")
         return row
+
+    def select(self, rows: np.ndarray) -> DocTable:
+        """A table of these rows only, numbered in their order from 0."""
+        return DocTable.saved(
+            [self.ids[r] for r in rows.tolist()],
+            self.authors.select(rows),
+            [self.upvotes[r] for r in rows.tolist()],
+            self.titles.select(rows),
+        )
 
     def truncate(self, n: int) -> None:
         """Forget the rows from n on: those an `add` that failed had made."""

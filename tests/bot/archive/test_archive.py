@@ -198,7 +198,7 @@ def test_restart_sees_a_replacement_another_process_stored_before_a_sync(
     assert search(restarted.index, query, limit=10) == search(rebuilt.index, query, limit=10)
 
 
-def test_replaced_papers_keep_their_old_rows_until_a_start_reads_afresh(
+def test_replaced_papers_keep_their_old_rows_until_a_start_drops_them(
     stored, seed_docs, tmp_path, monkeypatch
 ):
     path = tmp_path / "index"
@@ -218,8 +218,12 @@ def test_replaced_papers_keep_their_old_rows_until_a_start_reads_afresh(
     restarted = Archive(stored, snapshot=path)  # 5 of 60 retired: under RETIRED_SHARE
     assert restarted.index.reused == 60 and restarted.index.retired == 5
     replace(seed_docs[5:10])  # 10 of 60: over it
+    read_all, every_row = [], queries.iter_index_rows
+    monkeypatch.setattr(queries, "iter_index_rows", lambda **kw: read_all.append(kw) or [])
     again = Archive(stored, snapshot=path)
     assert again.index.retired == 0 and len(again.index) == 60  # derived afresh
+    assert not read_all  # from the snapshot's streams: no paper read again
+    monkeypatch.setattr(queries, "iter_index_rows", every_row)
     again.flush()  # the fresh index is saved, so later starts open it again
     saved = Bm25Index.open(path)
     assert saved is not None and saved.retired == 0 and len(saved) == 60

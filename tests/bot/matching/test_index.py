@@ -791,3 +791,26 @@ def test_an_add_cut_short_changes_nothing_and_the_same_docs_go_in_later(corpus, 
     fresh = [replaced if d.id == replaced.id else d for d in corpus]
     assert_same_docs(index, Bm25Index.build([*fresh, *later]))
     assert index.ids_at(index.rows_of([later[0].id]).tolist()) == [later[0].id]
+
+
+def test_compacted_drops_the_retired_rows_and_scores_as_a_fresh_build(corpus, seed_docs):
+    index = Bm25Index.build(corpus)
+    replaced = [
+        dataclasses.replace(doc, abstract=doc.abstract + " Code is released.", upvotes=i)
+        for i, doc in enumerate(corpus[::25])
+    ]
+    later = [dataclasses.replace(d, id=f"later{i}") for i, d in enumerate(seed_docs[:9])]
+    index.add([*replaced, *later])
+    assert index.retired == len(replaced)
+    compact = index.compacted()
+    fresh = {d.id: d for d in [*corpus, *replaced, *later]}
+    built = Bm25Index.build(list(fresh.values()))
+    assert compact.retired == 0 and compact.ids == [i for i in index.ids_at(index.live_rows())]
+    assert_same_docs(compact, built)
+    for doc_id in compact.ids[::5]:
+        assert compact.title(doc_id) == fresh[doc_id].title
+        assert compact.authors(doc_id) == built.authors(doc_id)
+    more = [dataclasses.replace(d, id=f"more{i}") for i, d in enumerate(variants(seed_docs, 3))]
+    compact.add(more)  # it goes on like any index
+    built.add(more)
+    assert_same_docs(compact, built)
