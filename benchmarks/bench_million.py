@@ -13,7 +13,8 @@ Each measurement runs in a fresh worker process, as the bot runs it:
 - start-up: `Archive(engine).index` with an empty cache directory ("first start": every
   title and abstract tokenized; it then writes the snapshot) and again with that snapshot
   ("restart", what every later start does). Ready is when `index` returns; RSS (VmRSS) is
-  read then, and peak is VmHWM.
+  read then, and peak is VmHWM. Also the start of a snapshot holding over 10% retired rows
+  (replaced papers' old rows): the snapshot opened and `Bm25Index.compacted`.
 - search: in the restarted worker, each fixed query (`synthetic.queries()`) goes through
   what `/papers search` runs, `Archive.sync` then `bot.archive.search.search_papers`,
   database look-up of the page included, Slack excluded. "first" is each query's first run
@@ -180,6 +181,29 @@ def search_runs(engine, archive, n: int, reps: int) -> dict:
     }
 
 
+def compact_worker(url: str, cache: str) -> dict:
+    """What a start does when the snapshot holds over `RETIRED_SHARE` retired rows: the
+    snapshot opened, then `Bm25Index.compacted` (its cost depends on the live rows only, so
+    it is measured on this snapshot as it is)."""
+    from bot.archive.live import default_snapshot_path
+    from bot.matching.index import Bm25Index
+    from storage.db import open_engine
+
+    os.environ["XDG_CACHE_HOME"] = cache
+    path = default_snapshot_path(open_engine(url))
+    assert path is not None
+    started = time.perf_counter()
+    opened = Bm25Index.open(path)
+    assert opened is not None
+    compact = opened.compacted()
+    return {
+        "s": time.perf_counter() - started,
+        "papers": len(compact),
+        "rss": common.rss_mb(),
+        "peak": common.peak_mb(),
+    }
+
+
 def ingest_worker(url: str, cache: str, n: int, pool: str) -> dict:
     """Five arXiv days stored and indexed into a copy of the archive, started from the
     snapshot."""
@@ -257,7 +281,13 @@ def ingest_worker(url: str, cache: str, n: int, pool: str) -> dict:
 
 
 def report(
-    n: int, pool: str, store_s: float | None, first: dict, restart: dict, ingest: dict
+    n: int,
+    pool: str,
+    store_s: float | None,
+    first: dict,
+    restart: dict,
+    compact: dict,
+    ingest: dict,
 ) -> str:
     p = common.percentile
     ms = common.ms
@@ -278,6 +308,13 @@ def report(
             f"{restart['reused']:,}",
             f"{restart['rss_ready']:.0f}",
             f"{restart['peak_ready']:.0f}",
+        ],
+        [
+            "restart, snapshot over 10% retired rows (`compacted`)",
+            f"{compact['s']:.1f} s",
+            f"{compact['papers']:,}",
+            f"{compact['rss']:.0f}",
+            f"{compact['peak']:.0f}",
         ],
     ]
     out = [
@@ -413,7 +450,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.worker:
         kind, url, cache = args.worker
-        if kind == "ingest":
+        if kind == "compact":
+            result = compact_worker(url, cache)
+        elif kind == "ingest":
             result = ingest_worker(url, cache, args.papers, args.pool)
         else:
             result = start_worker(url, cache, args.reps, search=kind == "restart")
@@ -432,6 +471,8 @@ def main() -> int:
         first = common.run_worker(script, "first", url, cache, *extra, timeout=3600)
         print("million: restart and searches", file=sys.stderr, flush=True)
         restart = common.run_worker(script, "restart", url, cache, *extra, timeout=3600)
+        print("million: a start dropping retired rows", file=sys.stderr, flush=True)
+        compact = common.run_worker(script, "compact", url, cache, *extra, timeout=3600)
         print("million: ingest on a copy", file=sys.stderr, flush=True)
         copy = base / "copy.db"
         shutil.copyfile(url.removeprefix("sqlite:///"), copy)
@@ -444,7 +485,7 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
     name = "million" if args.pool == "real" else f"million-{args.pool}"
-    common.write_result(name, report(n, args.pool, store_s, first, restart, ingest))
+    common.write_result(name, report(n, args.pool, store_s, first, restart, compact, ingest))
     return 0
 
 
