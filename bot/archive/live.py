@@ -88,7 +88,7 @@ class Archive:
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._savers: list[threading.Thread] = []
-        self._save_fresh = False  # the snapshot had too many retired rows: save a fresh one
+        self._save_fresh = False  # a compacted index could not be saved at start: save later
         self._synced_at = utcnow()  # papers stored since then may be missing from the index
         self._revision: int | None = None  # the archive revision the index has
         if snapshot is True:
@@ -144,6 +144,8 @@ class Archive:
             self._revision = queries.archive_revision(session=session)
             rows = queries.index_rows_changed_since(since, session=session)
             stored = queries.count_papers(session=session)
+        if index.retired > RETIRED_SHARE * len(index):  # many papers replaced: their old rows
+            index = self._compacted(index)  # left out
         try:
             self.acronyms.restore(acronyms, index)
         except (KeyError, TypeError, ValueError):
@@ -161,10 +163,22 @@ class Archive:
             logger.warning("the index snapshot %s is not this database's", self.snapshot_path)
             self.acronyms.restore({"counts": [], "written": []}, ())
             return None
-        if index.retired > RETIRED_SHARE * len(index):  # many papers replaced: their old rows
-            index = index.compacted()  # left out, from the saved streams, and saved again
-            self._save_fresh = True
         return index
+
+    def _compacted(self, index: Bm25Index) -> Bm25Index:
+        """The snapshot's index without its retired rows, derived from its token streams,
+        saved over it and mapped again, so that the process then holds what any restart
+        does (kept in memory, and saved later, if the snapshot cannot be written)."""
+        compact = index.compacted()
+        assert self.snapshot_path is not None
+        with self._save_lock:
+            try:
+                compact.save(self.snapshot_path, compact.extra)
+            except OSError as exc:
+                logger.warning("could not write the index snapshot %s: %s", self.snapshot_path, exc)
+                self._save_fresh = True
+                return compact
+        return Bm25Index.open(self.snapshot_path) or compact
 
     @property
     def engine(self) -> Engine:

@@ -223,6 +223,7 @@ def test_replaced_papers_keep_their_old_rows_until_a_start_drops_them(
     again = Archive(stored, snapshot=path)
     assert again.index.retired == 0 and len(again.index) == 60  # derived afresh
     assert not read_all  # from the snapshot's streams: no paper read again
+    assert again.index.reused == 60  # saved at once and mapped again, as by a restart
     monkeypatch.setattr(queries, "iter_index_rows", every_row)
     again.flush()  # the fresh index is saved, so later starts open it again
     saved = Bm25Index.open(path)
@@ -232,6 +233,33 @@ def test_replaced_papers_keep_their_old_rows_until_a_start_drops_them(
     assert search(again.index, query, limit=20) == search(fresh.index, query, limit=20)
     assert search(running.index, query, limit=20) == search(fresh.index, query, limit=20)
     assert set(search(fresh.index, query, limit=20)[0][:10]) == {d.id for d in seed_docs[:10]}
+
+
+def test_a_start_that_drops_retired_rows_serves_them_even_if_the_snapshot_cannot_be_written(
+    stored, seed_docs, tmp_path, monkeypatch, caplog
+):
+    path = tmp_path / "index"
+    running = Archive(stored, snapshot=path)
+    assert len(running.index) == 60
+    title = {d.id: f"Quantum error correction, part {d.id}" for d in seed_docs[:10]}
+    with Session(stored) as session:
+        queries.upsert_papers(records(seed_docs[:10], title_of=title), session=session)
+        session.commit()
+    running.sync()
+    running.flush()
+    assert running.index.retired == 10
+
+    def cannot_write(*_args, **_kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Bm25Index, "save", cannot_write)
+    again = Archive(stored, snapshot=path)
+    assert again.index.retired == 0 and len(again.index) == 60
+    again.flush()
+    assert "could not write the index snapshot" in caplog.text
+    fresh = Archive(stored, snapshot=None)
+    query = "quantum error correction"
+    assert search(again.index, query, limit=20) == search(fresh.index, query, limit=20)
 
 
 def test_a_snapshot_of_a_database_started_afresh_is_not_served(
