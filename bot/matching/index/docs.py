@@ -99,15 +99,12 @@ class TextColumn:
         self._more.append(text)
 
     def select(self, rows: np.ndarray) -> TextColumn:
-        """A column of these rows' strings only, in their order, packed as a snapshot's."""
+        """A column of these rows' strings only (rows ascending), packed as a snapshot's."""
         blob, ends = self.packed(len(self))
-        starts = np.zeros(len(ends), np.int64)
-        starts[1:] = ends[:-1]
-        lens = ends[rows] - starts[rows]
-        new_ends = np.cumsum(lens)
-        total = int(new_ends[-1]) if len(rows) else 0
-        take = np.repeat(starts[rows] - (new_ends - lens), lens) + np.arange(total)
-        return TextColumn(blob[take], new_ends)
+        lens = np.diff(ends, prepend=0)
+        kept = np.zeros(len(ends), dtype=bool)
+        kept[rows] = True
+        return TextColumn(blob[np.repeat(kept, lens)], np.cumsum(lens[rows]))
 
     def truncate(self, n: int) -> None:
         """Drop the strings from row n on (rows appended since the snapshot only)."""
