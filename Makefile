@@ -38,7 +38,8 @@ bench: $(BIN)/papers-bot
 	$(BIN)/python benchmarks/bench_hostile_memory.py
 	$(BIN)/python benchmarks/bench_arxiv_day.py
 
-# The index at 1,000,000 papers (SQLite): about 15 minutes, plus 6 to store the archive the
+# The index at 1,000,000 papers (SQLite), on the archive recombined from real papers (--pool
+# sample: the 70 sample papers): about 15 minutes, plus 6 to store the archive the
 # first time (kept in benchmarks/.cache/).
 bench-million: $(BIN)/papers-bot
 	$(BIN)/python benchmarks/bench_million.py
