@@ -277,10 +277,15 @@ class Archive:
                 revision = queries.archive_revision(session=session)
                 if revision == self._revision:
                     return 0
-                since, self._synced_at = self._synced_at - SYNC_MARGIN, utcnow()
+                since, synced_at = self._synced_at - SYNC_MARGIN, utcnow()
                 rows = queries.index_rows_changed_since(since, session=session)
-            self._revision = revision
-            self.add(doc_from_row(*row) for row in rows)
+            before = self._revision, self._synced_at
+            self._revision, self._synced_at = revision, synced_at  # in a snapshot `add` saves
+            try:
+                self.add(doc_from_row(*row) for row in rows)
+            except BaseException:  # not indexed: the next sync reads these papers again
+                self._revision, self._synced_at = before
+                raise
             return len(rows)
 
     def _save_later(self) -> None:

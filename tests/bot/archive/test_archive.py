@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 import bot.archive.live as archive_module
 from bot.archive.live import Archive, default_snapshot_path, doc_from_row
-from bot.matching.index import Bm25Index
+from bot.matching.index import Bm25Index, postings
 from bot.matching.ranking import search
 from bot.sources import PaperRecord
 from storage import queries
@@ -131,6 +131,28 @@ def test_sync_picks_up_papers_another_process_stored(engine):
     assert "2407.99999" in archive.index
     assert archive.sync() == 0  # seen: nothing read again
     assert search(archive.index, "sparse autoencoders", limit=5)[0] == ["2407.99999"]
+
+
+def test_a_sync_cut_short_reads_the_same_papers_again_next_time(engine, monkeypatch):
+    """A sync whose read or index update fails (the database went away, no memory left)
+    must not count as done: the scheduler's next tick reads those papers again."""
+    monkeypatch.setattr(archive_module, "SYNC_MARGIN", dt.timedelta(0))  # clocks agree here
+    archive = Archive(engine, snapshot=None)
+    assert len(archive.index) == 0
+    store_new_paper(engine)
+
+    def fails(*_args, **_kwargs):
+        raise MemoryError("cut short")
+
+    for module, name in [(queries, "index_rows_changed_since"), (postings, "append")]:
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, fails)
+        with pytest.raises(MemoryError):
+            archive.sync()
+        monkeypatch.setattr(module, name, real)
+        assert "2407.99999" not in archive.index
+    assert archive.sync() == 1
+    assert "2407.99999" in archive.index
 
 
 def test_restart_reads_only_the_papers_changed_since_the_snapshot(
