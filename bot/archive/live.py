@@ -170,14 +170,10 @@ class Archive:
         saved over it and mapped again, so that the process then holds what any restart
         does (kept in memory, and saved later, if the snapshot cannot be written)."""
         compact = index.compacted()
+        if not self._save(compact, compact.extra):
+            self._save_fresh = True
+            return compact
         assert self.snapshot_path is not None
-        with self._save_lock:
-            try:
-                compact.save(self.snapshot_path, compact.extra)
-            except OSError as exc:
-                logger.warning("could not write the index snapshot %s: %s", self.snapshot_path, exc)
-                self._save_fresh = True
-                return compact
         return Bm25Index.open(self.snapshot_path) or compact
 
     @property
@@ -310,7 +306,8 @@ class Archive:
         for saver in list(self._savers):
             saver.join(timeout)
 
-    def _save(self, index: Bm25Index, extra: dict) -> None:
+    def _save(self, index: Bm25Index, extra: dict) -> bool:
+        """Write the snapshot; False (and a warning in the log) if it could not be written."""
         with self._save_lock:
             path = self.snapshot_path
             assert path is not None
@@ -319,3 +316,5 @@ class Archive:
                 path.with_name(path.name + ".npz").unlink(missing_ok=True)  # older versions'
             except OSError as exc:
                 logger.warning("could not write the index snapshot %s: %s", path, exc)
+                return False
+            return True

@@ -135,15 +135,12 @@ class Bm25Index:
         )
         index._vocab = self._vocab
         index._docs = self._docs.select(live)
-        lens = state.offsets[live + 1] - state.offsets[live]
         offsets = np.zeros(len(live) + 1, np.int64)
-        np.cumsum(lens, out=offsets[1:])
+        np.cumsum(state.offsets[live + 1] - state.offsets[live], out=offsets[1:])
         buffer = np.empty(int(offsets[-1]), np.int32)
         for low in range(0, len(live), COMPACT_ROWS):  # a chunk of streams at a time
             high = min(low + COMPACT_ROWS, len(live))
-            start, stop = int(offsets[low]), int(offsets[high])
-            shift = np.repeat(state.offsets[live[low:high]] - offsets[low:high], lens[low:high])
-            buffer[start:stop] = state.buffer[shift + np.arange(start, stop)]
+            buffer[offsets[low] : offsets[high]] = state.streams_of(live[low:high])[0]
         index._state = postings.derive(
             index._bm25,
             len(self._vocab.terms),
@@ -256,9 +253,7 @@ class Bm25Index:
 
     def live_rows(self) -> np.ndarray:
         """The rows of the docs held, ascending (every row but the retired ones)."""
-        state = self._state
-        rows = np.arange(state.n_docs)
-        return rows[~state.retired] if state.n_live < state.n_docs else rows
+        return np.flatnonzero(~self._state.retired)
 
     def __contains__(self, doc_id: object) -> bool:
         row = self._docs.rows.get(doc_id)  # type: ignore[call-overload]

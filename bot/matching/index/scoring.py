@@ -283,13 +283,7 @@ class Bm25:
 
     def make_block(self, state: State, rows: np.ndarray) -> Block:
         """The BM25 weights of these rows (ascending), term-major."""
-        lens = state.offsets[rows + 1] - state.offsets[rows]
-        local = np.repeat(np.arange(len(rows), dtype=np.int64), lens)
-        first = np.zeros(len(rows), np.int64)
-        np.cumsum(lens[:-1], out=first[1:])
-        offset = np.arange(len(local), dtype=np.int64) - first[local]
-        tokens = state.buffer[state.offsets[rows][local] + offset]
-        title = offset < state.title_lens[rows][local]
+        tokens, local, title = state.streams_of(rows)
         keep = tokens >= 0
         n_terms = len(state.idf)
         tf = sp.csr_matrix(

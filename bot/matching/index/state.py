@@ -115,6 +115,17 @@ class State:
         (tail,) = self.tail_positions.of(tid)
         return [main, tail] if len(tail) else [main]
 
+    def streams_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The token streams of these rows, one after the other: (tokens, the position in
+        `rows` of each token's row, whether it is in its row's title region)."""
+        lens = self.offsets[rows + 1] - self.offsets[rows]
+        local = np.repeat(np.arange(len(rows), dtype=np.int64), lens)
+        first = np.zeros(len(rows), np.int64)
+        np.cumsum(lens[:-1], out=first[1:])
+        offset = np.arange(len(local), dtype=np.int64) - first[local]
+        tokens = self.buffer[self.offsets[rows][local] + offset]
+        return tokens, local, offset < self.title_lens[rows][local]
+
     def positions_within(self, tid: int, rows: np.ndarray) -> np.ndarray:
         """Buffer positions of a term in these rows (ascending), ascending."""
         pieces = []
