@@ -58,8 +58,9 @@ TOPICS = [
 ]
 
 
-def variants(seed_docs: list[Doc], n: int, seed: int = 7) -> list[Doc]:
-    """n docs recombined from the sample's sentences (repeats make ties and shared pairs)."""
+def variants(seed_docs: list[Doc], n: int, seed: int = 7, prefix: str = "v") -> list[Doc]:
+    """n docs recombined from the sample's sentences (repeats make ties and shared pairs),
+    with ids `prefix` + number."""
     rng = random.Random(seed)
     sentences = [s for d in seed_docs for s in d.abstract.split(". ")]
     out = []
@@ -67,7 +68,8 @@ def variants(seed_docs: list[Doc], n: int, seed: int = 7) -> list[Doc]:
         base = seed_docs[rng.randrange(len(seed_docs))]
         body = ". ".join(rng.sample(sentences, rng.randint(3, 9)))
         authors = tuple(rng.sample(["Ada Lovelace", "Alan Turing", "Jürgen S.", "Grace Hopper"], 2))
-        out.append(Doc(f"v{i:04d}", base.title, body, authors=authors, upvotes=rng.randint(0, 50)))
+        doc_id = f"{prefix}{i:04d}"
+        out.append(Doc(doc_id, base.title, body, authors=authors, upvotes=rng.randint(0, 50)))
     return out
 
 
@@ -772,10 +774,7 @@ def test_an_add_cut_short_changes_nothing_and_the_same_docs_go_in_later(corpus, 
     already given must not stay behind (a later add would number its docs after them)."""
     index = Bm25Index.build(corpus)
     before = list(index.ids)
-    later = [
-        dataclasses.replace(doc, id=f"later{i}")
-        for i, doc in enumerate(variants(seed_docs, 30, seed=23))
-    ]
+    later = variants(seed_docs, 30, seed=23, prefix="later")
     replaced = dataclasses.replace(corpus[3], abstract=corpus[3].abstract + " Code is released.")
 
     def cut_short():
@@ -799,18 +798,18 @@ def test_compacted_drops_the_retired_rows_and_scores_as_a_fresh_build(corpus, se
         dataclasses.replace(doc, abstract=doc.abstract + " Code is released.", upvotes=i)
         for i, doc in enumerate(corpus[::25])
     ]
-    later = [dataclasses.replace(d, id=f"later{i}") for i, d in enumerate(seed_docs[:9])]
+    later = variants(seed_docs, 9, seed=29, prefix="later")
     index.add([*replaced, *later])
     assert index.retired == len(replaced)
     compact = index.compacted()
     fresh = {d.id: d for d in [*corpus, *replaced, *later]}
     built = Bm25Index.build(list(fresh.values()))
-    assert compact.retired == 0 and compact.ids == [i for i in index.ids_at(index.live_rows())]
+    assert compact.retired == 0 and compact.ids == index.ids_at(index.live_rows())
     assert_same_docs(compact, built)
     for doc_id in compact.ids[::5]:
         assert compact.title(doc_id) == fresh[doc_id].title
         assert compact.authors(doc_id) == built.authors(doc_id)
-    more = [dataclasses.replace(d, id=f"more{i}") for i, d in enumerate(variants(seed_docs, 3))]
+    more = variants(seed_docs, 3, prefix="more")
     compact.add(more)  # it goes on like any index
     built.add(more)
     assert_same_docs(compact, built)
