@@ -463,7 +463,9 @@ def word_shares(n: int = 20_000) -> str:
     each pool and in the real papers themselves (title + abstract, as the index reads them)."""
     import sys
 
-    sys.path.insert(0, str(ROOT))
+    sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+    from common import table
+
     from bot.matching.text import tokenize
     from bot.matching.topics import parse_topic
 
@@ -480,13 +482,12 @@ def word_shares(n: int = 20_000) -> str:
             [f"{i['paper']['title']} {i['paper']['summary']}" for i in real_items()]
         ),
     }
-    lines = ["| query stem | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
-    for stem in sorted(stems, key=lambda s: -columns["sample pool"][s])[:25]:
-        lines.append(f"| {stem} | " + " | ".join(f"{c[stem]:.0%}" for c in columns.values()) + " |")
+    commonest = sorted(stems, key=lambda s: -columns["sample pool"][s])[:25]
+    rows = [[stem, *(f"{c[stem]:.0%}" for c in columns.values())] for stem in commonest]
     for cut in (0.2, 0.1):
-        counts = " | ".join(str(sum(v >= cut for v in c.values())) for c in columns.values())
-        lines.append(f"| stems in ≥ {cut:.0%} of papers (of {len(stems)}) | {counts} |")
-    return "\n".join(lines) + "\n"
+        counts = [sum(v >= cut for v in c.values()) for c in columns.values()]
+        rows.append([f"stems in ≥ {cut:.0%} of papers (of {len(stems)})", *counts])
+    return table(["query stem", *columns], rows)
 
 
 if __name__ == "__main__":
