@@ -82,6 +82,8 @@ GRID = {
     "min_closeness": (1.5, 2.0, 2.5, 3.0, math.inf),
     "meaning_only": (4.0, 4.5, 5.0, math.inf),
     "veto_closeness": (-math.inf, 0.0, 1.0, 1.5),
+    "partial_coverage": (0.5, 0.6, 0.7),
+    "partial_closeness": (2.5, 3.0, 3.5, math.inf),
 }
 
 
@@ -193,6 +195,7 @@ def archive_cases(
         keep = (features.coverage >= min(GRID["min_coverage"])) & (
             features.scores >= min(GRID["near_score"])
         )
+        keep |= features.coverage >= min(GRID["partial_coverage"])
         keep = keep.any(axis=0) | (np.nan_to_num(z, nan=-np.inf) >= min(GRID["meaning_only"]))
         features = ranking.Features(
             features.reading,
@@ -241,11 +244,17 @@ def grid_rules(words_only: bool = False) -> list[Rule]:
     if words_only:  # closeness is unknown: its thresholds cannot matter
         grid |= {"near_score": (0.3,), "min_closeness": (math.inf,)}
         grid |= {"meaning_only": (math.inf,), "veto_closeness": (-math.inf,)}
+        grid |= {"partial_closeness": (math.inf,)}
     rules = []
     for values in itertools.product(*(grid[name] for name in names)):
         rule = Rule(**dict(zip(names, values, strict=True)))
-        if rule.near_score <= rule.min_score and (
-            math.isfinite(rule.min_closeness) or rule.near_score == grid["near_score"][0]
+        if (
+            rule.near_score <= rule.min_score
+            and (math.isfinite(rule.min_closeness) or rule.near_score == grid["near_score"][0])
+            and (
+                math.isfinite(rule.partial_closeness)
+                or rule.partial_coverage == grid["partial_coverage"][0]
+            )
         ):
             rules.append(rule)  # near_score only matters with a finite min_closeness
     return rules

@@ -21,6 +21,8 @@ from bot.matching.rule import (
     MIN_COVERAGE,
     MIN_SCORE,
     NEAR_SCORE,
+    PARTIAL_CLOSENESS,
+    PARTIAL_COVERAGE,
     RULE,
     WORDS_RULE,
     Features,
@@ -51,6 +53,8 @@ __all__ = [
     "MIN_COVERAGE",
     "MIN_SCORE",
     "NEAR_SCORE",
+    "PARTIAL_CLOSENESS",
+    "PARTIAL_COVERAGE",
     "POPULARITY_WEIGHT",
     "PROXIMITY_WEIGHT",
     "RULE",
@@ -256,10 +260,15 @@ def explain(
         reason = f"in on its words: {label}{words} ({needs})"
     elif passes[0] and coverage >= rule.min_coverage and score[0] >= rule.near_score:
         reason = f"in on meaning: {label}{words}, faint, but {near} (needs {rule.min_closeness})"
+    elif passes[0] and coverage >= rule.partial_coverage:
+        needs = f"needs {rule.partial_closeness} under {_pct(rule.min_coverage)} of its words"
+        reason = f"in on meaning: {label}{words}, but {near} ({needs})"
     elif passes[0]:
         reason = f"in on meaning alone: {near} (needs {rule.meaning_only})"
     elif coverage < rule.min_coverage:
         reason = f"out: {label}only {_pct(coverage)} of its words (needs {_pct(rule.min_coverage)})"
+        if near and coverage >= rule.partial_coverage:
+            reason += f"; {near} (needs {rule.partial_closeness} to count)"
     elif features.qualifier is not None and features.qualifier[0] < rule.min_qualifier:
         qualifier = " · ".join(a.label for a in features.reading.qualifier)
         reason = (

@@ -14,12 +14,14 @@ import numpy as np
 from bot.matching.interpret import Reading
 
 MIN_SCORE = 0.7  # IDF-weighted mean saturation of the topic's words
-MIN_COVERAGE = 0.9  # share of the topic's IDF mass present in the paper
-NEAR_SCORE = 0.3  # a paper this close to MIN_SCORE may pass on closeness in meaning
+MIN_COVERAGE = 0.8  # share of the topic's IDF mass present in the paper
+NEAR_SCORE = 0.4  # a paper this close to MIN_SCORE may pass on closeness in meaning
 MIN_CLOSENESS = 2.0  # ... if its closeness z-score to the topic is at least this
 MEANING_ONLY = math.inf  # closeness that lets a paper in without the topic's words
 MIN_QUALIFIER = 1.0  # share of a qualifier's IDF mass ("X for Y": Y) a paper must contain
 VETO_CLOSENESS = 0.0  # closeness below which a paper is out, whatever its words
+PARTIAL_COVERAGE = 0.6  # a paper with this share of the topic's IDF mass passes ...
+PARTIAL_CLOSENESS = 3.0  # ... at this closeness, whatever its score (a word may be missing)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Rule:
     min_closeness: float = MIN_CLOSENESS
     meaning_only: float = MEANING_ONLY
     veto_closeness: float = VETO_CLOSENESS
+    partial_coverage: float = PARTIAL_COVERAGE
+    partial_closeness: float = PARTIAL_CLOSENESS
 
 
 RULE = Rule()
@@ -55,9 +59,11 @@ class Features:
     mask: np.ndarray  # (rows,)
 
 
-def _eligible(features: Features, rule: Rule) -> np.ndarray:
-    """(variants, rows): filters pass, the variant's words and the qualifier are there."""
-    eligible = features.mask & (features.coverage >= rule.min_coverage)
+def _eligible(features: Features, rule: Rule, coverage: float | None = None) -> np.ndarray:
+    """(variants, rows): filters pass, the variant's words (`coverage` of them, default
+    `rule.min_coverage`) and the qualifier are there."""
+    least = rule.min_coverage if coverage is None else coverage
+    eligible = features.mask & (features.coverage >= least)
     if features.qualifier is not None:
         eligible = eligible & (features.qualifier >= rule.min_qualifier)
     return eligible
@@ -71,6 +77,8 @@ def closeness_needed(features: Features, rule: Rule) -> np.ndarray:
     if math.isfinite(rule.veto_closeness):
         floor = min(floor, rule.min_score)
     near = _eligible(features, rule) & (features.scores >= floor)
+    if math.isfinite(rule.partial_closeness):
+        near = near | _eligible(features, rule, rule.partial_coverage)
     return near.any(axis=0)
 
 
@@ -82,16 +90,19 @@ def decide(
 
     A row passes when a variant has the words (coverage) and the qualifier, and either
     scores `min_score`, or scores `near_score` and is `min_closeness` close in meaning;
-    or, with no words needed, when it is `meaning_only` close. A row whose closeness is
-    known and below `veto_closeness` never passes. Its score is its best passing
-    variant's (-1 if none). The rule's fields may also be arrays of shape (rules, 1, 1):
-    the results then have a leading axis of rules (`benchmarks/cv_matching.py`).
+    or when a variant has `partial_coverage` of the words and the qualifier and the row is
+    `partial_closeness` close; or, with no words needed, when it is `meaning_only` close.
+    A row whose closeness is known and below `veto_closeness` never passes. Its score is
+    its best passing variant's (-1 if none). The rule's fields may also be arrays of shape
+    (rules, 1, 1): the results then have a leading axis of rules (`benchmarks/cv_matching.py`).
     """
     closeness = np.where(np.isnan(z), -np.inf, z)
-    eligible = _eligible(features, rule) & ~(z < rule.veto_closeness)  # NaN: not vetoed
+    kept = ~(z < rule.veto_closeness)  # NaN: not vetoed
+    eligible = _eligible(features, rule) & kept
     by_words = eligible & (features.scores >= rule.min_score)
     near = eligible & (features.scores >= rule.near_score) & (closeness >= rule.min_closeness)
-    ok = by_words | near
+    partial = _eligible(features, rule, rule.partial_coverage) & kept
+    ok = by_words | near | (partial & (closeness >= rule.partial_closeness))
     masked = np.where(ok, features.scores, -1.0)
     variant, score = np.argmax(masked, axis=-2), masked.max(axis=-2)
     passes = ok.any(axis=-2)
