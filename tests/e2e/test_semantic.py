@@ -34,22 +34,22 @@ def stored_vectors(stack) -> int:
 
 def test_digest_brings_in_a_close_paper_and_explains_why(stack):
     stack.monkeypatch.setenv("SEMANTIC_MODEL", "auto")
-    stack.command("subscribe medical imaging", wait="post")
+    stack.command("subscribe training data selection", wait="post")
     code, out, err = stack.cli("digest", "--date", DAY)
     assert code == 0, err
     assert "encoded 70 papers for matching by meaning" in err
     replies = [p for p in stack.slack.posts("C0001") if p.thread_ts]
     by_id = {r.text.rsplit("/", 1)[-1]: r for r in replies}
-    # 2407.20024 is about medical image analysis in so many words; 2407.20000 names its
-    # field once, and gets in on closeness in meaning.
-    assert {"2407.20024", "2407.20000"} <= set(by_id)
-    assert SEMANTIC_NOTE in str(by_id["2407.20000"].blocks)
-    assert SEMANTIC_NOTE not in str(by_id["2407.20024"].blocks)
+    # 2407.20060 is about data selection for training in so many words; 2407.20052 (a
+    # training data search) says "data selection" faintly, and gets in on closeness.
+    assert set(by_id) == {"2407.20060", "2407.20052"}
+    assert SEMANTIC_NOTE in str(by_id["2407.20052"].blocks)
+    assert SEMANTIC_NOTE not in str(by_id["2407.20060"].blocks)
     with Session(stack.engine) as session:
         delivered = {
             d.paper_id: d for d in queries.channel_deliveries("T0001", "C0001", session=session)
         }
-        assert delivered["2407.20000"].semantic and not delivered["2407.20024"].semantic
+        assert delivered["2407.20052"].semantic and not delivered["2407.20060"].semantic
     assert stored_vectors(stack) == 70  # every paper of the look-back window, encoded once
 
     code, out, err = stack.cli("embed")
@@ -88,11 +88,11 @@ def test_a_digest_encodes_its_own_window_only(stack):
     assert "encoded" not in err and stored_vectors(stack) == 0  # the papers came later
 
     code, out, err = stack.cli(
-        "digest", "--date", DAY, "--no-fetch", "--dry-run", "--topic", "medical imaging"
+        "digest", "--date", DAY, "--no-fetch", "--dry-run", "--topic", "training data selection"
     )
     assert code == 0, err
     assert stored_vectors(stack) == 70
-    assert "2407.20000" in out and SEMANTIC_NOTE in out  # the preview matches by meaning too
+    assert "2407.20052" in out and SEMANTIC_NOTE in out  # the preview matches by meaning too
 
 
 def test_a_folder_without_a_model_is_one_clear_line(stack, tmp_path):
@@ -108,7 +108,7 @@ def test_a_folder_without_a_model_is_one_clear_line(stack, tmp_path):
 
 def test_the_daily_job_matches_by_meaning(stack):
     """The scheduler's path: `daily_job` with an archive that has the encoder."""
-    stack.command("subscribe medical imaging", wait="post")
+    stack.command("subscribe training data selection", wait="post")
     archive = Archive(stack.engine, snapshot=None, encoder=Encoder.load(bundled_model_dir()))
     daily_job(
         engine=stack.engine,
@@ -119,7 +119,7 @@ def test_the_daily_job_matches_by_meaning(stack):
     )
     with Session(stack.engine) as session:
         delivered = queries.channel_deliveries("T0001", "C0001", session=session)
-    assert {d.paper_id for d in delivered if d.semantic} == {"2407.20000"}
+    assert {d.paper_id for d in delivered if d.semantic} == {"2407.20052"}
 
 
 def test_run_loads_the_encoder_and_help_says_so(tmp_path):
