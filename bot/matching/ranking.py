@@ -261,13 +261,13 @@ def explain(
     elif passes[0] and coverage >= rule.min_coverage and score[0] >= rule.near_score:
         reason = f"in on meaning: {label}{words}, faint, but {near} (needs {rule.min_closeness})"
     elif passes[0] and coverage >= rule.partial_coverage:
-        needs = f"needs {rule.partial_closeness} under {_pct(rule.min_coverage)} of its words"
+        needs = f"needs {rule.partial_closeness} with fewer or fainter words"
         reason = f"in on meaning: {label}{words}, but {near} ({needs})"
     elif passes[0]:
         reason = f"in on meaning alone: {near} (needs {rule.meaning_only})"
     elif coverage < rule.min_coverage:
         reason = f"out: {label}only {_pct(coverage)} of its words (needs {_pct(rule.min_coverage)})"
-        if near and coverage >= rule.partial_coverage:
+        if near and coverage >= rule.partial_coverage and math.isfinite(rule.partial_closeness):
             reason += f"; {near} (needs {rule.partial_closeness} to count)"
     elif features.qualifier is not None and features.qualifier[0] < rule.min_qualifier:
         qualifier = " · ".join(a.label for a in features.reading.qualifier)
@@ -280,6 +280,8 @@ def explain(
         reason = f"out: {label}{words}, too faint (needs {rule.min_score})"
         if near and score[0] >= rule.near_score:
             reason += f"; {near} (needs {rule.min_closeness} to count)"
+        elif near and math.isfinite(rule.partial_closeness):
+            reason += f"; {near} (needs {rule.partial_closeness} to count)"
     return Verdict(topic.text, reading_text(topic, acronyms), bool(passes[0]), reason)
 
 

@@ -42,7 +42,14 @@ class Rule:
 
 RULE = Rule()
 # Without the sentence encoder (SEMANTIC_MODEL=off), the rule cross-validated by words only.
-WORDS_RULE = Rule(min_score=0.5, min_coverage=0.8, min_closeness=math.inf, veto_closeness=-math.inf)
+WORDS_RULE = Rule(
+    min_score=0.5,
+    min_coverage=0.8,
+    near_score=0.3,
+    min_closeness=math.inf,
+    veto_closeness=-math.inf,
+    partial_closeness=math.inf,
+)
 
 
 @dataclass

@@ -115,6 +115,17 @@ def test_decide_reads_each_threshold():
     assert decide(qualified, np.full(2, np.nan), rule)[0].tolist() == [False, True]
 
 
+def test_decide_lets_most_of_the_words_in_when_very_close():
+    rule = Rule(0.5, 0.9, 1.0, 0.3, 2.0, math.inf, 0.0, partial_coverage=0.6, partial_closeness=3)
+    f = features([[0.1, 0.1, 0.1, 0.1, 0.6]], [[0.6, 0.59, 0.6, 0.6, 0.6]],
+                 qualifier=[1.0, 1.0, 1.0, 0.5, 1.0])  # fmt: skip
+    z = np.array([3.0, 9.0, 2.9, 9.0, np.nan])
+    passes, _score, _variant, meaning = decide(f, z, rule)
+    assert passes.tolist() == [True, False, False, False, False]  # words, closeness, qualifier
+    assert meaning.tolist() == [True, False, False, False, False]
+    assert not decide(f, z, replace(rule, partial_closeness=math.inf))[0].any()
+
+
 def test_explain_says_which_rule_decided(seed):
     index, acronyms = seed
     paper = sorted(posted(seed, "recommender systems"))[0]

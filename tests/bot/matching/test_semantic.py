@@ -25,6 +25,7 @@ from bot.matching.ranking import (
     PARTIAL_COVERAGE,
     RULE,
     SEMANTIC_WEIGHT,
+    explain,
     match_topics,
     parse_topic,
     topic_scores,
@@ -116,6 +117,19 @@ def test_very_close_papers_missing_a_word_pass_but_never_with_fewer(seed_index, 
         assert got == passed | near | (partial if z >= PARTIAL_CLOSENESS else set()), z
         assert all(m.semantic for m in matches if m.paper_id in partial)
         assert not got & lacking  # too few words: closeness never stands in for them
+
+
+def test_why_says_a_paper_missing_a_word_needs_more_closeness(seed_index):
+    topic = "learning with noisy labels"
+    _passed, _near, partial, _lacking = _bands(seed_index, topic)
+    paper = sorted(partial)[0]
+    words = f"of its words (needs {MIN_COVERAGE:.0%})"
+    low = explain(seed_index, parse_topic(topic), paper, semantics=FixedCloseness(2.5))
+    assert not low.passes
+    assert low.reason.endswith(f"{words}; closeness in meaning 2.5 (needs 3.0 to count)")
+    high = explain(seed_index, parse_topic(topic), paper, semantics=FixedCloseness(3.5))
+    assert high.passes and high.reason.startswith("in on meaning: score ")
+    assert high.reason.endswith("closeness in meaning 3.5 (needs 3.0 with fewer or fainter words)")
 
 
 def test_closeness_below_the_threshold_or_unknown_changes_nothing(seed_index):
