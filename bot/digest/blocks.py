@@ -31,7 +31,8 @@ from bot.digest.mrkdwn import (
 Message = tuple[str, list[dict]]
 
 HELP_BY_MEANING = (
-    "; a paper that mentions them only briefly still comes if its abstract is close in meaning"
+    "; a paper that mentions them only briefly, or most of them, still comes if its abstract "
+    "is close in meaning"
 )
 HELP_TOPIC_SYNTAX = (
     "*Topic syntax*\n"
@@ -113,7 +114,9 @@ class PaperView:
 SOURCE_LABELS = {"hf": "Hugging Face", "arxiv": "arXiv"}
 
 
-SEMANTIC_NOTE = "the words appear briefly, but the abstract is close in meaning to the topic"
+SEMANTIC_NOTE = (
+    "the words appear briefly or in part, but the abstract is close in meaning to the topic"
+)
 
 
 def paper_url(paper_id: str) -> str:
