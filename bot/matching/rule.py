@@ -14,13 +14,13 @@ import numpy as np
 from bot.matching.interpret import Reading
 
 MIN_SCORE = 0.7  # IDF-weighted mean saturation of the topic's words
-MIN_COVERAGE = 0.8  # share of the topic's IDF mass present in the paper
+MIN_COVERAGE = 0.7  # share of the topic's IDF mass present in the paper
 NEAR_SCORE = 0.4  # a paper this close to MIN_SCORE may pass on closeness in meaning
 MIN_CLOSENESS = 2.0  # ... if its closeness z-score to the topic is at least this
 MEANING_ONLY = math.inf  # closeness that lets a paper in without the topic's words
 MIN_QUALIFIER = 1.0  # share of a qualifier's IDF mass ("X for Y": Y) a paper must contain
 VETO_CLOSENESS = 0.0  # closeness below which a paper is out, whatever its words
-PARTIAL_COVERAGE = 0.6  # a paper with this share of the topic's IDF mass passes ...
+PARTIAL_COVERAGE = 0.7  # a paper with this share of the topic's IDF mass passes ...
 PARTIAL_CLOSENESS = 3.0  # ... at this closeness, whatever its score (a word may be missing)
 
 
