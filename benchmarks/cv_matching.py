@@ -248,7 +248,7 @@ def grid_rules(words_only: bool = False) -> list[Rule]:
     if words_only:  # closeness is unknown: its thresholds cannot matter
         grid |= {"near_score": (0.3,), "min_closeness": (math.inf,)}
         grid |= {"meaning_only": (math.inf,), "veto_closeness": (-math.inf,)}
-        grid |= {"partial_closeness": (math.inf,)}
+        grid |= {"partial_coverage": (ranking.PARTIAL_COVERAGE,), "partial_closeness": (math.inf,)}
     rules = []
     for values in itertools.product(*(grid[name] for name in names)):
         rule = Rule(**dict(zip(names, values, strict=True)))
