@@ -228,6 +228,15 @@ def _pct(value: float) -> str:
     return f"{100 * value:.0f}%"
 
 
+def _least_closeness(features: Features, rule: Rule) -> float | None:
+    """The least closeness at which the (one-row) `features` pass `rule`; None if none does."""
+    for t in sorted({rule.min_closeness, rule.partial_closeness, rule.meaning_only}):
+        t = max(t, rule.veto_closeness)
+        if math.isfinite(t) and decide(features, np.array([t]), rule)[0][0]:
+            return t
+    return None
+
+
 def explain(
     index: Bm25Index,
     topic: Topic,
@@ -253,35 +262,44 @@ def explain(
     label = f"*{alts[number].label}*: " if len(alts) > 1 else ""
     coverage = float(features.coverage[variant[0], 0])
     words = f"score {score[0]:.2f}, {_pct(coverage)} of its words"
+    least = _least_closeness(features, rule)  # None: no closeness lets it in
+    tier = ""
+    qualified = features.qualifier is None or features.qualifier[0] >= rule.min_qualifier
+    if passes[0] and meaning[0]:  # which closeness tier let the shown variant in
+        tiers = []
+        if qualified and coverage >= rule.min_coverage and score[0] >= rule.near_score:
+            tiers.append((rule.min_closeness, "near"))
+        if qualified and coverage >= rule.partial_coverage:
+            tiers.append((rule.partial_closeness, "partial"))
+        tiers = [t for t in tiers if closeness is not None and closeness >= t[0]]
+        tier = min(tiers)[1] if tiers else "alone"
+    hint = f"; {near} (needs {least} to count)" if near and least is not None else ""
     if not features.mask[0]:
         reason = "kept out by the topic's filters (an excluded word, a missing phrase or author)"
     elif passes[0] and not meaning[0]:
         needs = f"needs {rule.min_score} and {_pct(rule.min_coverage)}"
         reason = f"in on its words: {label}{words} ({needs})"
-    elif passes[0] and coverage >= rule.min_coverage and score[0] >= rule.near_score:
+    elif passes[0] and tier == "near":
         reason = f"in on meaning: {label}{words}, faint, but {near} (needs {rule.min_closeness})"
-    elif passes[0] and coverage >= rule.partial_coverage:
+    elif passes[0] and tier == "partial":
         needs = f"needs {rule.partial_closeness} with fewer or fainter words"
         reason = f"in on meaning: {label}{words}, but {near} ({needs})"
     elif passes[0]:
         reason = f"in on meaning alone: {near} (needs {rule.meaning_only})"
     elif coverage < rule.min_coverage:
         reason = f"out: {label}only {_pct(coverage)} of its words (needs {_pct(rule.min_coverage)})"
-        if near and coverage >= rule.partial_coverage and math.isfinite(rule.partial_closeness):
-            reason += f"; {near} (needs {rule.partial_closeness} to count)"
-    elif features.qualifier is not None and features.qualifier[0] < rule.min_qualifier:
+        reason += hint
+    elif not qualified:
         qualifier = " · ".join(a.label for a in features.reading.qualifier)
         reason = (
             f"out: about {label.strip(': ') or 'the subject'} but hardly *{qualifier}* "
             f"({_pct(float(features.qualifier[0]))} of its words, needs "
             f"{_pct(rule.min_qualifier)})"
-        )
+        ) + hint
+    elif closeness is not None and closeness < rule.veto_closeness:
+        reason = f"out: {label}{words}, but {near} (needs at least {rule.veto_closeness})"
     else:
-        reason = f"out: {label}{words}, too faint (needs {rule.min_score})"
-        if near and score[0] >= rule.near_score:
-            reason += f"; {near} (needs {rule.min_closeness} to count)"
-        elif near and math.isfinite(rule.partial_closeness):
-            reason += f"; {near} (needs {rule.partial_closeness} to count)"
+        reason = f"out: {label}{words}, too faint (needs {rule.min_score})" + hint
     return Verdict(topic.text, reading_text(topic, acronyms), bool(passes[0]), reason)
 
 

@@ -100,8 +100,9 @@ def decide(
     or when a variant has `partial_coverage` of the words and the qualifier and the row is
     `partial_closeness` close; or, with no words needed, when it is `meaning_only` close.
     A row whose closeness is known and below `veto_closeness` never passes. Its score is
-    its best passing variant's (-1 if none). The rule's fields may also be arrays of shape
-    (rules, 1, 1): the results then have a leading axis of rules (`benchmarks/cv_matching.py`).
+    its best passing variant's, among those that pass on words if any do (-1 if none). The
+    rule's fields may also be arrays of shape (rules, 1, 1): the results then have a leading
+    axis of rules (`benchmarks/cv_matching.py`).
     """
     closeness = np.where(np.isnan(z), -np.inf, z)
     kept = ~(z < rule.veto_closeness)  # NaN: not vetoed
@@ -110,7 +111,10 @@ def decide(
     near = eligible & (features.scores >= rule.near_score) & (closeness >= rule.min_closeness)
     partial = _eligible(features, rule, rule.partial_coverage) & kept
     ok = by_words | near | (partial & (closeness >= rule.partial_closeness))
-    masked = np.where(ok, features.scores, -1.0)
+    # a row in on its words is scored (and explained) by a variant that has them, not by a
+    # higher-scoring one with fewer words let in by closeness
+    best = np.where(by_words.any(axis=-2, keepdims=True), by_words, ok)
+    masked = np.where(best, features.scores, -1.0)
     variant, score = np.argmax(masked, axis=-2), masked.max(axis=-2)
     passes = ok.any(axis=-2)
     by_meaning = passes & ~by_words.any(axis=-2)

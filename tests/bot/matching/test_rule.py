@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -12,6 +12,7 @@ from bot.matching.acronyms import Acronyms
 from bot.matching.index import Bm25Index, Doc
 from bot.matching.interpret import Reading
 from bot.matching.ranking import (
+    RULE,
     WORDS_RULE,
     Features,
     Rule,
@@ -140,3 +141,73 @@ def test_explain_says_which_rule_decided(seed):
     assert out.reading == ""
     excluded = explain(index, parse_topic("recommender systems author:zzzz"), paper)
     assert not excluded.passes and "filters" in excluded.reason
+
+
+class Fixed:
+    """Every paper at the same closeness z-score."""
+
+    def __init__(self, z: float) -> None:
+        self.z = z
+
+    def closeness(self, text, paper_ids):
+        return np.full(len(paper_ids), self.z)
+
+
+def test_decide_batched_equals_decide_rule_by_rule():
+    rng = np.random.default_rng(0)
+    cover = rng.choice([0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], size=(3, 200))
+    f = features(np.where(cover > 0, rng.uniform(size=(3, 200)), 0.0), cover,
+                 qualifier=rng.choice([0.0, 0.5, 1.0], size=200))  # fmt: skip
+    z = rng.normal(1, 2, 200)
+    z[::9] = np.nan
+    rules = [
+        Rule(0.5, 0.9, 1.0, 0.3, 2.0, math.inf, 0.0, 0.6, 3.0),
+        Rule(0.7, 0.6, 0.5, 0.4, 3.0, 4.0, -math.inf, 0.7, 2.5),
+        Rule(0.6, 0.7, 1.0, 0.2, math.inf, math.inf, 1.0, 0.5, math.inf),
+    ]
+    names = [f.name for f in fields(Rule)]
+    batched = Rule(**{n: np.array([getattr(r, n) for r in rules]).reshape(-1, 1, 1) for n in names})
+    together = decide(f, z, batched)
+    for k, rule in enumerate(rules):
+        for got, alone in zip(together, decide(f, z, rule), strict=True):
+            np.testing.assert_array_equal(got[k], alone)
+
+
+def test_a_paper_in_on_its_words_is_shown_with_the_words_it_has():
+    docs = [Doc("p", "Recommender recommender recommender ranking",
+                "A recommender for recommender ranking; recommender recommender. "
+                "We use contrastive learning once.")]  # fmt: skip
+    docs += [Doc(f"s{k}", "Systems", "Distributed systems learning for systems.") for k in range(6)]
+    docs += [Doc(f"c{k}", "Other", "Vision transformers; contrastive aims.") for k in range(6)]
+    index = Bm25Index.build(docs)
+    topic = parse_topic("contrastive learning, recommender systems")
+    rule = Rule(0.2, 0.9, 1.0, 0.2, 2.0, math.inf, 0.0, partial_coverage=0.5, partial_closeness=3.0)
+    why = explain(index, topic, "p", semantics=Fixed(3.5), rule=rule)
+    assert why.passes and why.reason.startswith("in on its words: *contrastive learning*: "), why
+    (match,) = match_topics(index, [topic], ["p"], limit=1, semantics=Fixed(3.5), rule=rule)
+    assert not match.semantic and match.terms == ("contrastive", "learning")
+
+
+@pytest.mark.parametrize(
+    ("topic", "paper", "rule", "z", "passes", "ending"),
+    [  # thresholds of cv_matching's grid, where the tiers do not line up as in RULE
+        ("contrastive learning", "2407.20007", {"partial_closeness": 2.5, "min_closeness": 3.0},
+         2.6, True, "(needs 2.5 with fewer or fainter words)"),
+        ("contrastive learning", "2407.20007", {"partial_closeness": 2.5, "min_closeness": 3.0},
+         2.0, False, "(needs 2.5 to count)"),
+        ("learning with noisy labels", "2407.20000", {"min_coverage": 0.6}, 2.0, False,
+         "too faint (needs 0.7)"),  # 64% of the words: the tier asks for 70%
+        ("contrastive learning for recommender systems", "2407.20055",
+         {"min_coverage": 0.9, "partial_coverage": 0.5}, 9.0, False,
+         "only 78% of its words (needs 90%)"),  # and none of the qualifier: no closeness helps
+        ("contrastive learning", "2407.20006", {"meaning_only": 4.5, "partial_closeness": math.inf},
+         4.6, True, "in on meaning alone: closeness in meaning 4.6 (needs 4.5)"),
+        ("contrastive learning", "2407.20001", {}, -0.5, False,
+         "closeness in meaning -0.5 (needs at least 0.0)"),  # its words pass: vetoed
+    ],
+)  # fmt: skip
+def test_why_names_the_threshold_that_decides(seed, topic, paper, rule, z, passes, ending):
+    index, acronyms = seed
+    why = explain(index, parse_topic(topic), paper, semantics=Fixed(z), acronyms=acronyms,
+                  rule=replace(RULE, **rule))  # fmt: skip
+    assert why.passes == passes and why.reason.endswith(ending), why.reason
