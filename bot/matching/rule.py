@@ -84,7 +84,7 @@ def closeness_needed(features: Features, rule: Rule) -> np.ndarray:
     if math.isfinite(rule.veto_closeness):
         floor = min(floor, rule.min_score)
     near = _eligible(features, rule) & (features.scores >= floor)
-    if math.isfinite(rule.partial_closeness):
+    if rule.partial_closeness < math.inf:
         near = near | _eligible(features, rule, rule.partial_coverage)
     return near.any(axis=0)
 
