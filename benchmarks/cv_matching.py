@@ -260,7 +260,9 @@ def grid_rules(words_only: bool = False) -> list[Rule]:
                 or rule.partial_coverage == grid["partial_coverage"][0]
             )
         ):
-            rules.append(rule)  # near_score only matters with a finite min_closeness
+            # near_score only matters with a finite min_closeness, partial_coverage with a
+            # finite partial_closeness
+            rules.append(rule)
     return rules
 
 
