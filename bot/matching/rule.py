@@ -21,7 +21,7 @@ MEANING_ONLY = math.inf  # closeness that lets a paper in without the topic's wo
 MIN_QUALIFIER = 1.0  # share of a qualifier's IDF mass ("X for Y": Y) a paper must contain
 VETO_CLOSENESS = 0.0  # closeness below which a paper is out, whatever its words
 PARTIAL_COVERAGE = 0.7  # a paper with this share of the topic's IDF mass passes ...
-PARTIAL_CLOSENESS = 3.0  # ... at this closeness, whatever its score (a word may be missing)
+PARTIAL_CLOSENESS = 3.0  # ... at this closeness, whatever its score
 
 
 @dataclass(frozen=True)
