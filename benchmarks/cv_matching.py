@@ -246,7 +246,7 @@ def grid_rules(words_only: bool = False) -> list[Rule]:
     names = [f.name for f in fields(Rule)]
     grid = dict(GRID)
     if words_only:  # closeness is unknown: its thresholds cannot matter
-        grid |= {"near_score": (0.3,), "min_closeness": (math.inf,)}
+        grid |= {"near_score": (ranking.NEAR_SCORE,), "min_closeness": (math.inf,)}
         grid |= {"meaning_only": (math.inf,), "veto_closeness": (-math.inf,)}
         grid |= {"partial_coverage": (ranking.PARTIAL_COVERAGE,), "partial_closeness": (math.inf,)}
     rules = []

@@ -237,6 +237,21 @@ def _least_closeness(features: Features, rule: Rule) -> float | None:
     return None
 
 
+def _tier(features: Features, z: np.ndarray, rule: Rule) -> str:
+    """Which closeness threshold let a (one-row) paper in on meaning: "near"
+    (`min_closeness`), "partial" (`partial_closeness`), the lower one if both would, or
+    "alone" (`meaning_only`)."""
+    off = {"meaning_only": math.inf}
+    tiers = [
+        (rule.min_closeness, "near", replace(rule, partial_closeness=math.inf, **off)),
+        (rule.partial_closeness, "partial", replace(rule, min_closeness=math.inf, **off)),
+    ]
+    for _threshold, name, only in sorted(tiers, key=lambda tier: tier[0]):
+        if decide(features, z, only)[0][0]:
+            return name
+    return "alone"
+
+
 def explain(
     index: Bm25Index,
     topic: Topic,
@@ -263,16 +278,8 @@ def explain(
     coverage = float(features.coverage[variant[0], 0])
     words = f"score {score[0]:.2f}, {_pct(coverage)} of its words"
     least = _least_closeness(features, rule)  # None: no closeness lets it in
-    tier = ""
+    tier = _tier(features, z, rule) if passes[0] and meaning[0] else ""
     qualified = features.qualifier is None or features.qualifier[0] >= rule.min_qualifier
-    if passes[0] and meaning[0]:  # which closeness tier let the shown variant in
-        tiers = []
-        if qualified and coverage >= rule.min_coverage and score[0] >= rule.near_score:
-            tiers.append((rule.min_closeness, "near"))
-        if qualified and coverage >= rule.partial_coverage:
-            tiers.append((rule.partial_closeness, "partial"))
-        tiers = [t for t in tiers if closeness is not None and closeness >= t[0]]
-        tier = min(tiers)[1] if tiers else "alone"
     hint = f"; {near} (needs {least} to count)" if near and least is not None else ""
     if not features.mask[0]:
         reason = "kept out by the topic's filters (an excluded word, a missing phrase or author)"

@@ -45,7 +45,6 @@ RULE = Rule()
 WORDS_RULE = Rule(
     min_score=0.5,
     min_coverage=0.8,
-    near_score=0.3,
     min_closeness=math.inf,
     veto_closeness=-math.inf,
     partial_closeness=math.inf,

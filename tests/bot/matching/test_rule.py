@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import fields, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from benchmarks.cv_matching import batch
 from bot.matching.acronyms import Acronyms
 from bot.matching.index import Bm25Index, Doc
 from bot.matching.interpret import Reading
@@ -21,6 +22,7 @@ from bot.matching.ranking import (
     match_topics,
     parse_topic,
 )
+from tests.bot.matching.test_semantic import FixedCloseness
 
 
 @pytest.fixture(scope="module")
@@ -143,16 +145,6 @@ def test_explain_says_which_rule_decided(seed):
     assert not excluded.passes and "filters" in excluded.reason
 
 
-class Fixed:
-    """Every paper at the same closeness z-score."""
-
-    def __init__(self, z: float) -> None:
-        self.z = z
-
-    def closeness(self, text, paper_ids):
-        return np.full(len(paper_ids), self.z)
-
-
 def test_decide_batched_equals_decide_rule_by_rule():
     rng = np.random.default_rng(0)
     cover = rng.choice([0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], size=(3, 200))
@@ -165,9 +157,7 @@ def test_decide_batched_equals_decide_rule_by_rule():
         Rule(0.7, 0.6, 0.5, 0.4, 3.0, 4.0, -math.inf, 0.7, 2.5),
         Rule(0.6, 0.7, 1.0, 0.2, math.inf, math.inf, 1.0, 0.5, math.inf),
     ]
-    names = [f.name for f in fields(Rule)]
-    batched = Rule(**{n: np.array([getattr(r, n) for r in rules]).reshape(-1, 1, 1) for n in names})
-    together = decide(f, z, batched)
+    together = decide(f, z, batch(rules))  # as cv_matching scores its grid
     for k, rule in enumerate(rules):
         for got, alone in zip(together, decide(f, z, rule), strict=True):
             np.testing.assert_array_equal(got[k], alone)
@@ -182,9 +172,10 @@ def test_a_paper_in_on_its_words_is_shown_with_the_words_it_has():
     index = Bm25Index.build(docs)
     topic = parse_topic("contrastive learning, recommender systems")
     rule = Rule(0.2, 0.9, 1.0, 0.2, 2.0, math.inf, 0.0, partial_coverage=0.5, partial_closeness=3.0)
-    why = explain(index, topic, "p", semantics=Fixed(3.5), rule=rule)
+    close = FixedCloseness(3.5)
+    why = explain(index, topic, "p", semantics=close, rule=rule)
     assert why.passes and why.reason.startswith("in on its words: *contrastive learning*: "), why
-    (match,) = match_topics(index, [topic], ["p"], limit=1, semantics=Fixed(3.5), rule=rule)
+    (match,) = match_topics(index, [topic], ["p"], limit=1, semantics=close, rule=rule)
     assert not match.semantic and match.terms == ("contrastive", "learning")
 
 
@@ -208,6 +199,6 @@ def test_a_paper_in_on_its_words_is_shown_with_the_words_it_has():
 )  # fmt: skip
 def test_why_names_the_threshold_that_decides(seed, topic, paper, rule, z, passes, ending):
     index, acronyms = seed
-    why = explain(index, parse_topic(topic), paper, semantics=Fixed(z), acronyms=acronyms,
+    why = explain(index, parse_topic(topic), paper, semantics=FixedCloseness(z), acronyms=acronyms,
                   rule=replace(RULE, **rule))  # fmt: skip
     assert why.passes == passes and why.reason.endswith(ending), why.reason
