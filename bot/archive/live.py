@@ -37,6 +37,7 @@ from storage.models import utcnow
 logger = logging.getLogger(__name__)
 SNAPSHOT_MIN_PAPERS = 5000  # smaller archives build in well under a second
 SYNC_MARGIN = dt.timedelta(minutes=10)  # clock differences between replicas
+SAVE_QUIET = 2.0  # s without new papers before a snapshot is written (back-to-back days: once)
 RETIRED_SHARE = 0.1  # replaced papers' old rows kept in the index before a start drops them
 EMBED_BATCH = 64  # papers encoded, then stored, at a time
 
@@ -87,7 +88,11 @@ class Archive:
         self._encoder = encoder
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
-        self._savers: list[threading.Thread] = []
+        self._pending_lock = threading.Lock()
+        self._pending: tuple[Bm25Index, dict] | None = None  # the next snapshot to write
+        self._saver: threading.Thread | None = None  # writes `_pending` until none is left
+        self._pending_at = 0.0  # when `_pending` was last replaced (time.monotonic)
+        self._hurry = threading.Event()  # `flush`: write now, without waiting for quiet
         self._save_fresh = False  # a compacted index could not be saved at start: save later
         self._synced_at = utcnow()  # papers stored since then may be missing from the index
         self._revision: int | None = None  # the archive revision the index has
@@ -285,7 +290,13 @@ class Archive:
             return len(rows)
 
     def _save_later(self) -> None:
-        """Write the snapshot in a background thread (big enough archives only)."""
+        """Write the snapshot in a background thread (big enough archives only).
+
+        One thread writes at a time, once no new papers came for SAVE_QUIET seconds, and
+        the newest state only: papers stored day after day (a fetch of many days, a sync
+        that reads many) cost one write, and the ingest does not share the CPU with it.
+        No more than two states are held (the one being written, the next).
+        """
         index = self._index
         if self.snapshot_path is None or index is None or len(index) < SNAPSHOT_MIN_PAPERS:
             return
@@ -295,16 +306,40 @@ class Archive:
             "acronyms": self.acronyms.state(),
         }
         now = index.with_idf(index.idf_kind)  # this state: later papers are not in `extra`
-        saver = threading.Thread(
-            target=self._save, args=(now, extra), name="index-snapshot", daemon=False
-        )
-        self._savers = [t for t in self._savers if t.is_alive()] + [saver]
-        saver.start()
+        with self._pending_lock:
+            self._pending, self._pending_at = (now, extra), time.monotonic()
+            if self._saver is None:
+                self._saver = threading.Thread(
+                    target=self._save_pending, name="index-snapshot", daemon=False
+                )
+                self._saver.start()
+
+    def _save_pending(self) -> None:
+        while True:
+            while not self._hurry.is_set():
+                left = self._pending_at + SAVE_QUIET - time.monotonic()
+                if left <= 0:
+                    break
+                self._hurry.wait(left)
+            with self._pending_lock:
+                job, self._pending = self._pending, None
+                if job is None:
+                    self._saver = None
+                    self._hurry.clear()
+                    return
+            self._save(*job)
+            del job
+            release_free_memory()  # what the write built (joined texts, the ids)
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait for snapshot writes in progress."""
-        for saver in list(self._savers):
-            saver.join(timeout)
+        """Write the snapshot now if one is waiting, and wait for it (and any in progress)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (saver := self._saver) is not None:
+            self._hurry.set()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            saver.join(left)
 
     def _save(self, index: Bm25Index, extra: dict) -> bool:
         """Write the snapshot; False (and a warning in the log) if it could not be written."""

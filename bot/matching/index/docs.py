@@ -111,16 +111,33 @@ class TextColumn:
         del self._more[max(n - self._saved, 0) :]
 
     def packed(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(UTF-8 bytes, end of each) of the first n strings, for a snapshot: the saved
-        bytes as they are when none of them changed, then the later strings'."""
-        kept = min(n, self._saved) if not self._changed else 0
-        start = int(self._ends[kept - 1]) if kept else 0
+        """(UTF-8 bytes, end of each) of the first n strings."""
+        pieces, ends = self.pieces(n)
+        return (pieces[0] if len(pieces) == 1 else np.concatenate(pieces)), ends
+
+    def pieces(self, n: int) -> tuple[list[np.ndarray], np.ndarray]:
+        """`packed`, its bytes in pieces that follow one another (a snapshot writes them one
+        after the other): runs of unchanged saved strings as views of the saved bytes, the
+        changed and later strings encoded, so that nothing large is copied."""
+        kept = min(n, self._saved)
+        lens = np.diff(self._ends[:kept], prepend=0)
+        pieces: list[np.ndarray] = []
+        run = 0  # first saved row not yet in a piece
+        for row in sorted(r for r in self._changed if r < kept):
+            pieces.append(self._blob[self._start(run) : self._start(row)])
+            encoded = self._changed[row].encode("utf-8", "surrogatepass")
+            pieces.append(np.frombuffer(encoded, np.uint8))
+            lens[row] = len(encoded)
+            run = row + 1
+        pieces.append(self._blob[self._start(run) : self._start(kept)])
         encoded = [self[row].encode("utf-8", "surrogatepass") for row in range(kept, n)]
-        ends = start + np.cumsum([len(e) for e in encoded], dtype=np.int64)
-        more = np.frombuffer(b"".join(encoded), np.uint8)
-        if not kept:
-            return more, ends
-        return np.concatenate([self._blob[:start], more]), np.concatenate([self._ends[:kept], ends])
+        pieces.append(np.frombuffer(b"".join(encoded), np.uint8))
+        lens = np.concatenate([lens, np.array([len(e) for e in encoded], np.int64)])
+        return pieces, np.cumsum(lens, dtype=np.int64)
+
+    def _start(self, row: int) -> int:
+        """Where a saved row's bytes start (`row` = the saved count: where they end)."""
+        return int(self._ends[row - 1]) if row else 0
 
 
 class DocTable:

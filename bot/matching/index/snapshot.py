@@ -140,7 +140,8 @@ def _write_folder(
         arrays = _arrays(state)
         arrays["upvotes"] = np.array(table.upvotes[:n_docs], np.int64)
         for name in ("authors", "titles"):
-            arrays[f"{name}.bytes"], arrays[f"{name}.ends"] = getattr(table, name).packed(n_docs)
+            pieces, arrays[f"{name}.ends"] = getattr(table, name).pieces(n_docs)
+            _save_pieces(folder / f"{name}.bytes.npy", pieces)
         for name, array in arrays.items():
             if name == "buffer":
                 _save_buffer(folder / "buffer.npy", array)
@@ -203,6 +204,16 @@ def _save_array(path: Path, array: np.ndarray) -> None:
             except OSError:
                 pass
     np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+
+
+def _save_pieces(path: Path, pieces: list[np.ndarray]) -> None:
+    """Write byte arrays one after the other as one .npy file, without joining them."""
+    header = {"descr": "|u1", "fortran_order": False, "shape": (sum(map(len, pieces)),)}
+    with open(path, "wb") as out:
+        np.lib.format.write_array_header_1_0(out, header)
+        out.flush()
+        for piece in pieces:
+            piece.tofile(out)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy import MetaData
@@ -95,6 +96,62 @@ def test_ingest_updates_the_snapshot(stored, seed_docs, tmp_path):
         session.commit()
     archive.add(doc_from_row(d.id, d.title, d.abstract, "", d.upvotes) for d in seed_docs[60:])
     archive.flush()
+    assert Archive(stored, snapshot=path).index.reused == 70
+
+
+def test_adds_during_a_write_are_saved_once_and_newest(stored, seed_docs, tmp_path, monkeypatch):
+    path = tmp_path / "index"
+    archive = Archive(stored, snapshot=path)
+    assert len(archive.index) == 60
+    archive.flush()
+    writing, release = threading.Event(), threading.Event()
+    saved: list[int] = []
+    real_save = Archive._save
+
+    def slow_save(self, index, extra):
+        saved.append(len(index))
+        writing.set()
+        release.wait(10)
+        return real_save(self, index, extra)
+
+    monkeypatch.setattr(Archive, "_save", slow_save)
+    monkeypatch.setattr(archive_module, "SAVE_QUIET", 0.0)
+    with Session(stored) as session:
+        queries.upsert_papers(records(seed_docs[60:]), session=session)
+        session.commit()
+    docs = [doc_from_row(d.id, d.title, d.abstract, "", d.upvotes) for d in seed_docs[60:]]
+    archive.add(docs[:2])
+    assert writing.wait(10)  # the first write is under way: the next states wait
+    archive.add(docs[2:5])
+    archive.add(docs[5:])
+    release.set()
+    archive.flush()
+    assert saved == [62, 70]  # the state of 65 papers was never written: 70 came first
+    assert Archive(stored, snapshot=path).index.reused == 70
+
+
+def test_papers_stored_back_to_back_are_saved_once(stored, seed_docs, tmp_path, monkeypatch):
+    path = tmp_path / "index"
+    archive = Archive(stored, snapshot=path)
+    assert len(archive.index) == 60
+    archive.flush()
+    saved: list[int] = []
+    real_save = Archive._save
+    monkeypatch.setattr(
+        Archive,
+        "_save",
+        lambda self, index, extra: saved.append(len(index)) or real_save(self, index, extra),
+    )
+    monkeypatch.setattr(archive_module, "SAVE_QUIET", 60.0)
+    with Session(stored) as session:
+        queries.upsert_papers(records(seed_docs[60:]), session=session)
+        session.commit()
+    docs = [doc_from_row(d.id, d.title, d.abstract, "", d.upvotes) for d in seed_docs[60:]]
+    for start in range(0, 10, 2):
+        archive.add(docs[start : start + 2])
+    assert saved == []  # still storing: nothing written yet
+    archive.flush()  # no waiting for the quiet minute
+    assert saved == [70]
     assert Archive(stored, snapshot=path).index.reused == 70
 
 

@@ -813,3 +813,38 @@ def test_compacted_drops_the_retired_rows_and_scores_as_a_fresh_build(corpus, se
     compact.add(more)  # it goes on like any index
     built.add(more)
     assert_same_docs(compact, built)
+
+
+def test_a_snapshot_keeps_changed_and_new_authors_of_saved_papers(corpus, tmp_path):
+    index = Bm25Index.build(corpus[:40])
+    index.save(tmp_path / "first")
+    opened = Bm25Index.open(tmp_path / "first")
+    assert opened is not None
+    renamed = [dataclasses.replace(corpus[i], authors=(f"Ana Núñez {i}",)) for i in (0, 7, 39)]
+    opened.add([*renamed, *corpus[40:45]])  # same texts, new authors; then new papers
+    opened.save(tmp_path / "second")
+    again = Bm25Index.open(tmp_path / "second")
+    assert again is not None
+    for doc in [*renamed, *corpus[1:7], *corpus[8:39], *corpus[40:45]]:
+        assert again.authors(doc.id) == opened.authors(doc.id)
+        assert again.title(doc.id) == doc.title
+    assert again.authors(corpus[7].id) == ("ana nunez 7",)
+
+
+def test_text_column_pieces_follow_one_another_as_the_packed_strings():
+    strings = ["", "naïve", "α-β", "", "plain", "last"]
+    encoded = [s.encode() for s in strings]
+    column = index_module.docs.TextColumn(
+        np.frombuffer(b"".join(encoded), np.uint8), np.cumsum([len(e) for e in encoded])
+    )
+    column[1] = "changed"
+    column[5] = "ünïcode"
+    column.append("more")
+    column.append("")
+    expected = ["", "changed", "α-β", "", "plain", "ünïcode", "more", ""]
+    for n in (0, 3, 6, 8):
+        pieces, ends = column.pieces(n)
+        blob = b"".join(piece.tobytes() for piece in pieces)
+        assert blob == "".join(expected[:n]).encode()
+        assert ends.tolist() == np.cumsum([len(s.encode()) for s in expected[:n]]).tolist()
+        assert column.packed(n)[0].tobytes() == blob
