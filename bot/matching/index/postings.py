@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from bot.matching.index.docs import Doc, DocTable, content_hash
 from bot.matching.index.pair_counts import common_words, count_pairs
 from bot.matching.index.scoring import Bm25
-from bot.matching.index.state import Lists, State, empty_lists
+from bot.matching.index.state import TF, TF_MAX, Lists, State, empty_lists
 from bot.matching.index.vocabulary import Vocabulary
 
 DERIVE_CHUNK_TOKENS = 1_000_000  # tokens per step of building the positional index
@@ -140,7 +140,7 @@ def derive(
     if previous is None or not previous.n_docs:
         main_positions, main_postings = new_positions, new_postings
         tail_positions = empty_lists(positions.dtype.type)
-        tail_postings = empty_lists(np.int32, np.float32)
+        tail_postings = empty_lists(np.int32, TF)
         pair_words = common_words(np.diff(pos_ptr))
         pair_df = count_pairs(buffer, offsets, first_row, pair_words, n_terms)
         retired, retired_df = np.zeros(len(offsets) - 1, bool), np.zeros(n_terms)
@@ -152,7 +152,7 @@ def derive(
             main_positions = merge_lists(main_positions, tail_positions)
             main_postings = merge_lists(main_postings, tail_postings)
             tail_positions = empty_lists(positions.dtype.type)
-            tail_postings = empty_lists(np.int32, np.float32)
+            tail_postings = empty_lists(np.int32, TF)
         doc_lens = np.concatenate([previous.doc_lens, doc_lens])
         pair_words = previous.pair_words
         pair_df = previous.pair_df + count_pairs(buffer, offsets, first_row, pair_words, n_terms)
@@ -238,7 +238,7 @@ def postings_of(
     total = int(pos_ptr[-1])
     post_ptr = np.zeros(n_terms + 1, np.int64)
     rows_out = np.empty(total, np.int32)
-    tf_out = np.empty(total, np.float32)
+    tf_out = np.empty(total, TF)
     doc_lens = np.zeros(len(offsets) - 1 - first_row)
     # the row of a position: that of its bucket's first position, then a step or two on
     start = int(offsets[first_row])
@@ -260,8 +260,8 @@ def postings_of(
             ahead = ahead[offsets[rows[ahead] + 1] <= at[ahead]]
         weight = np.where(
             at - offsets[rows] < title_lens[rows],
-            np.float32(title_weight),
-            np.float32(1.0),
+            TF(title_weight),
+            TF(1),
         )
         del at, ahead
         run_starts = np.ones(len(rows), dtype=bool)  # a new row, or a term's first entry
@@ -275,7 +275,9 @@ def postings_of(
         post_ptr[term + 1 : stop + 1] = used + runs_before[local_ptr[1:]]
         if found:
             rows_out[used : used + found] = rows[run_at]
-            np.add.reduceat(weight, run_at, out=tf_out[used : used + found])
+            counts = np.add.reduceat(weight, run_at, dtype=np.uint32)
+            np.minimum(counts, TF_MAX, out=tf_out[used : used + found], casting="unsafe")
+            del counts
         doc_lens += np.bincount(rows - first_row, weights=weight, minlength=len(doc_lens))
         used += found
         del rows, weight, runs_before, run_at

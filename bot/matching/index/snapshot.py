@@ -38,7 +38,7 @@ from bot.matching.index.state import Lists, State
 from bot.matching.index.vocabulary import Vocabulary
 from bot.matching.text import remember_surface, surface_of
 
-SNAPSHOT_FORMAT = 3
+SNAPSHOT_FORMAT = 4  # 4: term frequencies as uint16
 SPARE_SHARE = 4  # the token buffer's file has room for 1/SPARE_SHARE more tokens
 ARRAYS = (
     *("buffer", "offsets", "title_lens", "hashes", "doc_lens"),

@@ -13,6 +13,10 @@ import numpy as np
 # ends each field of a token stream: title words, title compounds, abstract words, abstract
 # compounds (docs/index.md)
 SEP = -1
+# a term's frequency in a doc: a count (title tokens count `title_weight` times), so an
+# integer; 2 bytes a posting where float32 took 4 (capped at 65,535, far above any abstract)
+TF = np.uint16
+TF_MAX = int(np.iinfo(TF).max)
 
 
 @dataclass(frozen=True)
@@ -200,9 +204,9 @@ def empty_state() -> State:
         title_lens=np.zeros(0, np.int32),
         hashes=np.zeros(0, np.uint64),
         positions=empty_lists(np.int32),
-        postings=empty_lists(np.int32, np.float32),
+        postings=empty_lists(np.int32, TF),
         tail_positions=empty_lists(np.int32),
-        tail_postings=empty_lists(np.int32, np.float32),
+        tail_postings=empty_lists(np.int32, TF),
         retired=np.zeros(0, bool),
         retired_df=np.zeros(0),
         pair_words=np.zeros(0, np.int32),

@@ -848,3 +848,14 @@ def test_text_column_pieces_follow_one_another_as_the_packed_strings():
         assert blob == "".join(expected[:n]).encode()
         assert ends.tolist() == np.cumsum([len(s.encode()) for s in expected[:n]]).tolist()
         assert column.packed(n)[0].tobytes() == blob
+
+
+def test_a_term_frequency_beyond_two_bytes_is_capped_not_wrapped():
+    docs = [Doc("long", "Echo", "echo " * 70_000), Doc("short", "Other", "echo once")]
+    index = Bm25Index.build(docs)
+    state = index._state
+    rows, tf = state.postings.of(index._vocab.get("echo"))
+    assert tf.dtype == np.uint16
+    assert dict(zip(rows.tolist(), tf.tolist(), strict=True)) == {0: 65_535, 1: 1}
+    scores = index.scores({"echo": 1.0})
+    assert scores[0] > scores[1] > 0
