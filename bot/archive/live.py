@@ -89,9 +89,9 @@ class Archive:
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
         self._pending_lock = threading.Lock()
-        self._pending: tuple[Bm25Index, dict] | None = None  # the next snapshot to write
-        self._saver: threading.Thread | None = None  # writes `_pending` until none is left
-        self._pending_at = 0.0  # when `_pending` was last replaced (time.monotonic)
+        self._pending = False  # papers came since the last snapshot
+        self._saver: threading.Thread | None = None  # writes snapshots while `_pending`
+        self._pending_at = 0.0  # when `_pending` was last set (time.monotonic)
         self._hurry = threading.Event()  # `flush`: write now, without waiting for quiet
         self._save_fresh = False  # a compacted index could not be saved at start: save later
         self._synced_at = utcnow()  # papers stored since then may be missing from the index
@@ -293,21 +293,14 @@ class Archive:
         """Write the snapshot in a background thread (big enough archives only).
 
         One thread writes at a time, once no new papers came for SAVE_QUIET seconds, and
-        the newest state only: papers stored day after day (a fetch of many days, a sync
+        the index as it is then: papers stored day after day (a fetch of many days, a sync
         that reads many) cost one write, and the ingest does not share the CPU with it.
-        No more than two states are held (the one being written, the next).
         """
         index = self._index
         if self.snapshot_path is None or index is None or len(index) < SNAPSHOT_MIN_PAPERS:
             return
-        extra = {
-            "synced_at": self._synced_at.isoformat(),
-            "revision": self._revision,
-            "acronyms": self.acronyms.state(),
-        }
-        now = index.with_idf(index.idf_kind)  # this state: later papers are not in `extra`
         with self._pending_lock:
-            self._pending, self._pending_at = (now, extra), time.monotonic()
+            self._pending, self._pending_at = True, time.monotonic()
             if self._saver is None:
                 self._saver = threading.Thread(
                     target=self._save_pending, name="index-snapshot", daemon=False
@@ -322,13 +315,22 @@ class Archive:
                     break
                 self._hurry.wait(left)
             with self._pending_lock:
-                job, self._pending = self._pending, None
-                if job is None:
+                if not self._pending:
                     self._saver = None
                     self._hurry.clear()
                     return
-            self._save(*job)
-            del job
+                self._pending = False
+            with self._lock:  # the index, and what `extra` says of it, at one moment
+                index = self._index
+                assert index is not None
+                extra = {
+                    "synced_at": self._synced_at.isoformat(),
+                    "revision": self._revision,
+                    "acronyms": self.acronyms.state(),
+                }
+                now = index.with_idf(index.idf_kind)  # this state, not later ones
+            self._save(now, extra)
+            del now, index
             release_free_memory()  # what the write built (joined texts, the ids)
 
     def flush(self, timeout: float | None = None) -> None:
