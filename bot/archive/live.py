@@ -302,41 +302,61 @@ class Archive:
         with self._pending_lock:
             self._pending, self._pending_at = True, time.monotonic()
             if self._saver is None:
+                self._hurry.clear()  # a `flush` that came after the last writer ended
                 self._saver = threading.Thread(
                     target=self._save_pending, name="index-snapshot", daemon=False
                 )
                 self._saver.start()
 
     def _save_pending(self) -> None:
-        while True:
-            while not self._hurry.is_set():
-                left = self._pending_at + SAVE_QUIET - time.monotonic()
-                if left <= 0:
-                    break
-                self._hurry.wait(left)
-            with self._pending_lock:
-                if not self._pending:
+        ended = False
+        try:
+            while True:
+                self._wait_for_quiet()
+                with self._pending_lock:
+                    if not self._pending:
+                        self._saver, ended = None, True
+                        return
+                    self._pending = False
+                with self._lock:  # the index, and what `extra` says of it, at one moment
+                    index = self._index
+                    assert index is not None
+                    extra = {
+                        "synced_at": self._synced_at.isoformat(),
+                        "revision": self._revision,
+                        "acronyms": self.acronyms.state(),
+                    }
+                    now = index.with_idf(index.idf_kind)  # this state, not later ones
+                try:
+                    self._save(now, extra)
+                except Exception as exc:  # a snapshot is a cache: the next ingest tries again
+                    logger.error(
+                        "could not write the index snapshot %s: %s: %s",
+                        self.snapshot_path,
+                        type(exc).__name__,
+                        exc,
+                    )
+                del now, index
+                release_free_memory()  # what the write built (joined texts, the ids)
+        finally:
+            if not ended:  # failed outside the write: the next ingest starts a new writer
+                with self._pending_lock:
                     self._saver = None
-                    self._hurry.clear()
-                    return
-                self._pending = False
-            with self._lock:  # the index, and what `extra` says of it, at one moment
-                index = self._index
-                assert index is not None
-                extra = {
-                    "synced_at": self._synced_at.isoformat(),
-                    "revision": self._revision,
-                    "acronyms": self.acronyms.state(),
-                }
-                now = index.with_idf(index.idf_kind)  # this state, not later ones
-            self._save(now, extra)
-            del now, index
-            release_free_memory()  # what the write built (joined texts, the ids)
+
+    def _wait_for_quiet(self) -> None:
+        """Until SAVE_QUIET seconds passed without new papers, `flush` asks, or the main
+        thread ended (a command exiting: its snapshot is written at once)."""
+        main = threading.main_thread()
+        while not self._hurry.is_set() and main.is_alive():
+            left = self._pending_at + SAVE_QUIET - time.monotonic()
+            if left <= 0:
+                return
+            self._hurry.wait(min(left, 0.2))
 
     def flush(self, timeout: float | None = None) -> None:
         """Write the snapshot now if one is waiting, and wait for it (and any in progress)."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while (saver := self._saver) is not None:
+        while (saver := self._saver) is not None and saver.is_alive():
             self._hurry.set()
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:

@@ -123,7 +123,8 @@ class TextColumn:
         lens = np.diff(self._ends[:kept], prepend=0)
         pieces: list[np.ndarray] = []
         run = 0  # first saved row not yet in a piece
-        for row in sorted(r for r in self._changed if r < kept):
+        changed = list(self._changed)  # one C call: `add` may set rows meanwhile
+        for row in sorted(r for r in changed if r < kept):
             pieces.append(self._blob[self._start(run) : self._start(row)])
             encoded = self._changed[row].encode("utf-8", "surrogatepass")
             pieces.append(np.frombuffer(encoded, np.uint8))

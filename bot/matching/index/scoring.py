@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from bot.matching.index.state import State, search_sorted
+from bot.matching.index.state import TF_MAX, State, search_sorted
 from bot.matching.index.vocabulary import Vocabulary
 
 TITLE_WEIGHT = 3  # a title token counts as this many abstract tokens
@@ -268,7 +268,8 @@ class Bm25:
         weight[: state.title_lens[row]] = self.title_weight
         keep = stream >= 0
         tids, inverse = np.unique(stream[keep], return_inverse=True)
-        return tids, np.bincount(inverse, weights=weight[keep], minlength=len(tids))
+        tf = np.bincount(inverse, weights=weight[keep], minlength=len(tids))
+        return tids, np.minimum(tf, TF_MAX, out=tf)
 
     def term_weights(
         self, state: State, row: int, tids: np.ndarray
@@ -279,6 +280,7 @@ class Bm25:
         tf = self.title_weight * (stream[:cut, None] == tids).sum(axis=0) + (
             stream[cut:, None] == tids
         ).sum(axis=0)
+        tf = np.minimum(tf, TF_MAX)  # as the postings hold it
         return state.idf[tids] * (self.k1 + 1) * tf / (tf + state.norm[row]), tf
 
     def make_block(self, state: State, rows: np.ndarray) -> Block:
@@ -291,6 +293,7 @@ class Bm25:
             shape=(n_terms, len(rows)),
         )
         tf.sum_duplicates()
+        np.minimum(tf.data, TF_MAX, out=tf.data)  # as the postings hold it
         term = np.repeat(np.arange(n_terms), np.diff(tf.indptr))
         norm = state.norm[rows][tf.indices]
         weight = state.idf[term] * (self.k1 + 1) * tf.data / (tf.data + norm)

@@ -109,6 +109,8 @@ def test_adds_during_a_write_are_saved_once_and_newest(stored, seed_docs, tmp_pa
     real_save = Archive._save
 
     def slow_save(self, index, extra):
+        if self is not archive:  # another test's archive, still writing in the background
+            return real_save(self, index, extra)
         saved.append(len(index))
         writing.set()
         release.wait(10)
@@ -137,11 +139,13 @@ def test_papers_stored_back_to_back_are_saved_once(stored, seed_docs, tmp_path, 
     archive.flush()
     saved: list[int] = []
     real_save = Archive._save
-    monkeypatch.setattr(
-        Archive,
-        "_save",
-        lambda self, index, extra: saved.append(len(index)) or real_save(self, index, extra),
-    )
+
+    def counting(self, index, extra):
+        if self is archive:  # not another test's archive, still writing in the background
+            saved.append(len(index))
+        return real_save(self, index, extra)
+
+    monkeypatch.setattr(Archive, "_save", counting)
     monkeypatch.setattr(archive_module, "SAVE_QUIET", 60.0)
     with Session(stored) as session:
         queries.upsert_papers(records(seed_docs[60:]), session=session)
@@ -410,3 +414,89 @@ def test_sync_picks_up_papers_another_process_changed(stored, seed_docs):
         session.commit()
     assert archive.sync() >= 1
     assert archive.index.upvotes(paper.id) == paper.upvotes + 40
+
+
+# ---- the snapshot writer when things go wrong
+
+
+def test_a_write_that_fails_with_an_unexpected_error_does_not_stop_later_snapshots(
+    stored, seed_docs, tmp_path, monkeypatch
+):
+    """A write that fails with an error other than OSError is logged and ends nothing: a
+    later ingest is written, and `flush` does not wait on a writer that has ended."""
+    import time
+
+    path = tmp_path / "index"
+    archive = Archive(stored, snapshot=path)
+    assert len(archive.index) == 60
+    archive.flush()
+    monkeypatch.setattr(archive_module, "SAVE_QUIET", 0.0)
+    real_save = Archive._save
+    failures = [RuntimeError("dictionary changed size during iteration")]
+
+    def failing_once(self, index, extra):
+        if failures and self is archive:
+            raise failures.pop()
+        return real_save(self, index, extra)
+
+    monkeypatch.setattr(Archive, "_save", failing_once)
+    with Session(stored) as session:
+        queries.upsert_papers(records(seed_docs[60:]), session=session)
+        session.commit()
+    docs = [doc_from_row(d.id, d.title, d.abstract, "", d.upvotes) for d in seed_docs[60:]]
+    archive.add(docs[:5])
+    started = time.monotonic()
+    archive.flush(timeout=3)
+    waited = time.monotonic() - started
+    archive.add(docs[5:])  # a later ingest: written again
+    archive.flush(timeout=3)
+    assert Archive(stored, snapshot=path).index.reused == 70
+    assert waited < 2
+
+
+EXIT_SCRIPT = """
+import sys
+from sqlmodel import Session
+import bot.archive.live as live
+from bot.archive.live import Archive, doc_from_row
+from bot.sources import PaperRecord
+from storage import queries
+from storage.db import ensure_schema, open_engine
+live.SNAPSHOT_MIN_PAPERS = 10
+live.SAVE_QUIET = 600.0
+engine = open_engine("sqlite:///" + sys.argv[1] + "/papers.db")
+ensure_schema(engine)
+papers = [PaperRecord(id=f"2407.{i:05d}", title=f"Paper {i}", abstract=f"words {i} more",
+          listed_on=live.dt.date(2024, 7, 29)) for i in range(30)]
+with Session(engine) as session:
+    queries.upsert_papers(papers[:20], session=session)
+    session.commit()
+archive = Archive(engine, snapshot=sys.argv[1] + "/index")
+archive.index
+archive.flush()
+with Session(engine) as session:
+    queries.upsert_papers(papers[20:], session=session)
+    session.commit()
+archive.add(doc_from_row(p.id, p.title, p.abstract, "", 0) for p in papers[20:])
+print("stored", flush=True)
+"""
+
+
+def test_a_command_that_ends_writes_its_snapshot_without_waiting_for_quiet(tmp_path):
+    """`papers-bot fetch` stores papers and ends: the writer does not wait SAVE_QUIET (600 s
+    here) once the main thread is done, and the snapshot holds the papers."""
+    import subprocess
+    import sys
+    import time
+
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "stored" in done.stdout, done.stderr
+    assert time.monotonic() - started < 30
+    engine = open_engine(f"sqlite:///{tmp_path / 'papers.db'}")
+    assert Archive(engine, snapshot=tmp_path / "index").index.reused == 30

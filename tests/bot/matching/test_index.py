@@ -859,3 +859,51 @@ def test_a_term_frequency_beyond_two_bytes_is_capped_not_wrapped():
     assert dict(zip(rows.tolist(), tf.tolist(), strict=True)) == {0: 65_535, 1: 1}
     scores = index.scores({"echo": 1.0})
     assert scores[0] > scores[1] > 0
+
+
+# ---- term frequencies and metadata columns
+
+
+def test_capped_term_frequencies_score_the_same_in_blocks_and_term_weights():
+    """A term frequency is capped at 65,535 wherever it is read: a search (postings), a
+    digest (blocks) and a paper's term weights (its token stream) score the same."""
+    docs = [Doc("long", "Echo", "echo " * 70_000), Doc("short", "Other", "echo once")]
+    index = Bm25Index.build(docs)
+    rows = np.arange(2)
+    block, at = index.block(rows)
+    query = {"echo": 1.0}
+    whole = index.scores(query)
+    np.testing.assert_allclose(index.block_scores(block, at, query)[0], whole, rtol=1e-12)
+    weights = index.term_weights("long", ["echo"])
+    assert weights["echo"] == pytest.approx(whole[0], rel=1e-12)
+    assert index.doc_terms("long")["echo"] <= 65_535
+
+
+def test_text_column_pieces_while_another_thread_changes_rows():
+    """The snapshot writer reads the metadata columns outside the archive lock (`with_idf`
+    shares the `DocTable`) while `add` sets changed titles and authors."""
+    import sys
+
+    n = 1_000_000
+    column = index_module.docs.TextColumn(np.full(n, ord("a"), np.uint8), np.arange(1, n + 1))
+    for row in range(20_000):
+        column[row] = f"changed {row}"
+    stop = threading.Event()
+
+    def writer():
+        for row in range(20_000, n):
+            if stop.is_set():
+                return
+            column[row] = f"other {row}"  # a stored paper's authors changed (`set_metadata`)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for _ in range(50):
+            column.pieces(30_000)
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
