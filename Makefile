@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test lint bench bench-million clean
 
-$(BIN)/papers-bot: pyproject.toml requirements-model.txt
+$(BIN)/papers-bot: pyproject.toml requirements-model.txt bot/matching/index/_kernels.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -14,8 +14,13 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from bot.matching.index.state import TF_MAX, State, search_sorted
+from bot.matching.index.state import TF, TF_MAX, State, search_sorted
 from bot.matching.index.vocabulary import Vocabulary
+
+try:  # BM25's inner loops in C, built at install when a C compiler is there (`_kernels.c`)
+    from bot.matching.index._kernels import add_weights, add_weights_at
+except ImportError:  # pragma: no cover - numpy below gives the same floats
+    add_weights = add_weights_at = None
 
 TITLE_WEIGHT = 3  # a title token counts as this many abstract tokens
 K1 = 1.5
@@ -87,12 +92,24 @@ def scores_at(
     out = np.zeros(len(rows))
     if not len(rows):
         return out
+    kernel = add_weights_at if _kernel_fits(state) else None
+    if kernel is not None:
+        rows = np.ascontiguousarray(rows, np.int64)
+        if np.any(rows[1:] <= rows[:-1]):
+            kernel = None
     for tid, weight in cols:
         for posted, tf in state.posting_parts(tid):
+            if kernel is not None and posted.dtype == np.int32 and tf.dtype == TF:
+                kernel(out, rows, posted, tf, state.norm, state.idf[tid] * (bm25.k1 + 1), weight)
+                continue
             at, found = _find(posted, rows)
             if len(found):
                 out[found] += weight * bm25.weights(state, tid, rows[found], tf[at[found]])
     return out
+
+
+def _kernel_fits(state: State) -> bool:
+    return state.norm.dtype == np.float64 and state.norm.flags.c_contiguous
 
 
 def coverage_at(
@@ -248,10 +265,16 @@ class Bm25:
         return out
 
     def scores(self, state: State, cols: list[tuple[int, float]]) -> np.ndarray:
-        """BM25 score of every doc (row order) for a query's columns."""
+        """BM25 score of every doc (row order) for a query's columns: each posting list
+        summed in one pass by `add_weights` when it is built, else with numpy (the same
+        floats, four passes and two temporary arrays: 3-5x slower on long lists)."""
         out = np.zeros(state.n_docs)
+        kernel = add_weights if _kernel_fits(state) else None
         for tid, weight in cols:
             for rows, tf in state.posting_parts(tid):
+                if kernel is not None and rows.dtype == np.int32 and tf.dtype == TF:
+                    kernel(out, rows, tf, state.norm, state.idf[tid] * (self.k1 + 1), weight)
+                    continue
                 added = self.weights(state, tid, rows, tf)
                 if weight != 1.0:
                     added *= weight

@@ -23,6 +23,7 @@ import pytest
 
 import bot.matching.index as index_module
 import bot.matching.index.pair_counts as pair_counts
+import bot.matching.index.scoring as scoring_module
 import bot.matching.index.snapshot as snapshot_module
 import bot.matching.ranking as ranking
 from bot.matching import text as text_module
@@ -907,3 +908,35 @@ def test_text_column_pieces_while_another_thread_changes_rows():
         stop.set()
         thread.join()
         sys.setswitchinterval(interval)
+
+
+def test_the_c_loop_sums_postings_to_the_same_floats_as_numpy(corpus, monkeypatch):
+    kernel = scoring_module.add_weights
+    if kernel is None:
+        pytest.skip("the C extension was not built (no C compiler at install)")
+    index = Bm25Index.build(corpus[:150])
+    index.add(corpus[150:])  # tail lists
+    index.add(variants(corpus, 6, seed=4))  # retired rows, infinite norms
+    queries = [
+        {"contrast": 1.0, "learn": 1.0},
+        {"imag": 0.5, "segment": 2.0, "network": -0.3},
+        {"model": 1.0},
+        {"nonexistentstem": 1.0},
+    ]
+    some = np.arange(1, len(corpus) + 6, 3)  # rows found by `scores_at`, retired ones too
+    summed = [index.scores(query) for query in queries]
+    found = [index.scores_at(query, some) for query in queries]
+    assert summed[0].any() and summed[1].any() and found[0].any()
+    unsorted = some[::-1].copy()  # not ascending: numpy's way, the same floats
+    assert np.array_equal(index.scores_at(queries[1], unsorted), found[1][::-1])
+    monkeypatch.setattr(scoring_module, "add_weights", None)
+    monkeypatch.setattr(scoring_module, "add_weights_at", None)
+    for query, scores, at_some in zip(queries, summed, found, strict=True):
+        assert np.array_equal(index.scores(query), scores), query
+        assert np.array_equal(index.scores_at(query, some), at_some), query
+        assert np.array_equal(scores[some], at_some), query
+    out = np.zeros(3)
+    with pytest.raises(IndexError):  # a row past the docs is refused, not written
+        kernel(out, np.array([0, 3], np.int32), np.ones(2, np.uint16), np.ones(3), 1.0, 1.0)
+    with pytest.raises(TypeError):  # float32 term frequencies: not what it sums
+        kernel(out, np.array([0], np.int32), np.ones(1, np.float32), np.ones(3), 1.0, 1.0)
