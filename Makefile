@@ -37,6 +37,7 @@ bench: $(BIN)/papers-bot
 	$(BIN)/python benchmarks/bench_freshness.py
 	$(BIN)/python benchmarks/bench_hostile_memory.py
 	$(BIN)/python benchmarks/bench_arxiv_day.py
+	$(BIN)/python benchmarks/bench_kernels.py
 
 # The index at 1,000,000 papers (SQLite), on the archive recombined from real papers (--pool
 # sample: the 70 sample papers): about 15 minutes, plus 6 to store the archive the
