@@ -99,29 +99,41 @@ def test_ingest_updates_the_snapshot(stored, seed_docs, tmp_path):
     assert Archive(stored, snapshot=path).index.reused == 70
 
 
-def test_adds_during_a_write_are_saved_once_and_newest(stored, seed_docs, tmp_path, monkeypatch):
-    path = tmp_path / "index"
+def started_archive(stored, path, seed_docs) -> tuple[Archive, list]:
+    """An archive of 60 papers, its snapshot written; the 10 more papers stored since, as
+    docs to add."""
     archive = Archive(stored, snapshot=path)
     assert len(archive.index) == 60
     archive.flush()
-    writing, release = threading.Event(), threading.Event()
-    saved: list[int] = []
-    real_save = Archive._save
-
-    def slow_save(self, index, extra):
-        if self is not archive:  # another test's archive, still writing in the background
-            return real_save(self, index, extra)
-        saved.append(len(index))
-        writing.set()
-        release.wait(10)
-        return real_save(self, index, extra)
-
-    monkeypatch.setattr(Archive, "_save", slow_save)
-    monkeypatch.setattr(archive_module, "SAVE_QUIET", 0.0)
     with Session(stored) as session:
         queries.upsert_papers(records(seed_docs[60:]), session=session)
         session.commit()
-    docs = [doc_from_row(d.id, d.title, d.abstract, "", d.upvotes) for d in seed_docs[60:]]
+    return archive, [doc_from_row(d.id, d.title, d.abstract, "", d.upvotes) for d in seed_docs[60:]]
+
+
+def watch_saves(monkeypatch, archive: Archive, during=None) -> list[int]:
+    """The sizes of the indexes `archive` writes from now on (`during` runs in each write);
+    other tests' archives, still writing in the background, write as before."""
+    saved: list[int] = []
+    real_save = Archive._save
+
+    def save(self, index, extra):
+        if self is archive:
+            saved.append(len(index))
+            if during is not None:
+                during()
+        return real_save(self, index, extra)
+
+    monkeypatch.setattr(Archive, "_save", save)
+    return saved
+
+
+def test_adds_during_a_write_are_saved_once_and_newest(stored, seed_docs, tmp_path, monkeypatch):
+    path = tmp_path / "index"
+    archive, docs = started_archive(stored, path, seed_docs)
+    writing, release = threading.Event(), threading.Event()
+    saved = watch_saves(monkeypatch, archive, lambda: writing.set() or release.wait(10))
+    monkeypatch.setattr(archive_module, "SAVE_QUIET", 0.0)
     archive.add(docs[:2])
     assert writing.wait(10)  # the first write is under way: the next states wait
     archive.add(docs[2:5])
@@ -134,23 +146,9 @@ def test_adds_during_a_write_are_saved_once_and_newest(stored, seed_docs, tmp_pa
 
 def test_papers_stored_back_to_back_are_saved_once(stored, seed_docs, tmp_path, monkeypatch):
     path = tmp_path / "index"
-    archive = Archive(stored, snapshot=path)
-    assert len(archive.index) == 60
-    archive.flush()
-    saved: list[int] = []
-    real_save = Archive._save
-
-    def counting(self, index, extra):
-        if self is archive:  # not another test's archive, still writing in the background
-            saved.append(len(index))
-        return real_save(self, index, extra)
-
-    monkeypatch.setattr(Archive, "_save", counting)
+    archive, docs = started_archive(stored, path, seed_docs)
+    saved = watch_saves(monkeypatch, archive)
     monkeypatch.setattr(archive_module, "SAVE_QUIET", 60.0)
-    with Session(stored) as session:
-        queries.upsert_papers(records(seed_docs[60:]), session=session)
-        session.commit()
-    docs = [doc_from_row(d.id, d.title, d.abstract, "", d.upvotes) for d in seed_docs[60:]]
     for start in range(0, 10, 2):
         archive.add(docs[start : start + 2])
     assert saved == []  # still storing: nothing written yet
@@ -427,23 +425,15 @@ def test_a_write_that_fails_with_an_unexpected_error_does_not_stop_later_snapsho
     import time
 
     path = tmp_path / "index"
-    archive = Archive(stored, snapshot=path)
-    assert len(archive.index) == 60
-    archive.flush()
+    archive, docs = started_archive(stored, path, seed_docs)
     monkeypatch.setattr(archive_module, "SAVE_QUIET", 0.0)
-    real_save = Archive._save
     failures = [RuntimeError("dictionary changed size during iteration")]
 
-    def failing_once(self, index, extra):
-        if failures and self is archive:
+    def fail_once():
+        if failures:
             raise failures.pop()
-        return real_save(self, index, extra)
 
-    monkeypatch.setattr(Archive, "_save", failing_once)
-    with Session(stored) as session:
-        queries.upsert_papers(records(seed_docs[60:]), session=session)
-        session.commit()
-    docs = [doc_from_row(d.id, d.title, d.abstract, "", d.upvotes) for d in seed_docs[60:]]
+    watch_saves(monkeypatch, archive, fail_once)
     archive.add(docs[:5])
     started = time.monotonic()
     archive.flush(timeout=3)
