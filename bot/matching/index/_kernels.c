@@ -13,53 +13,75 @@
 #include <stdint.h>
 #include <string.h>
 
-/* The buffer's item type without its byte-order prefix: "d", "i", "H". */
-static const char *item_type(const Py_buffer *view)
+typedef struct {
+    const char *name;
+    const char *type; /* the struct module's letter: "d", "i", "q", "H" */
+    Py_ssize_t itemsize;
+    int writable;
+} Spec;
+
+/* Whether a buffer's format is `type`, with or without a byte-order prefix ("<i"); a
+ * 64-bit "l" (numpy's int64 on Linux) counts as "q". */
+static int is_type(const Py_buffer *view, const char *type)
 {
     const char *format = view->format ? view->format : "B";
     while (*format == '<' || *format == '=' || *format == '@')
         format++;
-    return format;
+    if (strcmp(format, type) == 0)
+        return 1;
+    return strcmp(type, "q") == 0 && strcmp(format, "l") == 0 && view->itemsize == 8;
 }
 
-static int take(PyObject *object, Py_buffer *view, int writable, const char *type,
-                Py_ssize_t itemsize, const char *name)
+static void release_all(Py_buffer *views, int n)
 {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(object, view, flags) < 0)
-        return -1;
-    if (view->ndim != 1 || view->itemsize != itemsize || strcmp(item_type(view), type) != 0) {
-        PyErr_Format(PyExc_TypeError, "%s: a 1-d contiguous array of '%s' is needed", name, type);
-        PyBuffer_Release(view);
-        return -1;
+    for (int k = 0; k < n; k++)
+        PyBuffer_Release(&views[k]);
+}
+
+/* The buffers of `objects`, 1-d, contiguous and of the types `specs` say: all of them
+ * (0), or none and an exception set (-1). */
+static int take_all(PyObject **objects, const Spec *specs, Py_buffer *views, int n)
+{
+    for (int k = 0; k < n; k++) {
+        int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (specs[k].writable ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(objects[k], &views[k], flags) < 0) {
+            release_all(views, k);
+            return -1;
+        }
+        if (views[k].ndim != 1 || views[k].itemsize != specs[k].itemsize ||
+            !is_type(&views[k], specs[k].type)) {
+            PyErr_Format(PyExc_TypeError, "%s: a 1-d contiguous array of '%s' is needed",
+                         specs[k].name, specs[k].type);
+            release_all(views, k + 1);
+            return -1;
+        }
     }
     return 0;
 }
 
+static const Spec SUM_SPECS[] = {
+    {"out", "d", 8, 1}, {"rows", "i", 4, 0}, {"tf", "H", 2, 0}, {"norm", "d", 8, 0}};
+
 static PyObject *add_weights(PyObject *self, PyObject *args)
 {
-    PyObject *out_obj, *rows_obj, *tf_obj, *norm_obj;
+    PyObject *objects[4];
+    Py_buffer views[4];
     double c, weight;
-    Py_buffer out, rows, tf, norm;
-    if (!PyArg_ParseTuple(args, "OOOOdd", &out_obj, &rows_obj, &tf_obj, &norm_obj, &c, &weight))
+    if (!PyArg_ParseTuple(args, "OOOOdd", &objects[0], &objects[1], &objects[2], &objects[3],
+                          &c, &weight))
         return NULL;
-    if (take(out_obj, &out, 1, "d", 8, "out") < 0)
+    if (take_all(objects, SUM_SPECS, views, 4) < 0)
         return NULL;
-    if (take(rows_obj, &rows, 0, "i", 4, "rows") < 0)
-        goto release_out;
-    if (take(tf_obj, &tf, 0, "H", 2, "tf") < 0)
-        goto release_rows;
-    if (take(norm_obj, &norm, 0, "d", 8, "norm") < 0)
-        goto release_tf;
-    Py_ssize_t n_docs = out.len / 8, n = rows.len / 4, bad = -1;
-    if (tf.len / 2 != n || norm.len / 8 != n_docs) {
+    Py_ssize_t n_docs = views[0].len / 8, n = views[1].len / 4, bad = -1;
+    if (views[2].len / 2 != n || views[3].len / 8 != n_docs) {
+        release_all(views, 4);
         PyErr_SetString(PyExc_ValueError, "rows and tf, out and norm: lengths differ");
-        goto release_norm;
+        return NULL;
     }
-    double *sums = (double *)out.buf;
-    const int32_t *at = (const int32_t *)rows.buf;
-    const uint16_t *count = (const uint16_t *)tf.buf;
-    const double *below = (const double *)norm.buf;
+    double *sums = (double *)views[0].buf;
+    const int32_t *at = (const int32_t *)views[1].buf;
+    const uint16_t *count = (const uint16_t *)views[2].buf;
+    const double *below = (const double *)views[3].buf;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         int32_t row = at[i];
@@ -74,18 +96,12 @@ static PyObject *add_weights(PyObject *self, PyObject *args)
         sums[row] += w;
     }
     Py_END_ALLOW_THREADS
-    if (bad >= 0)
-        PyErr_Format(PyExc_IndexError, "posting %zd: row %d is not a doc", bad, (int)at[bad]);
-release_norm:
-    PyBuffer_Release(&norm);
-release_tf:
-    PyBuffer_Release(&tf);
-release_rows:
-    PyBuffer_Release(&rows);
-release_out:
-    PyBuffer_Release(&out);
-    if (PyErr_Occurred())
+    int32_t bad_row = bad >= 0 ? at[bad] : 0;
+    release_all(views, 4);
+    if (bad >= 0) {
+        PyErr_Format(PyExc_IndexError, "posting %zd: row %d is not a doc", bad, (int)bad_row);
         return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -111,34 +127,34 @@ static Py_ssize_t seek(const int32_t *posted, Py_ssize_t n, Py_ssize_t from, int
     return low;
 }
 
+static const Spec AT_SPECS[] = {{"out", "d", 8, 1},
+                                {"rows", "q", 8, 0},
+                                {"posted", "i", 4, 0},
+                                {"tf", "H", 2, 0},
+                                {"norm", "d", 8, 0}};
+
 static PyObject *add_weights_at(PyObject *self, PyObject *args)
 {
-    PyObject *out_obj, *rows_obj, *posted_obj, *tf_obj, *norm_obj;
+    PyObject *objects[5];
+    Py_buffer views[5];
     double c, weight;
-    Py_buffer out, rows, posted, tf, norm;
-    if (!PyArg_ParseTuple(args, "OOOOOdd", &out_obj, &rows_obj, &posted_obj, &tf_obj,
-                          &norm_obj, &c, &weight))
+    if (!PyArg_ParseTuple(args, "OOOOOdd", &objects[0], &objects[1], &objects[2], &objects[3],
+                          &objects[4], &c, &weight))
         return NULL;
-    if (take(out_obj, &out, 1, "d", 8, "out") < 0)
+    if (take_all(objects, AT_SPECS, views, 5) < 0)
         return NULL;
-    if (take(rows_obj, &rows, 0, "l", 8, "rows") < 0)
-        goto release_out;
-    if (take(posted_obj, &posted, 0, "i", 4, "posted") < 0)
-        goto release_rows;
-    if (take(tf_obj, &tf, 0, "H", 2, "tf") < 0)
-        goto release_posted;
-    if (take(norm_obj, &norm, 0, "d", 8, "norm") < 0)
-        goto release_tf;
-    Py_ssize_t n_rows = rows.len / 8, n = posted.len / 4, n_docs = norm.len / 8, bad = -1;
-    if (out.len / 8 != n_rows || tf.len / 2 != n) {
+    Py_ssize_t n_rows = views[1].len / 8, n = views[2].len / 4, n_docs = views[4].len / 8;
+    Py_ssize_t bad = -1;
+    if (views[0].len / 8 != n_rows || views[3].len / 2 != n) {
+        release_all(views, 5);
         PyErr_SetString(PyExc_ValueError, "rows and out, posted and tf: lengths differ");
-        goto release_norm;
+        return NULL;
     }
-    double *sums = (double *)out.buf;
-    const int64_t *wanted = (const int64_t *)rows.buf;
-    const int32_t *at = (const int32_t *)posted.buf;
-    const uint16_t *count = (const uint16_t *)tf.buf;
-    const double *below = (const double *)norm.buf;
+    double *sums = (double *)views[0].buf;
+    const int64_t *wanted = (const int64_t *)views[1].buf;
+    const int32_t *at = (const int32_t *)views[2].buf;
+    const uint16_t *count = (const uint16_t *)views[3].buf;
+    const double *below = (const double *)views[4].buf;
     Py_BEGIN_ALLOW_THREADS
     Py_ssize_t i = 0;
     for (Py_ssize_t j = 0; j < n_rows && i < n; j++) {
@@ -154,20 +170,11 @@ static PyObject *add_weights_at(PyObject *self, PyObject *args)
         }
     }
     Py_END_ALLOW_THREADS
-    if (bad >= 0)
+    release_all(views, 5);
+    if (bad >= 0) {
         PyErr_Format(PyExc_IndexError, "rows[%zd]: not an ascending row of a doc", bad);
-release_norm:
-    PyBuffer_Release(&norm);
-release_tf:
-    PyBuffer_Release(&tf);
-release_posted:
-    PyBuffer_Release(&posted);
-release_rows:
-    PyBuffer_Release(&rows);
-release_out:
-    PyBuffer_Release(&out);
-    if (PyErr_Occurred())
         return NULL;
+    }
     Py_RETURN_NONE;
 }
 
