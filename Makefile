@@ -46,4 +46,5 @@ bench-million: $(BIN)/papers-bot
 	$(BIN)/python benchmarks/bench_million.py
 
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info build
+	rm -f bot/matching/index/_kernels.*.so

@@ -6,6 +6,7 @@
  * out[row] += w; compiled without floating-point contraction, so the floats are the
  * same. numpy takes four passes over the list and two temporary arrays; this takes one.
  * `add_weights_at` does the same for some rows only, finding them in the posting list.
+ * Rows out of the docs are refused (IndexError), never read or written.
  * The arrays come in through the buffer protocol: no numpy headers are needed to build.
  */
 #define PY_SSIZE_T_CLEAN
@@ -15,21 +16,23 @@
 
 typedef struct {
     const char *name;
-    const char *type; /* the struct module's letter: "d", "i", "q", "H" */
+    char kind; /* 'i' signed integer, 'u' unsigned integer, 'f' floating point */
     Py_ssize_t itemsize;
     int writable;
 } Spec;
 
-/* Whether a buffer's format is `type`, with or without a byte-order prefix ("<i"); a
- * 64-bit "l" (numpy's int64 on Linux) counts as "q". */
-static int is_type(const Py_buffer *view, const char *type)
+/* Whether a buffer holds items of this kind and size, whatever letter the platform gives
+ * them (numpy's int64 is "l" on Linux and "q" on Windows, its int32 "i" or "l"), with or
+ * without a byte-order prefix ("<i"). */
+static int is_type(const Py_buffer *view, char kind, Py_ssize_t itemsize)
 {
     const char *format = view->format ? view->format : "B";
     while (*format == '<' || *format == '=' || *format == '@')
         format++;
-    if (strcmp(format, type) == 0)
-        return 1;
-    return strcmp(type, "q") == 0 && strcmp(format, "l") == 0 && view->itemsize == 8;
+    if (format[0] == '\0' || format[1] != '\0' || view->itemsize != itemsize)
+        return 0;
+    const char *letters = kind == 'i' ? "bhilq" : kind == 'u' ? "BHILQ" : "efd";
+    return strchr(letters, format[0]) != NULL;
 }
 
 static void release_all(Py_buffer *views, int n)
@@ -48,10 +51,11 @@ static int take_all(PyObject **objects, const Spec *specs, Py_buffer *views, int
             release_all(views, k);
             return -1;
         }
-        if (views[k].ndim != 1 || views[k].itemsize != specs[k].itemsize ||
-            !is_type(&views[k], specs[k].type)) {
-            PyErr_Format(PyExc_TypeError, "%s: a 1-d contiguous array of '%s' is needed",
-                         specs[k].name, specs[k].type);
+        if (views[k].ndim != 1 || !is_type(&views[k], specs[k].kind, specs[k].itemsize)) {
+            static const char *kinds[] = {"int", "uint", "float"};
+            const char *kind = kinds[specs[k].kind == 'i' ? 0 : specs[k].kind == 'u' ? 1 : 2];
+            PyErr_Format(PyExc_TypeError, "%s: a 1-d contiguous array of %s%zd is needed",
+                         specs[k].name, kind, 8 * specs[k].itemsize);
             release_all(views, k + 1);
             return -1;
         }
@@ -60,7 +64,7 @@ static int take_all(PyObject **objects, const Spec *specs, Py_buffer *views, int
 }
 
 static const Spec SUM_SPECS[] = {
-    {"out", "d", 8, 1}, {"rows", "i", 4, 0}, {"tf", "H", 2, 0}, {"norm", "d", 8, 0}};
+    {"out", 'f', 8, 1}, {"rows", 'i', 4, 0}, {"tf", 'u', 2, 0}, {"norm", 'f', 8, 0}};
 
 static PyObject *add_weights(PyObject *self, PyObject *args)
 {
@@ -127,11 +131,11 @@ static Py_ssize_t seek(const int32_t *posted, Py_ssize_t n, Py_ssize_t from, int
     return low;
 }
 
-static const Spec AT_SPECS[] = {{"out", "d", 8, 1},
-                                {"rows", "q", 8, 0},
-                                {"posted", "i", 4, 0},
-                                {"tf", "H", 2, 0},
-                                {"norm", "d", 8, 0}};
+static const Spec AT_SPECS[] = {{"out", 'f', 8, 1},
+                                {"rows", 'i', 8, 0},
+                                {"posted", 'i', 4, 0},
+                                {"tf", 'u', 2, 0},
+                                {"norm", 'f', 8, 0}};
 
 static PyObject *add_weights_at(PyObject *self, PyObject *args)
 {
@@ -156,13 +160,15 @@ static PyObject *add_weights_at(PyObject *self, PyObject *args)
     const uint16_t *count = (const uint16_t *)views[3].buf;
     const double *below = (const double *)views[4].buf;
     Py_BEGIN_ALLOW_THREADS
-    Py_ssize_t i = 0;
-    for (Py_ssize_t j = 0; j < n_rows && i < n; j++) {
-        int64_t row = wanted[j];
-        if (row < 0 || row >= n_docs || (j && row <= wanted[j - 1])) {
+    for (Py_ssize_t j = 0; j < n_rows; j++) { /* every row, whatever the list holds */
+        if (wanted[j] < 0 || wanted[j] >= n_docs || (j && wanted[j] <= wanted[j - 1])) {
             bad = j;
             break;
         }
+    }
+    Py_ssize_t i = 0;
+    for (Py_ssize_t j = 0; bad < 0 && j < n_rows && i < n; j++) {
+        int64_t row = wanted[j];
         i = seek(at, n, i, row);
         if (i < n && at[i] == row) {
             double t = (double)count[i];

@@ -93,9 +93,9 @@ def scores_at(
     if not len(rows):
         return out
     kernel = add_weights_at if _kernel_fits(state) else None
-    if kernel is not None:
+    if kernel is not None:  # rows ascending and of the docs, or numpy's way
         rows = np.ascontiguousarray(rows, np.int64)
-        if np.any(rows[1:] <= rows[:-1]):
+        if np.any(rows[1:] <= rows[:-1]) or rows[0] < 0 or rows[-1] >= state.n_docs:
             kernel = None
     for tid, weight in cols:
         for posted, tf in state.posting_parts(tid):

@@ -940,3 +940,38 @@ def test_the_c_loop_sums_postings_to_the_same_floats_as_numpy(corpus, monkeypatc
         kernel(out, np.array([0, 3], np.int32), np.ones(2, np.uint16), np.ones(3), 1.0, 1.0)
     with pytest.raises(TypeError):  # float32 term frequencies: not what it sums
         kernel(out, np.array([0], np.int32), np.ones(1, np.float32), np.ones(3), 1.0, 1.0)
+
+
+def test_a_saved_and_mapped_index_sums_to_numpys_floats(corpus, tmp_path, monkeypatch):
+    if scoring_module.add_weights is None:
+        pytest.skip("the C extension was not built (no C compiler at install)")
+    index = Bm25Index.build(corpus[:150])
+    index.add(corpus[150:])
+    index.add(variants(corpus, 6, seed=4))
+    index.save(tmp_path / "snap")
+    opened = Bm25Index.open(tmp_path / "snap")  # read-only mapped arrays
+    assert opened is not None
+    query = {"imag": 0.5, "segment": 2.0, "network": -0.3, "model": 1.0}
+    rows = np.arange(0, len(opened), 2)
+    strays = [-1, 0, 1, 2], [0, 1, 2, opened._state.n_docs + 4]  # rows out of the docs: 0
+    summed = [opened.scores(query), opened.scores_at(query, rows), *opened.top(query, 5)]
+    at_strays = [opened.scores_at(query, np.array(some)) for some in strays]
+    monkeypatch.setattr(scoring_module, "add_weights", None)
+    monkeypatch.setattr(scoring_module, "add_weights_at", None)
+    numpy = [opened.scores(query), opened.scores_at(query, rows), *opened.top(query, 5)]
+    for ours, theirs in zip(summed, numpy, strict=True):
+        assert np.array_equal(ours, theirs)
+    for some, ours in zip(strays, at_strays, strict=True):
+        assert np.array_equal(opened.scores_at(query, np.array(some)), ours)
+
+
+def test_the_c_look_up_refuses_a_row_out_of_the_docs_whatever_the_list():
+    kernel = scoring_module.add_weights_at
+    if kernel is None:
+        pytest.skip("the C extension was not built (no C compiler at install)")
+    norm, tf, rows = np.ones(10), np.ones(2, np.uint16), np.array([2, 12])
+    for posted in ([2, 9], [0, 1]):  # the second list ends before either row
+        out = np.zeros(2)
+        with pytest.raises(IndexError):
+            kernel(out, rows, np.array(posted, np.int32), tf, norm, 1.0, 1.0)
+        assert not out.any()
