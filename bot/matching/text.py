@@ -80,7 +80,10 @@ PREFIXES: tuple[str, ...] = tuple(
 _MIN_REMAINDER = 4  # letters
 _MIN_REMAINDER_STEM = 5  # letters
 
-_STEMMER = Stemmer.Stemmer("english")
+_PREFIX_RE = re.compile("|".join(PREFIXES))  # tried in order: the longest prefix first
+# No cache inside the stemmer: `_CACHE` below keeps every word's stem, and the stemmer's own
+# (10,000 words by default) costs more than it saves on words that come only once.
+_STEMMER = Stemmer.Stemmer("english", 0)
 _CACHE: dict[str, str] = {}  # word -> stem ("" if dropped); compound -> part stems, spaced
 _JOINED: dict[str, str] = {}  # word -> its extra stem: a compound's joined form, or the
 # remainder after a prefix (absent or "" if none)
@@ -130,13 +133,11 @@ def _prefix_remainder(word: str) -> str:
     "medical"), or "" when the word has none or the remainder fails the guards."""
     if len(word) < 3 + _MIN_REMAINDER or not word.isalpha():
         return ""
-    for prefix in PREFIXES:
-        if word.startswith(prefix):
-            rest = word[len(prefix) :]
-            if len(rest) >= _MIN_REMAINDER and rest not in STOPWORDS:
-                return rest
-            return ""
-    return ""
+    found = _PREFIX_RE.match(word)
+    if found is None:
+        return ""
+    rest = word[found.end() :]
+    return rest if len(rest) >= _MIN_REMAINDER and rest not in STOPWORDS else ""
 
 
 def stem_word(word: str) -> str:
